@@ -1,0 +1,414 @@
+//! The walkers: which JSON fields of each format are text, and with which scope.
+//!
+//! Every walker is written once, generic over [`Node`], which is implemented for `&Value` (to
+//! read) and `&mut Value` (to rewrite). A walker reads what it must decide on (a role, a block
+//! type) through [`Node::peek`], then consumes the node to descend into its children; the
+//! entry iterator hands out disjoint children, so one pass reaches every field.
+
+use serde_json::Value;
+
+use super::{Direction, Format, Scope};
+
+/// A JSON node that is either shared or exclusive; `Text` is what a visitor gets for a string.
+pub(super) trait Node<'a>: Sized {
+    /// `&'a str` for reading, `&'a mut String` for rewriting.
+    type Text;
+
+    /// A shared view of the node, to read a role or a type before descending.
+    fn peek(&self) -> &Value;
+
+    /// The child under `key`, when the node is an object holding it.
+    fn get(self, key: &str) -> Option<Self>;
+
+    /// The object's entries in document order (nothing when the node is not an object).
+    fn entries(self) -> impl Iterator<Item = (&'a str, Self)>;
+
+    /// The array's elements (nothing when the node is not an array).
+    fn elements(self) -> impl Iterator<Item = Self>;
+
+    /// The string, when the node is one.
+    fn text(self) -> Option<Self::Text>;
+}
+
+impl<'a> Node<'a> for &'a Value {
+    type Text = &'a str;
+
+    fn peek(&self) -> &Value {
+        self
+    }
+
+    fn get(self, key: &str) -> Option<Self> {
+        Value::get(self, key)
+    }
+
+    fn entries(self) -> impl Iterator<Item = (&'a str, Self)> {
+        self.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, value)| (key.as_str(), value))
+    }
+
+    fn elements(self) -> impl Iterator<Item = Self> {
+        self.as_array().into_iter().flatten()
+    }
+
+    fn text(self) -> Option<&'a str> {
+        self.as_str()
+    }
+}
+
+impl<'a> Node<'a> for &'a mut Value {
+    type Text = &'a mut String;
+
+    fn peek(&self) -> &Value {
+        self
+    }
+
+    fn get(self, key: &str) -> Option<Self> {
+        self.get_mut(key)
+    }
+
+    fn entries(self) -> impl Iterator<Item = (&'a str, Self)> {
+        self.as_object_mut()
+            .into_iter()
+            .flat_map(|map| map.iter_mut())
+            .map(|(key, value)| (key.as_str(), value))
+    }
+
+    fn elements(self) -> impl Iterator<Item = Self> {
+        self.as_array_mut().into_iter().flatten()
+    }
+
+    fn text(self) -> Option<&'a mut String> {
+        match self {
+            Value::String(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// The `type` field of an object, if it is a string.
+pub(super) fn kind(value: &Value) -> Option<&str> {
+    value.get("type").and_then(Value::as_str)
+}
+
+/// Visits `node` if it is a string.
+pub(super) fn text<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(node: N, scope: Scope, f: &mut F) {
+    if let Some(text) = node.text() {
+        f(scope, text);
+    }
+}
+
+/// Visits the string under `key` of `node`.
+pub(super) fn field<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
+    node: N,
+    key: &str,
+    scope: Scope,
+    f: &mut F,
+) {
+    if let Some(child) = node.get(key) {
+        text(child, scope, f);
+    }
+}
+
+/// Visits every string leaf of a JSON value (object keys are not text).
+pub(super) fn leaves<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(node: N, scope: Scope, f: &mut F) {
+    match node.peek() {
+        Value::String(_) => text(node, scope, f),
+        Value::Array(_) => node.elements().for_each(|child| leaves(child, scope, f)),
+        Value::Object(_) => node
+            .entries()
+            .for_each(|(_, child)| leaves(child, scope, f)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Walks a whole payload of `format` in `direction`.
+pub(super) fn payload<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
+    root: N,
+    format: Format,
+    direction: Direction,
+    f: &mut F,
+) {
+    match (format, direction) {
+        (Format::OpenAiChat, Direction::Request) => chat_request(root, f),
+        (Format::OpenAiChat, Direction::Response) => chat_response(root, f),
+        (Format::OpenAiCompletions, Direction::Request) => completions_request(root, f),
+        (Format::OpenAiCompletions, Direction::Response) => completions_response(root, f),
+        (Format::OpenAiResponses, Direction::Request) => responses_request(root, f),
+        (Format::OpenAiResponses, Direction::Response) => responses_response(root, f),
+        (Format::AnthropicMessages, Direction::Request) => anthropic_request(root, f),
+        (Format::AnthropicMessages, Direction::Response) => anthropic_response(root, f),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI chat completions
+
+/// The scope of an OpenAI (chat or Responses) message role; `default` when absent or unknown.
+fn openai_role(message: &Value, default: Scope) -> Scope {
+    match message.get("role").and_then(Value::as_str) {
+        Some("system" | "developer") => Scope::System,
+        Some("user") => Scope::User,
+        Some("assistant") => Scope::Assistant,
+        Some("tool" | "function") => Scope::ToolResult,
+        _ => default,
+    }
+}
+
+fn chat_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
+    if let Some(messages) = root.get("messages") {
+        // An unknown role is read as user input: text no rule looks at would be a bypass.
+        messages
+            .elements()
+            .for_each(|message| chat_message(message, Scope::User, f));
+    }
+}
+
+fn chat_response<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
+    if let Some(choices) = root.get("choices") {
+        for choice in choices.elements() {
+            if let Some(message) = choice.get("message") {
+                chat_message(message, Scope::Assistant, f);
+            }
+        }
+    }
+}
+
+/// One chat message: `content`, `refusal`, `tool_calls[].function.arguments` and the legacy
+/// `function_call.arguments`.
+fn chat_message<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(message: N, default: Scope, f: &mut F) {
+    let scope = openai_role(message.peek(), default);
+    for (key, child) in message.entries() {
+        match key {
+            "content" => chat_content(child, scope, f),
+            "refusal" => text(child, Scope::Assistant, f),
+            "tool_calls" => child.elements().for_each(|call| tool_call(call, f)),
+            "function_call" => field(child, "arguments", Scope::ToolCallArguments, f),
+            _ => {}
+        }
+    }
+}
+
+/// A chat tool call: `function.arguments`, or `custom.input` for custom tools.
+fn tool_call<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(call: N, f: &mut F) {
+    for (key, child) in call.entries() {
+        match key {
+            "function" => field(child, "arguments", Scope::ToolCallArguments, f),
+            "custom" => field(child, "input", Scope::ToolCallArguments, f),
+            _ => {}
+        }
+    }
+}
+
+/// Chat `content`: a string, or an array of parts of which `text` and `refusal` are text.
+fn chat_content<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(content: N, scope: Scope, f: &mut F) {
+    if content.peek().is_string() {
+        return text(content, scope, f);
+    }
+    for part in content.elements() {
+        match kind(part.peek()) {
+            Some("text") => field(part, "text", scope, f),
+            Some("refusal") => field(part, "refusal", Scope::Assistant, f),
+            _ => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI legacy completions
+
+fn completions_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
+    for (key, child) in root.entries() {
+        match key {
+            // A string or an array of strings; token arrays are not text.
+            "prompt" if child.peek().is_array() => {
+                child
+                    .elements()
+                    .for_each(|prompt| text(prompt, Scope::User, f));
+            }
+            "prompt" | "suffix" => text(child, Scope::User, f),
+            _ => {}
+        }
+    }
+}
+
+fn completions_response<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
+    if let Some(choices) = root.get("choices") {
+        for choice in choices.elements() {
+            field(choice, "text", Scope::Assistant, f);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI Responses API
+
+fn responses_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
+    for (key, child) in root.entries() {
+        match key {
+            "instructions" | "input" => {
+                let scope = if key == "input" {
+                    Scope::User
+                } else {
+                    Scope::System
+                };
+                if child.peek().is_string() {
+                    text(child, scope, f);
+                } else {
+                    child
+                        .elements()
+                        .for_each(|item| response_item(item, scope, f));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn responses_response<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
+    for (key, child) in root.entries() {
+        match key {
+            "output" => child
+                .elements()
+                .for_each(|item| response_item(item, Scope::Assistant, f)),
+            // Not on the wire, but SDKs add it and gateways may see their re-serialized output.
+            "output_text" => text(child, Scope::Assistant, f),
+            _ => {}
+        }
+    }
+}
+
+/// One item of a Responses `input` or `output` array; `default` is the scope of a message
+/// without a (known) role.
+pub(super) fn response_item<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
+    item: N,
+    default: Scope,
+    f: &mut F,
+) {
+    match kind(item.peek()) {
+        // `{role, content}` without a type is the "easy input message".
+        None | Some("message") => {
+            let scope = openai_role(item.peek(), default);
+            if let Some(content) = item.get("content") {
+                responses_content(content, scope, f);
+            }
+        }
+        Some("function_call") => field(item, "arguments", Scope::ToolCallArguments, f),
+        Some("custom_tool_call") => field(item, "input", Scope::ToolCallArguments, f),
+        Some("function_call_output" | "custom_tool_call_output") => {
+            if let Some(output) = item.get("output") {
+                responses_content(output, Scope::ToolResult, f);
+            }
+        }
+        Some(_) => {}
+    }
+}
+
+/// Responses `content` (or a tool `output`): a string, or an array of content parts.
+fn responses_content<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
+    content: N,
+    scope: Scope,
+    f: &mut F,
+) {
+    if content.peek().is_string() {
+        return text(content, scope, f);
+    }
+    content
+        .elements()
+        .for_each(|part| responses_part(part, scope, f));
+}
+
+/// One content part: `input_text`, `output_text` (and plain `text`) carry `text`; `refusal`
+/// carries `refusal`; images, files and audio are not text.
+pub(super) fn responses_part<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
+    part: N,
+    scope: Scope,
+    f: &mut F,
+) {
+    match kind(part.peek()) {
+        Some("input_text" | "output_text" | "text") => field(part, "text", scope, f),
+        Some("refusal") => field(part, "refusal", Scope::Assistant, f),
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic messages
+
+fn anthropic_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
+    for (key, child) in root.entries() {
+        match key {
+            "system" => anthropic_content(child, Scope::System, f),
+            "messages" => {
+                for message in child.elements() {
+                    let scope = match message.peek().get("role").and_then(Value::as_str) {
+                        Some("assistant") => Scope::Assistant,
+                        // Only `user` is valid besides; anything else is read as user input.
+                        _ => Scope::User,
+                    };
+                    if let Some(content) = message.get("content") {
+                        anthropic_content(content, scope, f);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn anthropic_response<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
+    if let Some(content) = root.get("content") {
+        anthropic_content(content, Scope::Assistant, f);
+    }
+}
+
+/// Anthropic `content` (or `system`, or a `tool_result`'s `content`): a string or blocks.
+fn anthropic_content<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
+    content: N,
+    scope: Scope,
+    f: &mut F,
+) {
+    if content.peek().is_string() {
+        return text(content, scope, f);
+    }
+    content
+        .elements()
+        .for_each(|block| anthropic_block(block, scope, f));
+}
+
+/// One content block: `text`, `tool_use.input` (its string leaves), `tool_result.content`
+/// (nested blocks) and plain-text documents. Thinking, images and search results are skipped.
+pub(super) fn anthropic_block<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
+    block: N,
+    scope: Scope,
+    f: &mut F,
+) {
+    match kind(block.peek()) {
+        Some("text") => field(block, "text", scope, f),
+        Some("tool_use" | "server_tool_use") => {
+            if let Some(input) = block.get("input") {
+                leaves(input, Scope::ToolCallArguments, f);
+            }
+        }
+        Some("tool_result") => {
+            if let Some(content) = block.get("content") {
+                anthropic_content(content, Scope::ToolResult, f);
+            }
+        }
+        Some("document") => {
+            if let Some(source) = block.get("source") {
+                match kind(source.peek()) {
+                    Some("text") => field(source, "data", scope, f),
+                    Some("content") => {
+                        if let Some(content) = source.get("content") {
+                            anthropic_content(content, scope, f);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,230 @@
+//! The request body read once and shared by every layer.
+//!
+//! A [`Payload`] holds the body bytes and computes, on first use and at most once, the parsed
+//! JSON and the MCP view of it. It lives in the request extensions (see [`crate::body`]), so the
+//! first layer that needs the body pays for reading and parsing it and every later layer reuses
+//! the result. Cloning a `Payload` is a reference-count increment.
+//!
+//! # Example
+//!
+//! ```
+//! use agentgw_core::Payload;
+//!
+//! let payload = Payload::from_static(br#"{"model":"gpt-4","messages":[]}"#);
+//! // Parsed on first use, then cached.
+//! assert_eq!(payload.json().unwrap()["model"], "gpt-4");
+//!
+//! // A rewrite produces a new payload whose JSON is already known (no second parse).
+//! let mut json = payload.json().unwrap().clone();
+//! json["model"] = "gpt-4o".into();
+//! let rewritten = Payload::from_json(json);
+//! assert_eq!(rewritten.bytes().as_ref(), br#"{"model":"gpt-4o","messages":[]}"#);
+//!
+//! // Invalid JSON is an error, never a panic.
+//! assert!(Payload::from_static(b"{not json").json().is_err());
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::mcp;
+
+/// Why a payload has no JSON view.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    /// The body is empty.
+    #[error("body is empty")]
+    Empty,
+    /// The body is not valid UTF-8.
+    #[error("body is not valid UTF-8 (at byte {valid_up_to})")]
+    InvalidUtf8 {
+        /// Length of the valid prefix.
+        valid_up_to: usize,
+    },
+    /// The body is not valid JSON.
+    #[error("body is not valid JSON: {message} at line {line}, column {column}")]
+    InvalidJson {
+        /// The parser's message.
+        message: String,
+        /// Line of the error (1-based).
+        line: usize,
+        /// Column of the error (1-based).
+        column: usize,
+    },
+}
+
+/// A buffered request body with lazily parsed views. See the [module docs](self).
+#[derive(Clone)]
+pub struct Payload {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bytes: Bytes,
+    json: OnceLock<Result<Value, PayloadError>>,
+    mcp: OnceLock<Option<mcp::Envelope>>,
+}
+
+impl Payload {
+    /// A payload of `bytes`. Nothing is parsed until asked for.
+    pub fn new(bytes: Bytes) -> Self {
+        Payload {
+            inner: Arc::new(Inner {
+                bytes,
+                json: OnceLock::new(),
+                mcp: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// A payload of static bytes.
+    pub fn from_static(bytes: &'static [u8]) -> Self {
+        Payload::new(Bytes::from_static(bytes))
+    }
+
+    /// A payload made by serializing `json`; the parsed view is `json` itself, so a rewritten
+    /// body is never parsed again.
+    pub fn from_json(json: Value) -> Self {
+        let bytes = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+        let json_cell = OnceLock::new();
+        let _ = json_cell.set(Ok(json));
+        Payload {
+            inner: Arc::new(Inner {
+                bytes,
+                json: json_cell,
+                mcp: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The body bytes, exactly as read (or as rewritten).
+    pub fn bytes(&self) -> &Bytes {
+        &self.inner.bytes
+    }
+
+    /// Length of the body in bytes.
+    pub fn len(&self) -> usize {
+        self.inner.bytes.len()
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.inner.bytes.is_empty()
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<&str, PayloadError> {
+        std::str::from_utf8(&self.inner.bytes).map_err(|e| PayloadError::InvalidUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })
+    }
+
+    /// The body parsed as JSON, parsed on the first call and cached for every later one.
+    pub fn json(&self) -> Result<&Value, &PayloadError> {
+        self.inner
+            .json
+            .get_or_init(|| parse_json(&self.inner.bytes))
+            .as_ref()
+    }
+
+    /// The body as a JSON-RPC envelope (an MCP message or batch), or `None` when the body is not
+    /// JSON-RPC. Computed once from the cached JSON.
+    pub fn mcp(&self) -> Option<&mcp::Envelope> {
+        self.inner
+            .mcp
+            .get_or_init(|| {
+                let json = self.json().ok()?;
+                mcp::from_value(json).ok()
+            })
+            .as_ref()
+    }
+
+    /// Whether two payloads share the same storage (a clone of one another).
+    pub fn ptr_eq(&self, other: &Payload) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+fn parse_json(bytes: &[u8]) -> Result<Value, PayloadError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(PayloadError::Empty);
+    }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(PayloadError::InvalidUtf8 {
+            valid_up_to: e.valid_up_to(),
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| PayloadError::InvalidJson {
+        message: e.to_string(),
+        line: e.line(),
+        column: e.column(),
+    })
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Bodies can hold secrets: show the size, never the content.
+        f.debug_struct("Payload")
+            .field("len", &self.inner.bytes.len())
+            .field("json_parsed", &self.inner.json.get().is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_parsed_once_and_shared_by_clones() {
+        let payload = Payload::from_static(br#"{"a":[1,2,3]}"#);
+        let clone = payload.clone();
+        let first: *const Value = payload.json().unwrap();
+        let second: *const Value = clone.json().unwrap();
+        assert_eq!(first, second, "clones share one parsed value");
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        assert_eq!(
+            Payload::from_static(b"  ").json(),
+            Err(&PayloadError::Empty)
+        );
+        assert!(matches!(
+            Payload::from_static(b"{\"a\":\xff}").json(),
+            Err(PayloadError::InvalidUtf8 { valid_up_to: 5 })
+        ));
+        match Payload::from_static(b"{\"a\":\n}").json() {
+            Err(PayloadError::InvalidJson { line, .. }) => assert_eq!(*line, 2),
+            other => panic!("expected InvalidJson, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn from_json_keeps_key_order() {
+        let value: Value = serde_json::from_str(r#"{"z":1,"a":2,"m":3}"#).unwrap();
+        let payload = Payload::from_json(value);
+        assert_eq!(payload.bytes().as_ref(), br#"{"z":1,"a":2,"m":3}"#);
+    }
+
+    #[test]
+    fn debug_never_shows_content() {
+        let payload = Payload::from_static(b"sk-secret-key");
+        let debug = format!("{payload:?}");
+        assert!(!debug.contains("secret"));
+        assert!(debug.contains("len: 13"));
+    }
+
+    #[test]
+    fn mcp_view_only_for_json_rpc() {
+        let rpc = Payload::from_static(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
+        );
+        assert!(rpc.mcp().is_some());
+        let chat = Payload::from_static(br#"{"model":"gpt-4","messages":[]}"#);
+        assert!(chat.mcp().is_none());
+    }
+}
