@@ -1,0 +1,422 @@
+//! The gateway's YAML configuration.
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8080
+//! metrics: 127.0.0.1:9092      # Prometheus text at /metrics
+//! health: 127.0.0.1:9093       # /healthz (live), /readyz (ready)
+//! policies: {}                 # applied to every route, same shape as a route's policies
+//! routes:
+//!   - name: openai
+//!     pathPrefix: /openai
+//!     kind: llm                # llm | mcp | other: how denials are shaped (sniffed when absent)
+//!     backend:
+//!       url: http://127.0.0.1:4000/v1
+//!       timeout: 60s
+//!     policies: {}             # the `spec` of a seed TrafficPolicy, minus targetRefs
+//! ```
+//!
+//! Unknown fields are errors that name their path; durations accept `30s`, `5m`, `1h`. After
+//! the structure is read, [`Config::validate`] checks the values and reports every problem it
+//! finds, each with its field path.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Address of the proxy listener.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Address of the Prometheus `/metrics` listener; none when absent.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
+    /// Address of the `/healthz` and `/readyz` listener; none when absent.
+    #[serde(default)]
+    pub health: Option<SocketAddr>,
+    /// How long in-flight requests may take to finish at shutdown.
+    #[serde(default = "default_grace", deserialize_with = "duration")]
+    pub shutdown_grace_period: Duration,
+    /// Largest request body a body-reading layer buffers, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Policies applied to every route (before the route's own).
+    #[serde(default)]
+    pub policies: Policies,
+    /// Routes, matched by longest path prefix.
+    pub routes: Vec<Route>,
+}
+
+/// One route: requests whose path starts with `path_prefix` go to `backend`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Route {
+    /// Route name, used in metrics and logs.
+    pub name: String,
+    /// Path prefix; matched on segment boundaries and stripped before forwarding.
+    pub path_prefix: String,
+    /// What kind of traffic the route carries; decides the shape of denials.
+    #[serde(default)]
+    pub kind: Option<RouteKind>,
+    /// Where requests go.
+    pub backend: Backend,
+    /// The route's policies.
+    #[serde(default)]
+    pub policies: Policies,
+}
+
+/// The kind of traffic on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    /// OpenAI/Anthropic-style LLM API: denials are OpenAI errors.
+    Llm,
+    /// MCP: denials are JSON-RPC errors.
+    Mcp,
+    /// Anything else: plain JSON errors.
+    Other,
+}
+
+impl From<RouteKind> for agentgw_core::rejection::RouteKind {
+    fn from(kind: RouteKind) -> Self {
+        match kind {
+            RouteKind::Llm => agentgw_core::rejection::RouteKind::Llm,
+            RouteKind::Mcp => agentgw_core::rejection::RouteKind::Mcp,
+            RouteKind::Other => agentgw_core::rejection::RouteKind::Other,
+        }
+    }
+}
+
+/// The upstream of a route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Backend {
+    /// Base URL; the request path after the route prefix is appended to its path.
+    pub url: String,
+    /// How long to wait for the upstream's response headers (a streamed body may take longer).
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// How long to wait for a TCP connection to the upstream.
+    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+/// Policies of a route, or of every route. Each block follows the field names of the seed's
+/// `TrafficPolicy.spec`; each layer crate adds its block here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policies {
+    /// `traffic`: authentication blocks.
+    #[serde(default)]
+    pub traffic: TrafficPolicies,
+    /// `ai`: prompt guards and tool security.
+    #[serde(default)]
+    pub ai: AiPolicies,
+}
+
+/// `policies.traffic`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficPolicies {}
+
+/// `policies.ai`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AiPolicies {}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_max_body() -> usize {
+    agentgw_core::BodyLimit::DEFAULT.bytes()
+}
+
+/// Parses `30s`, `5m`, `1h`, `250ms`, `1h30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration {text:?} ({e}); use e.g. 30s, 5m, 1h"))
+}
+
+fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// One configuration problem and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Field path, e.g. `routes[0].backend.url`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, err) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{err}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigErrors {
+    /// Whether any error is reported at `path`.
+    pub fn has_path(&self, path: &str) -> bool {
+        self.0.iter().any(|e| e.path == path)
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(err: ConfigError) -> Self {
+        ConfigErrors(vec![err])
+    }
+}
+
+impl Config {
+    /// Parses and validates YAML text.
+    pub fn from_yaml(text: &str) -> Result<Config, ConfigErrors> {
+        let mut path = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize::<_, Config>(de).map_err(|err| {
+                path = err.path().to_string();
+                err.into_inner()
+            })
+        });
+        let config =
+            parsed.map_err(|err| ConfigError::new(path, clean_yaml_error(&err.to_string())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a YAML file.
+    pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError::new("", format!("cannot read {}: {e}", file.display())))?;
+        Config::from_yaml(&text)
+    }
+
+    /// Checks the values, reporting every problem with its path.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        if self.routes.is_empty() {
+            errors.push(ConfigError::new("routes", "at least one route is required"));
+        }
+        let mut names = HashSet::new();
+        let mut prefixes = HashSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let at = |field: &str| format!("routes[{i}].{field}");
+            if route.name.trim().is_empty() {
+                errors.push(ConfigError::new(at("name"), "must not be empty"));
+            } else if !names.insert(route.name.as_str()) {
+                errors.push(ConfigError::new(
+                    at("name"),
+                    format!("duplicate route name {:?}", route.name),
+                ));
+            }
+            if !route.path_prefix.starts_with('/') {
+                errors.push(ConfigError::new(at("pathPrefix"), "must start with '/'"));
+            } else if !prefixes.insert(normalize_prefix(&route.path_prefix)) {
+                errors.push(ConfigError::new(
+                    at("pathPrefix"),
+                    format!("duplicate path prefix {:?}", route.path_prefix),
+                ));
+            }
+            if let Err(message) = validate_backend_url(&route.backend.url) {
+                errors.push(ConfigError::new(at("backend.url"), message));
+            }
+            if route.backend.timeout.is_zero() {
+                errors.push(ConfigError::new(
+                    at("backend.timeout"),
+                    "must be greater than zero",
+                ));
+            }
+        }
+        let mut ports = Vec::new();
+        ports.push(("listen", self.listen));
+        if let Some(addr) = self.metrics {
+            ports.push(("metrics", addr));
+        }
+        if let Some(addr) = self.health {
+            ports.push(("health", addr));
+        }
+        for (i, (name, addr)) in ports.iter().enumerate() {
+            if addr.port() != 0 && ports[..i].iter().any(|(_, other)| other == addr) {
+                errors.push(ConfigError::new(
+                    *name,
+                    format!("address {addr} is already used"),
+                ));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            errors.push(ConfigError::new(
+                "maxBodyBytes",
+                "must be greater than zero",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// `/openai/` and `/openai` are the same prefix.
+pub(crate) fn normalize_prefix(prefix: &str) -> &str {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() { "/" } else { trimmed }
+}
+
+fn validate_backend_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("unsupported scheme {other:?}; use http or https")),
+        None => return Err(format!("URL {url:?} needs a scheme (http:// or https://)")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("URL {url:?} has no host"));
+    }
+    if uri.query().is_some() {
+        return Err("a backend URL must not have a query".to_owned());
+    }
+    Ok(())
+}
+
+/// serde-saphyr's messages can carry a source snippet; keep them on one readable block.
+fn clean_yaml_error(message: &str) -> String {
+    message.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+listen: 127.0.0.1:8080
+routes:
+  - name: openai
+    pathPrefix: /openai
+    backend:
+      url: http://127.0.0.1:4000/v1
+      timeout: 30s
+"#;
+
+    #[test]
+    fn minimal_config_with_defaults() {
+        let config = Config::from_yaml(MINIMAL).unwrap();
+        assert_eq!(config.routes[0].backend.timeout, Duration::from_secs(30));
+        assert_eq!(
+            config.routes[0].backend.connect_timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(config.shutdown_grace_period, Duration::from_secs(30));
+        assert!(config.metrics.is_none());
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let text = MINIMAL.replace("timeout: 30s", "timeout: 30s\n      colour: blue");
+        let errors = Config::from_yaml(&text).unwrap_err();
+        assert!(errors.has_path("routes[0].backend.colour"), "{errors}");
+        assert!(errors.to_string().contains("colour"), "{errors}");
+    }
+
+    #[test]
+    fn bad_duration_names_its_path() {
+        let text = MINIMAL.replace("timeout: 30s", "timeout: soon");
+        let errors = Config::from_yaml(&text).unwrap_err();
+        assert!(errors.has_path("routes[0].backend.timeout"), "{errors}");
+        assert!(errors.to_string().contains("30s"), "{errors}");
+    }
+
+    #[test]
+    fn durations_in_every_unit() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn validation_reports_every_error() {
+        let text = r#"
+routes:
+  - name: a
+    pathPrefix: openai
+    backend: {url: "ftp://x"}
+  - name: a
+    pathPrefix: /b
+    backend: {url: "http://"}
+"#;
+        let errors = Config::from_yaml(text).unwrap_err();
+        assert!(errors.has_path("routes[0].pathPrefix"), "{errors}");
+        assert!(errors.has_path("routes[0].backend.url"), "{errors}");
+        assert!(errors.has_path("routes[1].name"), "{errors}");
+        assert!(errors.has_path("routes[1].backend.url"), "{errors}");
+        assert_eq!(errors.0.len(), 4, "{errors}");
+    }
+
+    #[test]
+    fn unknown_policy_block_is_an_error() {
+        let text = format!("{MINIMAL}    policies:\n      magic: {{}}\n");
+        let errors = Config::from_yaml(&text).unwrap_err();
+        assert!(errors.has_path("routes[0].policies.magic"), "{errors}");
+    }
+
+    #[test]
+    fn yaml_syntax_error_is_reported() {
+        let errors = Config::from_yaml("routes: [").unwrap_err();
+        assert_eq!(errors.0.len(), 1);
+    }
+}

@@ -1,0 +1,23 @@
+//! `agentgw`, the example gateway: YAML configuration in, the agentgw layers stacked per route,
+//! reqwest upstreams out.
+//!
+//! The binary stays thin: all policy logic lives in the library crates. This library holds what
+//! the binary and the end-to-end tests share: [`config`], the per-route [`stack`], the
+//! [`proxy`] to upstreams, the [`server`] (listeners, health, metrics, reload, shutdown), the
+//! [`mock`] upstreams and the offline [`demo`].
+
+pub mod config;
+pub mod demo;
+pub mod mock;
+pub mod proxy;
+pub mod server;
+pub mod stack;
+
+pub use config::Config;
+pub use server::{RunningGateway, StartError, start};
+
+/// The request body every route service receives (boxed, `Send + Sync` as reqwest requires).
+pub type ReqBody = http_body_util::combinators::BoxBody<bytes::Bytes, agentgw_core::BoxError>;
+
+/// The response body every route service returns.
+pub type ResBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, agentgw_core::BoxError>;

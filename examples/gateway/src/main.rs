@@ -1,0 +1,162 @@
+//! The `agentgw` binary: `--config FILE`, `--demo`, or `--check-config FILE`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agentgw_gateway::{Config, demo, server};
+use clap::{Parser, ValueEnum};
+
+/// agentgw: secure LLM and MCP traffic with composable tower layers.
+#[derive(Debug, Parser)]
+#[command(name = "agentgw", version, about)]
+struct Args {
+    /// Run with this YAML configuration file (re-read on SIGHUP).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["demo", "check_config"])]
+    config: Option<PathBuf>,
+    /// Run the embedded demo configuration with built-in mock upstreams (offline).
+    #[arg(long)]
+    demo: bool,
+    /// Validate a configuration file and exit (non-zero with every error and its path).
+    #[arg(long, value_name = "FILE", conflicts_with = "demo")]
+    check_config: Option<PathBuf>,
+    /// Override the proxy listen address.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    if let Some(path) = &args.check_config {
+        return match Config::load(path) {
+            Ok(_) => {
+                println!("{}: configuration is valid", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{}: invalid configuration", path.display());
+                for error in &errors.0 {
+                    eprintln!("  {error}");
+                }
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let (config, path, demo) = if args.demo {
+        match demo::prepare(args.listen, false).await {
+            Ok(demo) => (demo.config.clone(), None, Some(demo)),
+            Err(err) => {
+                eprintln!("{err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else if let Some(path) = args.config {
+        match Config::load(&path) {
+            Ok(mut config) => {
+                if let Some(listen) = args.listen {
+                    config.listen = listen;
+                }
+                (config, Some(path), None)
+            }
+            Err(errors) => {
+                eprintln!("{}: invalid configuration", path.display());
+                for error in &errors.0 {
+                    eprintln!("  {error}");
+                }
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        eprintln!("nothing to run: pass --demo, --config FILE or --check-config FILE (see --help)");
+        return ExitCode::from(2);
+    };
+
+    if config.metrics.is_some() {
+        server::prometheus();
+    }
+    let gateway = match server::start(config, path).await {
+        Ok(gateway) => gateway,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if demo.is_some() {
+        println!(
+            "agentgw demo listening on http://{}\n\n{}",
+            gateway.addr(),
+            demo::curl_examples(
+                gateway.addr(),
+                gateway.metrics_addr(),
+                gateway.health_addr()
+            )
+        );
+    }
+    wait_for_signals(&gateway).await;
+    tracing::info!("shutting down");
+    gateway.shutdown().await;
+    drop(demo);
+    ExitCode::SUCCESS
+}
+
+#[cfg(unix)]
+async fn wait_for_signals(gateway: &agentgw_gateway::RunningGateway) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut term)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                match gateway.reload() {
+                    Ok(()) => tracing::info!("reloaded configuration on SIGHUP"),
+                    Err(errors) => tracing::error!(%errors, "reload failed; keeping the running configuration"),
+                }
+            }
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signals(_gateway: &agentgw_gateway::RunningGateway) {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,333 @@
+//! Listeners, the request dispatcher, health and metrics endpoints, reload and shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use agentgw_core::identity::ClientAddr;
+use agentgw_core::metrics::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL, labels};
+use agentgw_core::{BoxError, Rejection, ResponseShape};
+use arc_swap::ArcSwap;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::{Config, ConfigErrors};
+use crate::stack::Stack;
+use crate::{ReqBody, ResBody};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error("invalid configuration:\n{0}")]
+    Config(#[from] ConfigErrors),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct Shared {
+    stack: ArcSwap<Stack>,
+    config_path: Option<PathBuf>,
+    loaded: AtomicBool,
+    draining: AtomicBool,
+}
+
+/// A running gateway. Dropping it does not stop it; call [`RunningGateway::shutdown`].
+pub struct RunningGateway {
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    health_addr: Option<SocketAddr>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+pub fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new().install_recorder().ok();
+            if handle.is_some() {
+                agentgw_core::metrics::describe();
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Binds the listeners of `config` and starts serving. `config_path` is re-read on
+/// [`RunningGateway::reload`].
+pub async fn start(
+    config: Config,
+    config_path: Option<PathBuf>,
+) -> Result<RunningGateway, StartError> {
+    let stack = Stack::build(&config)?;
+    let grace = config.shutdown_grace_period;
+    let proxy_listener = bind(config.listen).await?;
+    let addr = proxy_listener
+        .local_addr()
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let shared = Arc::new(Shared {
+        stack: ArcSwap::from_pointee(stack),
+        config_path,
+        loaded: AtomicBool::new(true),
+        draining: AtomicBool::new(false),
+    });
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+
+    let dispatch_shared = shared.clone();
+    tasks.spawn(serve(
+        proxy_listener,
+        shutdown_rx.clone(),
+        grace,
+        move |req, peer| {
+            let shared = dispatch_shared.clone();
+            async move { dispatch(&shared, req, peer).await }
+        },
+    ));
+
+    let mut metrics_addr = None;
+    if let Some(want) = config.metrics {
+        let listener = bind(want).await?;
+        metrics_addr = listener.local_addr().ok();
+        let handle = prometheus();
+        tasks.spawn(serve(
+            listener,
+            shutdown_rx.clone(),
+            grace,
+            move |req, _| {
+                let handle = handle.clone();
+                async move { metrics_endpoint(handle.as_ref(), &req) }
+            },
+        ));
+    }
+
+    let mut health_addr = None;
+    if let Some(want) = config.health {
+        let listener = bind(want).await?;
+        health_addr = listener.local_addr().ok();
+        let health_shared = shared.clone();
+        tasks.spawn(serve(listener, shutdown_rx, grace, move |req, _| {
+            let shared = health_shared.clone();
+            async move { health_endpoint(&shared, &req) }
+        }));
+    }
+
+    tracing::info!(%addr, metrics = ?metrics_addr, health = ?health_addr, "agentgw listening");
+    Ok(RunningGateway {
+        addr,
+        metrics_addr,
+        health_addr,
+        shared,
+        shutdown,
+        tasks,
+    })
+}
+
+impl RunningGateway {
+    /// The proxy listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The metrics listener's address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The health listener's address.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_addr
+    }
+
+    /// Re-reads the configuration file and swaps the whole stack atomically. An invalid file
+    /// keeps the running stack and returns why.
+    pub fn reload(&self) -> Result<(), ConfigErrors> {
+        let Some(path) = &self.shared.config_path else {
+            return Err(
+                crate::config::ConfigError::new("", "no configuration file to reload").into(),
+            );
+        };
+        let config = Config::load(path)?;
+        self.apply(&config)
+    }
+
+    /// Swaps in the stack of `config` (listener addresses are not changed by a reload).
+    pub fn apply(&self, config: &Config) -> Result<(), ConfigErrors> {
+        let stack = Stack::build(config)?;
+        self.shared.stack.store(Arc::new(stack));
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period, and returns.
+    pub async fn shutdown(mut self) {
+        self.shared.draining.store(true, Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Waits until the gateway stops (it stops only through [`RunningGateway::shutdown`]).
+    pub async fn wait(&mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Accepts connections on `listener` and serves HTTP/1.1 and HTTP/2 (prior knowledge) with
+/// `handler` until `shutdown` turns true, then drains for at most `grace`.
+async fn serve<H, F>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+    handler: H,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<ResBody>> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let fut = handler(req, peer);
+                    async move { Ok::<_, Infallible>(fut.await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(err) = conn.await {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(?grace, "grace period over; closing remaining connections");
+    }
+}
+
+async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<ResBody> {
+    let started = Instant::now();
+    let stack = shared.stack.load_full();
+    let Some(route) = stack.route(req.uri().path()) else {
+        let rejection = Rejection::new(StatusCode::NOT_FOUND, "router", "no_route")
+            .with_message("no route for this path");
+        return full(rejection.into_response(&ResponseShape::Plain));
+    };
+    let mut req: Request<ReqBody> = req.map(|body| body.map_err(box_error).boxed());
+    req.extensions_mut().insert(ClientAddr(peer));
+    let response = match crate::stack::call(route.service.clone(), req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let name = route.name.to_string();
+    metrics::counter!(REQUESTS_TOTAL, labels::ROUTE => name.clone(), labels::STATUS => response.status().as_str().to_owned())
+        .increment(1);
+    metrics::histogram!(REQUEST_DURATION_SECONDS, labels::ROUTE => name)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn metrics_endpoint(
+    handle: Option<&PrometheusHandle>,
+    req: &Request<Incoming>,
+) -> Response<ResBody> {
+    if req.uri().path() != "/metrics" {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    match handle {
+        Some(handle) => {
+            let mut res = text(StatusCode::OK, &handle.render());
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            res
+        }
+        None => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder not installed\n",
+        ),
+    }
+}
+
+fn health_endpoint(shared: &Shared, req: &Request<Incoming>) -> Response<ResBody> {
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => {
+            let ready = shared.loaded.load(Ordering::SeqCst)
+                && !shared.draining.load(Ordering::SeqCst)
+                && shared.stack.load().is_ready();
+            if ready {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<ResBody> {
+    let mut res = Response::new(
+        http_body_util::Full::new(bytes::Bytes::from(body.to_owned()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *res.status_mut() = status;
+    res
+}
+
+fn full(res: Response<http_body_util::Full<bytes::Bytes>>) -> Response<ResBody> {
+    res.map(|body| body.map_err(|never| match never {}).boxed_unsync())
+}
+
+fn box_error(err: hyper::Error) -> BoxError {
+    Box::new(err)
+}

@@ -1,0 +1,247 @@
+//! From configuration to a stack of layers per route.
+//!
+//! Every route becomes one boxed service: the [`Upstream`] at the bottom,
+//! the route's and the global policies' layers around it in the order of the request path
+//! (authentication outermost, then RBAC, prompt guard, tool security), and a small layer that
+//! tells the inner layers which route and protocol they serve. [`Stack`] holds the routes and
+//! picks one by longest path prefix; the server swaps whole stacks atomically on reload.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use agentgw_core::body::{BodyLimit, buffer_request};
+use agentgw_core::identity::BackendName;
+use agentgw_core::{BoxError, RequestBody, ResponseShape};
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::config::{
+    Config, ConfigError, ConfigErrors, Policies, Route, RouteKind, normalize_prefix,
+};
+use crate::proxy::{self, Upstream};
+use crate::{ReqBody, ResBody};
+
+/// One route's whole stack, type-erased.
+pub type RouteService = BoxCloneSyncService<Request<ReqBody>, Response<ResBody>, Infallible>;
+
+/// A readiness condition contributed by a layer (for example, "the JWKS was fetched once").
+pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A compiled route.
+#[derive(Clone)]
+pub struct CompiledRoute {
+    /// Route name (metrics label).
+    pub name: Arc<str>,
+    prefix: String,
+    /// The route's service.
+    pub service: RouteService,
+}
+
+/// All routes of one configuration, ready to serve.
+#[derive(Clone)]
+pub struct Stack {
+    routes: Vec<CompiledRoute>,
+    ready_checks: Vec<ReadyCheck>,
+}
+
+impl Stack {
+    /// Builds every route's layers; reports every configuration error with its path.
+    pub fn build(config: &Config) -> Result<Stack, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut routes = Vec::new();
+        let mut ready_checks = Vec::new();
+        for (i, route) in config.routes.iter().enumerate() {
+            match build_route(config, route, i, &mut ready_checks) {
+                Ok(service) => routes.push(CompiledRoute {
+                    name: Arc::from(route.name.as_str()),
+                    prefix: normalize_prefix(&route.path_prefix)
+                        .trim_end_matches('/')
+                        .to_owned(),
+                    service,
+                }),
+                Err(mut errs) => errors.append(&mut errs),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        // Longest prefix first, so the first match is the most specific.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(Stack {
+            routes,
+            ready_checks,
+        })
+    }
+
+    /// The route serving `path`: the longest prefix that matches on a segment boundary.
+    pub fn route(&self, path: &str) -> Option<&CompiledRoute> {
+        self.routes.iter().find(|r| {
+            r.prefix.is_empty()
+                || path
+                    .strip_prefix(r.prefix.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
+    /// Whether every layer that has a readiness condition is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready_checks.iter().all(|check| check())
+    }
+}
+
+fn build_route(
+    config: &Config,
+    route: &Route,
+    index: usize,
+    _ready_checks: &mut Vec<ReadyCheck>,
+) -> Result<RouteService, Vec<ConfigError>> {
+    let client = proxy::client(route.backend.connect_timeout);
+    let upstream = Upstream::new(
+        client,
+        &route.backend.url,
+        &route.path_prefix,
+        route.backend.timeout,
+    )
+    .map_err(|e| vec![ConfigError::new(format!("routes[{index}].backend.url"), e)])?;
+    let mut service = boxed(upstream);
+
+    let route_path = format!("routes[{index}].policies");
+    let mut errors = Vec::new();
+    // Layers are applied innermost first. For each kind of layer the route's block sits inside
+    // the global block, and the kinds follow the request path: authentication is outermost.
+    service = apply_policies(service, &route.policies, &route_path, &mut errors);
+    service = apply_policies(service, &config.policies, "policies", &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    if route.kind == Some(RouteKind::Mcp) {
+        // JSON-RPC messages are small, and every denial must carry the request's id: read the
+        // body once here, so any layer (and the 502/504 of the upstream) can answer with it.
+        service = buffer_body(service, BodyLimit::new(config.max_body_bytes));
+    }
+    let kind = route.kind.map(agentgw_core::rejection::RouteKind::from);
+    let backend = BackendName(Arc::from(route.name.as_str()));
+    Ok(wrap(
+        service,
+        tower::util::MapRequestLayer::new(move |mut req: Request<ReqBody>| {
+            if let Some(kind) = kind {
+                req.extensions_mut().insert(kind);
+            }
+            req.extensions_mut().insert(backend.clone());
+            req
+        }),
+    ))
+}
+
+/// Reads the request body into a [`agentgw_core::Payload`] before `service` sees it.
+fn buffer_body(service: RouteService, limit: BodyLimit) -> RouteService {
+    BoxCloneSyncService::new(tower::service_fn(move |req: Request<ReqBody>| {
+        let service = service.clone();
+        async move {
+            let shape = ResponseShape::for_request(&req);
+            match buffer(req, limit).await {
+                Ok(req) => call(service, req.map(|body| body.boxed())).await,
+                Err(rejection) => {
+                    rejection.record();
+                    Ok(rejection
+                        .into_response(&shape)
+                        .map(|body| body.map_err(|never| match never {}).boxed_unsync()))
+                }
+            }
+        }
+    }))
+}
+
+/// Wraps `service` in the layers one policy block configures.
+fn apply_policies(
+    service: RouteService,
+    _policies: &Policies,
+    _path: &str,
+    _errors: &mut Vec<ConfigError>,
+) -> RouteService {
+    service
+}
+
+/// Boxes any service that speaks our request and response bodies.
+pub fn boxed<S, B>(service: S) -> RouteService
+where
+    S: Service<Request<ReqBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    BoxCloneSyncService::new(
+        service.map_response(|res: Response<B>| {
+            res.map(|body| body.map_err(Into::into).boxed_unsync())
+        }),
+    )
+}
+
+/// Applies `layer` around `service`, whatever request body type the layer hands inward.
+pub fn wrap<L, B>(service: RouteService, layer: L) -> RouteService
+where
+    L: Layer<Inner>,
+    L::Service: Service<Request<ReqBody>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as Service<Request<ReqBody>>>::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    boxed(layer.layer(Inner(service)))
+}
+
+/// The inner side of a wrapped layer: accepts any request body and boxes it.
+#[derive(Clone)]
+pub struct Inner(RouteService);
+
+impl<B> Service<Request<B>> for Inner
+where
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResBody>;
+    type Error = Infallible;
+    type Future = <RouteService as Service<Request<ReqBody>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.0
+            .call(req.map(|body| body.map_err(Into::into).boxed()))
+    }
+}
+
+/// The future of a route call, boxed.
+pub type RouteFuture = Pin<Box<dyn Future<Output = Result<Response<ResBody>, Infallible>> + Send>>;
+
+/// Calls `service` once it is ready. The future is boxed outside of any `async` block: rustc
+/// cannot prove `Send` for tower's generic `Oneshot` inside one, through the boxed error's
+/// erased lifetime.
+pub fn call(service: RouteService, req: Request<ReqBody>) -> RouteFuture {
+    Box::pin(service.oneshot(req))
+}
+
+type BufferFuture = Pin<
+    Box<dyn Future<Output = Result<Request<RequestBody<ReqBody>>, agentgw_core::Rejection>> + Send>,
+>;
+
+fn buffer(req: Request<ReqBody>, limit: BodyLimit) -> BufferFuture {
+    Box::pin(buffer_request(req, limit))
+}

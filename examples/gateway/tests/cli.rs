@@ -1,0 +1,195 @@
+//! The `agentgw` binary as a user runs it: `--check-config`, and SIGHUP reload of a running
+//! process.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentgw");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ok.yaml");
+    std::fs::write(
+        &path,
+        "routes:\n  - name: a\n    pathPrefix: /a\n    backend: {url: \"http://127.0.0.1:1\"}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+}
+
+#[test]
+fn check_config_lists_every_error_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        "routes:\n  - name: a\n    pathPrefix: a\n    backend: {url: \"ftp://x\"}\n  - name: a\n    pathPrefix: /b\n    backend: {url: \"http://h\", timeout: 0s}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for path in [
+        "routes[0].pathPrefix",
+        "routes[0].backend.url",
+        "routes[1].name",
+        "routes[1].backend.timeout",
+    ] {
+        assert!(stderr.contains(path), "missing {path} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_config_names_the_path_of_an_unknown_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unknown.yaml");
+    std::fs::write(
+        &path,
+        "routes:\n  - name: a\n    pathPrefix: /a\n    backend: {url: \"http://h\", retries: 3}\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("routes[0].backend") && stderr.contains("retries"),
+        "{stderr}"
+    );
+}
+
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_and_a_broken_file_keeps_the_running_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentgw.yaml");
+    let port = free_port();
+    let health = free_port();
+    // The backend is never reached: a route to a closed port answers 502, an unknown path 404.
+    let config = |prefix: &str| {
+        format!(
+            "listen: 127.0.0.1:{port}\nhealth: 127.0.0.1:{health}\nroutes:\n  - name: a\n    pathPrefix: {prefix}\n    backend: {{url: \"http://127.0.0.1:1\", timeout: 1s}}\n"
+        )
+    };
+    std::fs::write(&path, config("/one")).unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut gw = Gateway(child);
+    let stderr = gw.0.stderr.take().unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+        }
+    });
+    wait_until("readiness", || http_status(health, "/readyz") == Some(200));
+    assert_eq!(http_status(port, "/one/x"), Some(502));
+    assert_eq!(http_status(port, "/two/x"), Some(404));
+
+    let hup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &gw.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    // Broken file: the reload is refused, logged with the path, and the old routes keep serving.
+    std::fs::write(&path, config("two")).unwrap();
+    hup();
+    wait_until("the reload error in the log", || {
+        logs.lock().unwrap().contains("routes[0].pathPrefix")
+    });
+    assert_eq!(http_status(port, "/one/x"), Some(502));
+
+    // Valid file: the new routes replace the old ones.
+    std::fs::write(&path, config("/two")).unwrap();
+    hup();
+    wait_until("the new route", || http_status(port, "/two/x") == Some(502));
+    assert_eq!(http_status(port, "/one/x"), Some(404));
+
+    // SIGTERM stops it cleanly.
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = gw.0.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "gateway did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
