@@ -7,6 +7,10 @@ use std::process::ExitCode;
 use agentgw_gateway::{Config, demo, server};
 use clap::{Parser, ValueEnum};
 
+// glibc's allocator showed up at ~8% of the proxy's CPU under load; mimalloc roughly halves that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// agentgw: secure LLM and MCP traffic with composable tower layers.
 #[derive(Debug, Parser)]
 #[command(name = "agentgw", version, about)]
@@ -23,6 +27,9 @@ struct Args {
     /// Override the proxy listen address.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -52,7 +59,12 @@ fn main() -> ExitCode {
             }
         };
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = args.worker_threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = match builder.build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("cannot start the runtime: {err}");

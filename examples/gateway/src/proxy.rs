@@ -46,6 +46,8 @@ pub struct Upstream {
 
 struct Inner {
     client: reqwest::Client,
+    /// The backend URL, parsed once: per request only its path and query change.
+    base: url::Url,
     /// Scheme and authority of the backend, e.g. `http://127.0.0.1:4000`.
     origin: String,
     /// Backend base path without trailing slash (may be empty).
@@ -68,9 +70,11 @@ impl Upstream {
             .map_err(|e| format!("invalid backend URL: {e}"))?;
         let scheme = uri.scheme_str().ok_or("backend URL needs a scheme")?;
         let authority = uri.authority().ok_or("backend URL needs a host")?;
+        let base = url::Url::parse(backend_url).map_err(|e| format!("invalid backend URL: {e}"))?;
         Ok(Upstream {
             inner: Arc::new(Inner {
                 client,
+                base,
                 origin: format!("{scheme}://{authority}"),
                 base_path: uri.path().trim_end_matches('/').to_owned(),
                 prefix: crate::config::normalize_prefix(prefix)
@@ -79,6 +83,27 @@ impl Upstream {
                 timeout,
             }),
         })
+    }
+
+    /// The upstream URL for a request, built from the parsed base URL (no re-parsing of the
+    /// host per request).
+    fn target(&self, uri: &Uri) -> url::Url {
+        let path = uri.path();
+        let rest = path.strip_prefix(self.inner.prefix.as_str()).unwrap_or(path);
+        let base_path = self.inner.base_path.as_str();
+        let mut url = self.inner.base.clone();
+        if rest.is_empty() {
+            url.set_path(if base_path.is_empty() { "/" } else { base_path });
+        } else {
+            let slash = if rest.starts_with('/') { "" } else { "/" };
+            let mut joined = String::with_capacity(base_path.len() + slash.len() + rest.len());
+            joined.push_str(base_path);
+            joined.push_str(slash);
+            joined.push_str(rest);
+            url.set_path(&joined);
+        }
+        url.set_query(uri.query());
+        url
     }
 
     /// The upstream URL for a request path and query.
@@ -136,7 +161,7 @@ impl Upstream {
         B::Error: Into<BoxError>,
     {
         let shape = ResponseShape::for_request(&req);
-        let url = self.target_url(req.uri());
+        let url = self.target(req.uri());
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
@@ -245,7 +270,13 @@ mod tests {
     #[test]
     fn prefix_is_stripped_and_joined() {
         let u = upstream("http://127.0.0.1:4000/v1", "/openai");
-        let url = |p: &str| u.target_url(&p.parse().unwrap());
+        let url = |p: &str| {
+            let uri = p.parse().unwrap();
+            let fast = u.target(&uri).to_string();
+            let slow = u.target_url(&uri);
+            assert_eq!(url::Url::parse(&slow).unwrap().as_str(), fast, "for {p}");
+            slow
+        };
         assert_eq!(
             url("/openai/chat/completions"),
             "http://127.0.0.1:4000/v1/chat/completions"

@@ -80,6 +80,10 @@ pub async fn start(
     config: Config,
     config_path: Option<PathBuf>,
 ) -> Result<RunningGateway, StartError> {
+    if config.metrics.is_some() {
+        // Before the stack is built: routes register their metric handles with the recorder.
+        prometheus();
+    }
     let stack = Stack::build(&config)?;
     let grace = config.shutdown_grace_period;
     let proxy_listener = bind(config.listen).await?;

@@ -9,7 +9,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use agentgw_core::body::{BodyLimit, buffer_request};
@@ -42,6 +42,47 @@ pub struct CompiledRoute {
     prefix: String,
     /// The route's service.
     pub service: RouteService,
+    /// The route's request metrics.
+    pub metrics: Arc<RouteMetrics>,
+}
+
+/// Metric handles of one route, registered once instead of looked up per request.
+pub struct RouteMetrics {
+    route: Arc<str>,
+    duration: metrics::Histogram,
+    by_status: Box<[OnceLock<metrics::Counter>]>,
+}
+
+impl RouteMetrics {
+    fn new(route: Arc<str>) -> Self {
+        let duration = metrics::histogram!(
+            agentgw_core::metrics::REQUEST_DURATION_SECONDS,
+            agentgw_core::metrics::labels::ROUTE => route.to_string()
+        );
+        RouteMetrics {
+            route,
+            duration,
+            by_status: (100..600).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// Counts one request with its status and latency.
+    pub fn record(&self, status: http::StatusCode, elapsed: std::time::Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+        let index = usize::from(status.as_u16()).saturating_sub(100);
+        let counter = self.by_status.get(index).map(|slot| {
+            slot.get_or_init(|| {
+                metrics::counter!(
+                    agentgw_core::metrics::REQUESTS_TOTAL,
+                    agentgw_core::metrics::labels::ROUTE => self.route.to_string(),
+                    agentgw_core::metrics::labels::STATUS => status.as_str().to_owned()
+                )
+            })
+        });
+        if let Some(counter) = counter {
+            counter.increment(1);
+        }
+    }
 }
 
 /// All routes of one configuration, ready to serve.
@@ -61,6 +102,7 @@ impl Stack {
             match build_route(config, route, i, &mut ready_checks) {
                 Ok(service) => routes.push(CompiledRoute {
                     name: Arc::from(route.name.as_str()),
+                    metrics: Arc::new(RouteMetrics::new(Arc::from(route.name.as_str()))),
                     prefix: normalize_prefix(&route.path_prefix)
                         .trim_end_matches('/')
                         .to_owned(),

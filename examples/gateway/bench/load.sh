@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# Load test of the agentgw example gateway against nginx, on one machine.
+#
+# Three targets answer the same POST /v1/chat/completions:
+#   (a) direct       nginx returning a fixed chat completion (nginx-upstream.conf)
+#   (b) nginx-proxy  nginx proxy_pass to (a) over keep-alive connections (nginx-proxy.conf)
+#   (c) agentgw      target/release/agentgw with one route to (a) and no policies
+# each driven by wrk at 1, 32 and 256 connections. Prints a markdown table.
+#
+# Environment:
+#   DURATION=10s         wrk duration per run
+#   THREADS=2            wrk threads (capped at the connection count)
+#   CONNECTIONS="1 32 256"
+#   WARMUP=2s            unrecorded wrk run before each target (0 to skip)
+#   NGINX_WORKERS=auto   worker_processes of both nginx instances
+#   SKIP_GATEWAY=1       measure only (a) and (b), e.g. while the gateway does not build
+#   SKIP_BUILD=1         use an existing target/release/agentgw instead of building it
+#   KEEP_TMP=1           keep the temp dir (configs, logs, raw wrk outputs)
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-"1 32 256"}
+WARMUP=${WARMUP:-2s}
+NGINX_WORKERS=${NGINX_WORKERS:-auto}
+SKIP_GATEWAY=${SKIP_GATEWAY:-0}
+SKIP_BUILD=${SKIP_BUILD:-0}
+KEEP_TMP=${KEEP_TMP:-0}
+
+bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+workspace=$(cd "$bench_dir/../../.." && pwd)
+
+log() { printf '[load.sh] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- tools ------------------------------------------------------------------------------------
+
+install_tools() {
+    local nginx_bin
+    nginx_bin=$(command -v nginx || true)
+    [[ -z $nginx_bin && -x /usr/sbin/nginx ]] && nginx_bin=/usr/sbin/nginx
+    if command -v wrk >/dev/null && [[ -n $nginx_bin ]]; then
+        NGINX=$nginx_bin
+        return
+    fi
+    local sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || die "wrk or nginx is missing and I am not root: apt-get install -y wrk nginx-light"
+        sudo=(sudo)
+    fi
+    log "installing wrk and nginx-light"
+    "${sudo[@]}" apt-get update -qq
+    # RUNLEVEL=1 keeps the package scripts from starting a system nginx on port 80.
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq wrk nginx-light >/dev/null
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    [[ -x $NGINX ]] || die "nginx not found after installing nginx-light"
+    command -v wrk >/dev/null || die "wrk not found after installing it"
+}
+
+# --- processes and cleanup --------------------------------------------------------------------
+
+pids=()
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/agentgw-bench.XXXXXX")
+
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ $KEEP_TMP == 1 ]]; then
+        log "kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A port nothing listens on and that this script has not handed out yet (result in $REPLY).
+used_ports=" "
+free_port() {
+    local port
+    while :; do
+        port=$(( (RANDOM * 32768 + RANDOM) % 30000 + 20000 ))
+        [[ $used_ports == *" $port "* ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            used_ports+="$port "
+            REPLY=$port
+            return
+        fi
+    done
+}
+
+# Waits until 127.0.0.1:$1 accepts connections, or fails naming $2 and its log $3.
+wait_for_port() {
+    local port=$1 name=$2 logfile=$3 pid=$4
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$logfile" >&2 || true
+            die "$name exited before listening on 127.0.0.1:$port"
+        fi
+        sleep 0.05
+    done
+    tail -n 30 "$logfile" >&2 || true
+    die "$name did not listen on 127.0.0.1:$port within 10 s"
+}
+
+render() { # template output, then KEY=VALUE pairs for @KEY@ placeholders
+    local template=$1 output=$2
+    shift 2
+    local text
+    text=$(<"$template")
+    for pair in "$@"; do
+        text=${text//@${pair%%=*}@/${pair#*=}}
+    done
+    printf '%s\n' "$text" >"$output"
+}
+
+start_nginx() { # name template port [upstream port]
+    local name=$1 template=$2 port=$3 upstream_port=${4:-0} user=""
+    [[ $(id -u) -eq 0 ]] && user="user root root;"
+    render "$template" "$tmp/$name.conf" \
+        "PREFIX=$tmp" "PORT=$port" "UPSTREAM_PORT=$upstream_port" \
+        "USER=$user" "WORKERS=$NGINX_WORKERS"
+    "$NGINX" -t -q -p "$tmp" -e "$tmp/$name-error.log" -c "$tmp/$name.conf" -g 'daemon off;' \
+        || die "invalid nginx config $tmp/$name.conf"
+    "$NGINX" -p "$tmp" -e "$tmp/$name-error.log" -c "$tmp/$name.conf" -g 'daemon off;' \
+        >"$tmp/$name.out" 2>&1 &
+    pids+=($!)
+    wait_for_port "$port" "nginx $name" "$tmp/$name-error.log" "$!"
+}
+
+# --- wrk --------------------------------------------------------------------------------------
+
+request_body='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Hello, how are you today?"}]}'
+cat >"$tmp/chat.lua" <<LUA
+-- POST a small chat completion request on every call.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench-key"
+wrk.body = '$request_body'
+LUA
+# Latency token from wrk (e.g. 812.00us, 1.20ms, 2.00s) in microseconds.
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000; else if (v ~ /m$/) m = 60000000;
+        else if (v ~ /s$/) m = 1000000; else m = 1
+        printf "%.0f", n * m
+    }'
+}
+
+# Runs wrk; sets RPS, P50, P99 (microseconds) and ERRORS (non-2xx + socket errors).
+run_wrk() { # name url connections duration
+    local name=$1 url=$2 conns=$3 duration=$4 threads=$THREADS out
+    (( threads > conns )) && threads=$conns
+    out="$tmp/wrk-$name-$conns.txt"
+    wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$tmp/chat.lua" "$url" >"$out" 2>&1 \
+        || { cat "$out" >&2; die "wrk failed against $name"; }
+    RPS=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    P50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
+    P99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
+    ERRORS=$(awk '
+        /Non-2xx or 3xx responses:/ { e += $NF }
+        /Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) e += $i }
+        END { print e + 0 }' "$out")
+    [[ -n $RPS && -n $P50 && -n $P99 ]] || { cat "$out" >&2; die "could not parse wrk output for $name"; }
+}
+
+check_answer() { # name url
+    local status
+    status=$(curl -s -o "$tmp/check-$1.json" -w '%{http_code}' -X POST \
+        -H 'content-type: application/json' --data-binary "$request_body" "$2" || true)
+    [[ $status == 200 ]] || { cat "$tmp/check-$1.json" >&2 2>/dev/null || true; die "$1 answered HTTP $status instead of 200"; }
+    grep -q '"chat.completion"' "$tmp/check-$1.json" || die "$1 did not answer a chat completion"
+}
+
+# --- main -------------------------------------------------------------------------------------
+
+install_tools
+command -v curl >/dev/null || die "curl is needed for the sanity checks"
+
+gateway_bin=""
+if [[ $SKIP_GATEWAY != 1 ]]; then
+    target_dir=${CARGO_TARGET_DIR:-$workspace/target}
+    if [[ $SKIP_BUILD != 1 ]]; then
+        log "building the gateway (cargo build --release -p agentgw-gateway)"
+        (cd "$workspace" && cargo build --release -p agentgw-gateway) || die "the gateway does not build (SKIP_GATEWAY=1 measures nginx only)"
+    fi
+    gateway_bin="$target_dir/release/agentgw"
+    [[ -x $gateway_bin ]] || die "$gateway_bin is missing"
+fi
+
+free_port; upstream_port=$REPLY
+free_port; proxy_port=$REPLY
+start_nginx upstream "$bench_dir/nginx-upstream.conf" "$upstream_port"
+start_nginx proxy "$bench_dir/nginx-proxy.conf" "$proxy_port" "$upstream_port"
+
+path=/v1/chat/completions
+targets=(direct nginx-proxy)
+declare -A url=(
+    [direct]="http://127.0.0.1:$upstream_port$path"
+    [nginx-proxy]="http://127.0.0.1:$proxy_port$path"
+)
+
+if [[ -n $gateway_bin ]]; then
+    free_port; gateway_port=$REPLY
+    free_port; metrics_port=$REPLY
+    free_port; health_port=$REPLY
+    cat >"$tmp/agentgw.yaml" <<YAML
+listen: 127.0.0.1:$gateway_port
+metrics: 127.0.0.1:$metrics_port
+health: 127.0.0.1:$health_port
+routes:
+  - name: bench
+    pathPrefix: /
+    backend:
+      url: "http://127.0.0.1:$upstream_port"
+      timeout: 30s
+YAML
+    RUST_LOG=${RUST_LOG:-warn} "$gateway_bin" --config "$tmp/agentgw.yaml" >"$tmp/agentgw.log" 2>&1 &
+    pids+=($!)
+    wait_for_port "$gateway_port" agentgw "$tmp/agentgw.log" "$!"
+    targets+=(agentgw)
+    url[agentgw]="http://127.0.0.1:$gateway_port$path"
+fi
+
+for target in "${targets[@]}"; do
+    check_answer "$target" "${url[$target]}"
+done
+
+declare -A rps p50 p99 errors
+for target in "${targets[@]}"; do
+    if [[ $WARMUP != 0 ]]; then
+        log "warming up $target ($WARMUP)"
+        run_wrk "$target-warmup" "${url[$target]}" 32 "$WARMUP"
+    fi
+    for conns in $CONNECTIONS; do
+        log "$target: $conns connections, $DURATION"
+        run_wrk "$target" "${url[$target]}" "$conns" "$DURATION"
+        rps[$target,$conns]=$RPS
+        p50[$target,$conns]=$P50
+        p99[$target,$conns]=$P99
+        errors[$target,$conns]=$ERRORS
+    done
+done
+
+cell() { [[ -n ${rps[$1,$2]:-} ]] && printf '%s | %s | %s' "${rps[$1,$2]}" "${p50[$1,$2]}" "${p99[$1,$2]}" || printf 'n/a | n/a | n/a'; }
+
+echo
+echo "POST $path, wrk -t$THREADS -d$DURATION, $(nproc) CPUs, nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "| conns | direct req/s | direct p50 us | direct p99 us | nginx-proxy req/s | nginx-proxy p50 us | nginx-proxy p99 us | agentgw req/s | agentgw p50 us | agentgw p99 us | agentgw / nginx-proxy req/s | agentgw p50 - direct p50 us |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for conns in $CONNECTIONS; do
+    ratio=n/a
+    overhead=n/a
+    if [[ -n ${rps[agentgw,$conns]:-} ]]; then
+        ratio=$(awk -v g="${rps[agentgw,$conns]}" -v n="${rps[nginx-proxy,$conns]}" 'BEGIN { printf "%.2f", (n > 0 ? g / n : 0) }')
+        overhead=$(( ${p50[agentgw,$conns]} - ${p50[direct,$conns]} ))
+    fi
+    echo "| $conns | $(cell direct "$conns") | $(cell nginx-proxy "$conns") | $(cell agentgw "$conns") | $ratio | $overhead |"
+done
+
+failed=0
+for target in "${targets[@]}"; do
+    for conns in $CONNECTIONS; do
+        if (( ${errors[$target,$conns]} > 0 )); then
+            log "warning: $target at $conns connections had ${errors[$target,$conns]} errors or non-2xx answers (see KEEP_TMP=1)"
+            failed=1
+        fi
+    done
+done
+exit "$failed"
