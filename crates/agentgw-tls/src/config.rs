@@ -1,0 +1,360 @@
+//! Serde configuration for the listener (`tls`) and for upstreams (`backend.tls`).
+//!
+//! Field names are camelCase and unknown fields are errors, like the rest of the agentgw
+//! configuration:
+//!
+//! ```yaml
+//! tls:
+//!   certFile: /etc/agentgw/tls/tls.crt     # PEM chain, leaf first
+//!   keyFile: /etc/agentgw/tls/tls.key      # PEM private key (PKCS#8, PKCS#1 or SEC1)
+//!   minVersion: "1.2"                      # "1.2" (default) or "1.3"
+//!   cipherSuites:                          # IANA names, in order of preference
+//!     - TLS_AES_256_GCM_SHA384
+//!     - TLS_AES_128_GCM_SHA256
+//!     - TLS_CHACHA20_POLY1305_SHA256
+//!   clientAuth:                            # mutual TLS; absent: no client certificates
+//!     mode: Required                       # Required | Optional
+//!     caFile: /etc/agentgw/tls/clients-ca.crt
+//!     crlFiles: [/etc/agentgw/tls/clients.crl]   # optional
+//!   reloadInterval: 10s                    # how often files are checked for changes; 0s: never
+//!   handshakeTimeout: 10s
+//! ```
+//!
+//! ```yaml
+//! backend:
+//!   tls:
+//!     mode: MUTUAL                         # SIMPLE | MUTUAL
+//!     caFile: /etc/agentgw/upstream/ca.crt # absent: the operating system's roots
+//!     certFile: /etc/agentgw/upstream/client.crt   # MUTUAL only
+//!     keyFile: /etc/agentgw/upstream/client.key    # MUTUAL only
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+/// Default interval between checks of the certificate files.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+/// Default limit on how long a client may take to finish the handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS termination on a listener: the `tls` block.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM file with the private key of the leaf certificate.
+    pub key_file: PathBuf,
+    /// Lowest protocol version accepted.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Cipher suites by IANA name, most preferred first. Empty: every suite of the aws-lc-rs
+    /// provider's default set (all forward-secret AEAD suites). Suites restrict their own
+    /// protocol version only: a list naming only TLS 1.3 suites leaves the TLS 1.2 defaults in
+    /// place when `minVersion` is 1.2. When the list is not empty the server's order wins.
+    #[serde(default)]
+    pub cipher_suites: Vec<String>,
+    /// Client certificate verification (mutual TLS); none when absent.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthConfig>,
+    /// How often the certificate, key, CA and CRL files are checked for changes; `0s` turns
+    /// reloading off.
+    #[serde(default = "default_reload_interval", deserialize_with = "duration")]
+    pub reload_interval: Duration,
+    /// How long a client may take to finish the handshake before the connection is closed.
+    #[serde(default = "default_handshake_timeout", deserialize_with = "duration")]
+    pub handshake_timeout: Duration,
+}
+
+impl TlsConfig {
+    /// A configuration with `cert_file` and `key_file` and defaults for everything else.
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
+            min_version: TlsVersion::default(),
+            cipher_suites: Vec::new(),
+            client_auth: None,
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+/// A TLS protocol version. Deserializes from `"1.2"`/`"1.3"` (also unquoted YAML numbers and
+/// `TLSv1.2`/`TLSv1_3` spellings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    /// TLS 1.2.
+    #[default]
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+impl TlsVersion {
+    /// The version from its textual name.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let text = text
+            .strip_prefix("TLSv")
+            .or_else(|| text.strip_prefix("tlsv"))
+            .or_else(|| text.strip_prefix("TLS"))
+            .unwrap_or(text);
+        match text.trim() {
+            "1.2" | "1_2" => Some(TlsVersion::Tls12),
+            "1.3" | "1_3" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+
+        impl Visitor<'_> for VersionVisitor {
+            type Value = TlsVersion;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a TLS version, \"1.2\" or \"1.3\"")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TlsVersion, E> {
+                TlsVersion::parse(v).ok_or_else(|| {
+                    E::custom(format!(
+                        "unsupported TLS version {v:?}; use \"1.2\" or \"1.3\""
+                    ))
+                })
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TlsVersion, E> {
+                if v == 1.2 {
+                    Ok(TlsVersion::Tls12)
+                } else if v == 1.3 {
+                    Ok(TlsVersion::Tls13)
+                } else {
+                    Err(E::custom(format!(
+                        "unsupported TLS version {v}; use \"1.2\" or \"1.3\""
+                    )))
+                }
+            }
+        }
+
+        de.deserialize_any(VersionVisitor)
+    }
+}
+
+/// Client certificate verification: the `tls.clientAuth` block.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientAuthConfig {
+    /// Whether a client certificate is required.
+    pub mode: ClientAuthMode,
+    /// PEM bundle of the certificate authorities that issue client certificates.
+    pub ca_file: PathBuf,
+    /// PEM (or DER) certificate revocation lists. When any are given, every certificate of a
+    /// client chain must be covered by one of them (revocation status unknown is refused).
+    #[serde(default)]
+    pub crl_files: Vec<PathBuf>,
+}
+
+/// Whether clients must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ClientAuthMode {
+    /// A client without a valid certificate is refused during the handshake.
+    #[serde(alias = "required", alias = "REQUIRED")]
+    Required,
+    /// A client may connect without a certificate; one it presents must be valid. Requests on a
+    /// connection without a certificate carry no [`PeerIdentity`](agentgw_core::identity::PeerIdentity).
+    #[serde(alias = "optional", alias = "OPTIONAL")]
+    Optional,
+}
+
+/// TLS towards an upstream: the `backend.tls` block (seed `BackendConfigPolicy.tls` with files
+/// in place of Kubernetes secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpstreamTlsConfig {
+    /// `SIMPLE`: verify the server; `MUTUAL`: also present a client certificate.
+    pub mode: UpstreamTlsMode,
+    /// PEM bundle of the certificate authorities trusted for the upstream's certificate;
+    /// absent: the operating system's trust store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain (`MUTUAL` only).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate (`MUTUAL` only).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// How often the client certificate files are checked for changes; `0s` turns reloading off.
+    #[serde(default = "default_reload_interval", deserialize_with = "duration")]
+    pub reload_interval: Duration,
+}
+
+impl UpstreamTlsConfig {
+    /// `SIMPLE` TLS trusting the certificate authorities in `ca_file`.
+    pub fn simple(ca_file: impl Into<PathBuf>) -> Self {
+        UpstreamTlsConfig {
+            mode: UpstreamTlsMode::Simple,
+            ca_file: Some(ca_file.into()),
+            cert_file: None,
+            key_file: None,
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
+        }
+    }
+
+    /// `MUTUAL` TLS trusting `ca_file` and presenting the certificate in `cert_file`/`key_file`.
+    pub fn mutual(
+        ca_file: impl Into<PathBuf>,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        UpstreamTlsConfig {
+            mode: UpstreamTlsMode::Mutual,
+            ca_file: Some(ca_file.into()),
+            cert_file: Some(cert_file.into()),
+            key_file: Some(key_file.into()),
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
+        }
+    }
+}
+
+/// The upstream TLS mode, spelled as in the seed (`SIMPLE`, `MUTUAL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UpstreamTlsMode {
+    /// Verify the upstream's certificate.
+    Simple,
+    /// Verify the upstream and present a client certificate.
+    Mutual,
+}
+
+fn default_reload_interval() -> Duration {
+    DEFAULT_RELOAD_INTERVAL
+}
+
+fn default_handshake_timeout() -> Duration {
+    DEFAULT_HANDSHAKE_TIMEOUT
+}
+
+fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(de)?;
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        de::Error::custom(format!(
+            "invalid duration {text:?} ({e}); use e.g. 10s, 5m, 1h"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, String> {
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn listener_config_reads_the_documented_shape() {
+        let config: TlsConfig = yaml(
+            r#"
+certFile: /tls/tls.crt
+keyFile: /tls/tls.key
+minVersion: "1.3"
+cipherSuites: [TLS_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256]
+clientAuth:
+  mode: Required
+  caFile: /tls/ca.crt
+  crlFiles: [/tls/a.crl]
+reloadInterval: 30s
+handshakeTimeout: 5s
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.cert_file, PathBuf::from("/tls/tls.crt"));
+        assert_eq!(config.min_version, TlsVersion::Tls13);
+        assert_eq!(config.cipher_suites.len(), 2);
+        let auth = config.client_auth.unwrap();
+        assert_eq!(auth.mode, ClientAuthMode::Required);
+        assert_eq!(auth.crl_files, vec![PathBuf::from("/tls/a.crl")]);
+        assert_eq!(config.reload_interval, Duration::from_secs(30));
+        assert_eq!(config.handshake_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn defaults_are_tls12_no_client_auth_and_reloading() {
+        let config: TlsConfig = yaml("certFile: a.crt\nkeyFile: a.key\n").unwrap();
+        assert_eq!(config, TlsConfig::new("a.crt", "a.key"));
+        assert_eq!(config.min_version, TlsVersion::Tls12);
+        assert_eq!(config.reload_interval, DEFAULT_RELOAD_INTERVAL);
+    }
+
+    #[test]
+    fn min_version_accepts_unquoted_numbers_and_refuses_others() {
+        let config: TlsConfig = yaml("certFile: a\nkeyFile: b\nminVersion: 1.3\n").unwrap();
+        assert_eq!(config.min_version, TlsVersion::Tls13);
+        let config: TlsConfig = yaml("certFile: a\nkeyFile: b\nminVersion: 1.2\n").unwrap();
+        assert_eq!(config.min_version, TlsVersion::Tls12);
+        let err = yaml::<TlsConfig>("certFile: a\nkeyFile: b\nminVersion: \"1.1\"\n").unwrap_err();
+        assert!(err.contains("unsupported TLS version"), "{err}");
+        let err = yaml::<TlsConfig>("certFile: a\nkeyFile: b\nminVersion: 1.0\n").unwrap_err();
+        assert!(err.contains("unsupported TLS version"), "{err}");
+        assert_eq!(TlsVersion::parse("TLSv1.3"), Some(TlsVersion::Tls13));
+        assert_eq!(TlsVersion::parse("TLSv1_2"), Some(TlsVersion::Tls12));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = yaml::<TlsConfig>("certFile: a\nkeyFile: b\ncert_file: c\n").unwrap_err();
+        assert!(err.contains("cert_file"), "{err}");
+        let err = yaml::<TlsConfig>(
+            "certFile: a\nkeyFile: b\nclientAuth: {mode: Required, caFile: c, ca: d}\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("ca"), "{err}");
+        let err = yaml::<UpstreamTlsConfig>("mode: SIMPLE\ncaCertificates: x\n").unwrap_err();
+        assert!(err.contains("caCertificates"), "{err}");
+    }
+
+    #[test]
+    fn client_auth_mode_spellings() {
+        let auth: ClientAuthConfig = yaml("mode: optional\ncaFile: ca.pem\n").unwrap();
+        assert_eq!(auth.mode, ClientAuthMode::Optional);
+        assert!(yaml::<ClientAuthConfig>("mode: Sometimes\ncaFile: ca.pem\n").is_err());
+    }
+
+    #[test]
+    fn upstream_config_reads_seed_modes() {
+        let config: UpstreamTlsConfig =
+            yaml("mode: MUTUAL\ncaFile: ca.crt\ncertFile: c.crt\nkeyFile: c.key\n").unwrap();
+        assert_eq!(
+            config,
+            UpstreamTlsConfig::mutual("ca.crt", "c.crt", "c.key")
+        );
+        let config: UpstreamTlsConfig = yaml("mode: SIMPLE\n").unwrap();
+        assert_eq!(config.mode, UpstreamTlsMode::Simple);
+        assert_eq!(config.ca_file, None);
+        assert!(yaml::<UpstreamTlsConfig>("mode: simple\n").is_err());
+    }
+
+    #[test]
+    fn bad_durations_say_how_to_write_them() {
+        let err = yaml::<TlsConfig>("certFile: a\nkeyFile: b\nreloadInterval: soon\n").unwrap_err();
+        assert!(err.contains("use e.g. 10s"), "{err}");
+    }
+}

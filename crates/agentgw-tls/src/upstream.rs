@@ -1,0 +1,185 @@
+//! TLS towards upstreams: a `rustls::ClientConfig` trusting a custom CA (or the operating
+//! system's roots) and presenting an optional, hot-reloaded client certificate.
+
+use std::sync::Arc;
+
+use rustls::ClientConfig;
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls_platform_verifier::BuilderVerifierExt;
+
+use crate::config::{UpstreamTlsConfig, UpstreamTlsMode};
+use crate::reload::ReloadingCertResolver;
+use crate::{TlsError, load};
+
+/// Client-side TLS for one upstream, built from [`UpstreamTlsConfig`]. Cheap to clone.
+///
+/// - reqwest: `reqwest::Client::builder().tls_backend_preconfigured(tls.client_config())`
+///   (formerly `use_preconfigured_tls`); the configuration offers ALPN `h2` and `http/1.1`.
+/// - hyper or raw tokio streams: [`connector`](Self::connector), then a hyper client
+///   connection over the TLS stream.
+///
+/// With `mode: MUTUAL` the client certificate files are polled every `reloadInterval` (when
+/// built inside a tokio runtime) and renewals are presented on new connections.
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    config: Arc<ClientConfig>,
+    client_cert: Option<Arc<ReloadingCertResolver>>,
+}
+
+impl UpstreamTls {
+    /// Validates `config`, loads its files and builds the client configuration (TLS 1.2 and
+    /// 1.3, the aws-lc-rs provider's default cipher suites). Errors name the offending field
+    /// relative to the `tls` block.
+    pub fn from_config(config: &UpstreamTlsConfig) -> Result<Self, TlsError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let client_cert = match config.mode {
+            UpstreamTlsMode::Simple => {
+                for (field, value) in [
+                    ("certFile", &config.cert_file),
+                    ("keyFile", &config.key_file),
+                ] {
+                    if value.is_some() {
+                        return Err(TlsError::config(
+                            field,
+                            "a client certificate is only presented with mode: MUTUAL",
+                        ));
+                    }
+                }
+                None
+            }
+            UpstreamTlsMode::Mutual => {
+                let cert = config
+                    .cert_file
+                    .clone()
+                    .ok_or_else(|| TlsError::config("certFile", "mode: MUTUAL needs certFile"))?;
+                let key = config
+                    .key_file
+                    .clone()
+                    .ok_or_else(|| TlsError::config("keyFile", "mode: MUTUAL needs keyFile"))?;
+                let resolver = Arc::new(ReloadingCertResolver::load(
+                    cert,
+                    key,
+                    ("certFile", "keyFile"),
+                    "client",
+                    provider.clone(),
+                )?);
+                if !config.reload_interval.is_zero()
+                    && tokio::runtime::Handle::try_current().is_ok()
+                {
+                    resolver.watch(config.reload_interval);
+                }
+                Some(resolver)
+            }
+        };
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::config("mode", format!("cannot enable TLS 1.2 and 1.3: {e}")))?;
+        let builder = match &config.ca_file {
+            Some(path) => {
+                let roots = load::root_store("caFile", path, &load::read("caFile", path)?)?;
+                let verifier = server_verifier(roots, provider)?;
+                builder.with_webpki_verifier(verifier)
+            }
+            None => builder.with_platform_verifier().map_err(|e| {
+                TlsError::config(
+                    "caFile",
+                    format!("cannot use the operating system's trust store: {e}"),
+                )
+            })?,
+        };
+        let mut client = match &client_cert {
+            Some(resolver) => builder.with_client_cert_resolver(resolver.clone()),
+            None => builder.with_no_client_auth(),
+        };
+        client.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(UpstreamTls {
+            config: Arc::new(client),
+            client_cert,
+        })
+    }
+
+    /// A copy of the client configuration, for `reqwest::ClientBuilder::tls_backend_preconfigured`
+    /// (which takes it by value). Copies share the client certificate resolver, so they see
+    /// reloads. Set `alpn_protocols` on the copy to restrict HTTP versions.
+    pub fn client_config(&self) -> ClientConfig {
+        (*self.config).clone()
+    }
+
+    /// The shared client configuration.
+    pub fn shared_client_config(&self) -> Arc<ClientConfig> {
+        self.config.clone()
+    }
+
+    /// A tokio-rustls connector (for hyper clients over `tokio_rustls::client::TlsStream`).
+    pub fn connector(&self) -> tokio_rustls::TlsConnector {
+        tokio_rustls::TlsConnector::from(self.config.clone())
+    }
+
+    /// The reloading client certificate, with `mode: MUTUAL`.
+    pub fn client_certificate(&self) -> Option<&Arc<ReloadingCertResolver>> {
+        self.client_cert.as_ref()
+    }
+}
+
+/// The `rustls::ClientConfig` for `config`: shorthand for
+/// `UpstreamTls::from_config(config)?.client_config()`, ready for
+/// `reqwest::ClientBuilder::tls_backend_preconfigured`.
+pub fn client_config(config: &UpstreamTlsConfig) -> Result<ClientConfig, TlsError> {
+    Ok(UpstreamTls::from_config(config)?.client_config())
+}
+
+fn server_verifier(
+    roots: Arc<rustls::RootCertStore>,
+    provider: Arc<CryptoProvider>,
+) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+    WebPkiServerVerifier::builder_with_provider(roots, provider)
+        .build()
+        .map_err(|e| {
+            TlsError::config(
+                "caFile",
+                format!("cannot build the server certificate verifier: {e}"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn mode_and_files_must_agree() {
+        let mut config = UpstreamTlsConfig::simple("ca.pem");
+        config.cert_file = Some(PathBuf::from("c.pem"));
+        let err = UpstreamTls::from_config(&config).unwrap_err();
+        assert_eq!(err.field(), Some("certFile"));
+        assert!(
+            err.to_string().contains("only presented with mode: MUTUAL"),
+            "{err}"
+        );
+
+        let mut config = UpstreamTlsConfig::mutual("ca.pem", "c.pem", "k.pem");
+        config.key_file = None;
+        let err = UpstreamTls::from_config(&config).unwrap_err();
+        assert_eq!(err.to_string(), "keyFile: mode: MUTUAL needs keyFile");
+    }
+
+    #[test]
+    fn missing_ca_file_is_named() {
+        let err = UpstreamTls::from_config(&UpstreamTlsConfig::simple("/nope/ca.pem")).unwrap_err();
+        assert_eq!(err.field(), Some("caFile"));
+    }
+
+    #[test]
+    fn simple_without_ca_uses_system_roots() {
+        let mut config = UpstreamTlsConfig::simple("unused");
+        config.ca_file = None;
+        let tls = UpstreamTls::from_config(&config).unwrap();
+        assert!(tls.client_certificate().is_none());
+        assert_eq!(
+            tls.client_config().alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+}
