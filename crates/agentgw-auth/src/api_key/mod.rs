@@ -1,0 +1,55 @@
+//! API key authentication: [`ApiKeyLayer`].
+//!
+//! Keys come from the configuration and/or a file that is re-read when it changes (editing the
+//! file revokes or adds keys without a restart). They are stored as SHA-256 hashes and compared
+//! in constant time. A valid key puts its [`ApiKeyInfo`](agentgw_core::identity::ApiKeyInfo)
+//! (name, team, role, allowed models, expiry, custom metadata; never the key) into the request
+//! extensions, which CEL policies read as `apiKey.*`, and is removed from the upstream request
+//! unless `passthrough` is set. The key is read from `x-api-key` by default, or from any
+//! [`TokenLocation`](crate::TokenLocation) such as `Authorization: Bearer`.
+//!
+//! The three [`Mode`](crate::Mode)s work as for JWTs. A rejection is a `401` shaped for the
+//! route's protocol, with reason `missing_api_key` or `invalid_api_key`; the detailed reason
+//! ([`ApiKeyError::reason`]) goes to logs and to
+//! `agentgateway_rejected_requests_total{layer="api_key", reason}`.
+//!
+//! # Example
+//!
+//! ```
+//! use agentgw_auth::api_key::{ApiKeyConfig, ApiKeyEntry, ApiKeyLayer};
+//! use agentgw_auth::Mode;
+//! use agentgw_core::identity::ApiKeyInfo;
+//! use axum::{Extension, Router, body::Body, routing::post};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = ApiKeyLayer::new(
+//!     ApiKeyConfig::new(Mode::Strict)
+//!         .key(ApiKeyEntry::new("ci-bot", "sk-example-key").team("platform")),
+//! )?;
+//! let app = Router::new()
+//!     .route("/v1/chat/completions", post(|Extension(key): Extension<ApiKeyInfo>| async move {
+//!         format!("team {}", key.get("team").and_then(|t| t.as_str()).unwrap_or("?"))
+//!     }))
+//!     .layer(keys);
+//!
+//! let call = |key: &'static str| {
+//!     Request::post("/v1/chat/completions").header("x-api-key", key).body(Body::empty())
+//! };
+//! let res = app.clone().oneshot(call("sk-example-key")?).await?;
+//! assert_eq!(res.status(), StatusCode::OK);
+//!
+//! let res = app.oneshot(call("sk-wrong")?).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod layer;
+mod store;
+
+pub use config::{ApiKeyConfig, ApiKeyEntry};
+pub use layer::{ApiKeyError, ApiKeyLayer, ApiKeyService, ResponseFuture};

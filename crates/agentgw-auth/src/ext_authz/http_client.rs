@@ -1,0 +1,337 @@
+//! Plain HTTP authorization services: the request's method, path and selected headers are sent;
+//! a 2xx answer allows, any other status denies with that status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Request, Response, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::sync::Semaphore;
+
+use agentgw_core::identity::ClientAddr;
+
+use super::decision::{Allow, CheckError, Deny, HeaderOp, Verdict, denial_headers, header_pair};
+use super::input::{self, BodyPrefix};
+
+/// The answer header naming request headers to remove (Envoy's convention).
+const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+/// The largest answer body read (a denial page); a larger one is a malformed answer.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// What the HTTP protocol sends and copies.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpSettings {
+    /// `http://host:port` plus the URL's path and the configured prefix, without a trailing `/`.
+    pub(crate) base: String,
+    /// Request headers sent to the service (`authorization` first).
+    pub(crate) forward: Vec<HeaderName>,
+    /// Answer headers copied onto the upstream request when allowed.
+    pub(crate) upstream: Vec<HeaderName>,
+    /// Answer headers passed to the client when denied; `None` passes all.
+    pub(crate) client: Option<Vec<HeaderName>>,
+    pub(crate) max_connections: usize,
+}
+
+/// A pooled HTTP/1.1 client with a bound on open connections.
+pub(crate) struct HttpClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    settings: HttpSettings,
+    permits: Semaphore,
+}
+
+impl HttpClient {
+    pub(crate) fn new(settings: HttpSettings, connect_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(settings.max_connections)
+            .build(connector);
+        HttpClient {
+            client,
+            permits: Semaphore::new(settings.max_connections),
+            settings,
+        }
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.settings.base
+    }
+
+    pub(crate) async fn check(
+        &self,
+        parts: &Parts,
+        body: Option<&BodyPrefix>,
+    ) -> Result<Verdict, CheckError> {
+        let request = self.check_request(parts, body)?;
+        // A permit per call bounds the connections: hyper's pool has no per-host limit.
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CheckError::Unavailable("client closed".to_owned()))?;
+        let response = self.client.request(request).await.map_err(classify)?;
+        let (head, answer) = response.into_parts();
+        let answer = Limited::new(answer, MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+                Ok(_) => CheckError::Malformed(format!(
+                    "answer body larger than {MAX_ANSWER_BYTES} bytes"
+                )),
+                Err(e) => CheckError::Unavailable(format!("reading the answer failed: {e}")),
+            })?
+            .to_bytes();
+        self.interpret(Response::from_parts(head, answer))
+    }
+
+    fn check_request(
+        &self,
+        parts: &Parts,
+        body: Option<&BodyPrefix>,
+    ) -> Result<Request<Full<Bytes>>, CheckError> {
+        let path = input::path_and_query(parts);
+        let uri: Uri = format!("{}{}", self.settings.base, path)
+            .parse()
+            .map_err(|e| CheckError::Malformed(format!("cannot build the check URI: {e}")))?;
+        let mut request =
+            Request::new(Full::new(body.map(|b| b.bytes.clone()).unwrap_or_default()));
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        for name in &self.settings.forward {
+            for value in parts.headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        let host = input::host(parts);
+        if !host.is_empty()
+            && let Ok(host) = HeaderValue::from_str(host)
+        {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+        if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>() {
+            headers.insert(
+                HeaderName::from_static("x-forwarded-for"),
+                HeaderValue::try_from(addr.ip().to_string())
+                    .map_err(|e| CheckError::Malformed(e.to_string()))?,
+            );
+        }
+        let body_len = body.map_or(0, |b| b.bytes.len());
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
+        if let Some(prefix) = body {
+            headers.insert(
+                HeaderName::from_static("x-envoy-auth-partial-body"),
+                HeaderValue::from_static(if prefix.partial { "true" } else { "false" }),
+            );
+            if let Some(content_type) = parts.headers.get(CONTENT_TYPE) {
+                headers.insert(CONTENT_TYPE, content_type.clone());
+            }
+        }
+        Ok(request)
+    }
+
+    fn interpret(&self, answer: Response<Bytes>) -> Result<Verdict, CheckError> {
+        let (head, body) = answer.into_parts();
+        if head.status.is_success() {
+            let mut allow = Allow::default();
+            for name in &self.settings.upstream {
+                for (i, value) in head.headers.get_all(name).iter().enumerate() {
+                    let op = if i == 0 {
+                        HeaderOp::Set
+                    } else {
+                        HeaderOp::Append
+                    };
+                    allow.upstream.push(op(name.clone(), value.clone()));
+                }
+            }
+            for value in head.headers.get_all(HEADERS_TO_REMOVE) {
+                let list = value.to_str().map_err(|_| {
+                    CheckError::Malformed(format!("{HEADERS_TO_REMOVE} is not text"))
+                })?;
+                for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    allow.remove.push(header_pair(name, b"")?.0);
+                }
+            }
+            return Ok(Verdict::Allow(Arc::new(allow)));
+        }
+        // `HeaderMap::into_iter` names a header only with its first value.
+        let mut passed = Vec::with_capacity(head.headers.len());
+        let mut current: Option<HeaderName> = None;
+        for (name, value) in head.headers {
+            if let Some(name) = name {
+                current = Some(name);
+            }
+            if let Some(name) = &current {
+                passed.push((name.clone(), value));
+            }
+        }
+        let (mut headers, content_type) = denial_headers(passed);
+        if let Some(allowed) = &self.settings.client {
+            headers.retain(|(name, _)| allowed.contains(name));
+        }
+        Ok(Verdict::Deny(Arc::new(Deny {
+            status: head.status,
+            headers,
+            content_type,
+            body,
+        })))
+    }
+}
+
+fn classify(err: hyper_util::client::legacy::Error) -> CheckError {
+    if err.is_connect() {
+        return CheckError::Unavailable(format!("cannot connect: {err}"));
+    }
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>()
+            && (hyper_err.is_parse() || hyper_err.is_parse_status())
+        {
+            return CheckError::Malformed(format!("not an HTTP answer: {hyper_err}"));
+        }
+        source = cause.source();
+    }
+    CheckError::Unavailable(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+    use http::header::AUTHORIZATION;
+
+    fn client(client_headers: Option<Vec<HeaderName>>) -> HttpClient {
+        HttpClient::new(
+            HttpSettings {
+                base: "http://127.0.0.1:9/authz".into(),
+                forward: vec![AUTHORIZATION, HeaderName::from_static("x-tenant")],
+                upstream: vec![HeaderName::from_static("x-user")],
+                client: client_headers,
+                max_connections: 4,
+            },
+            Duration::from_millis(50),
+        )
+    }
+
+    #[test]
+    fn check_request_sends_method_path_and_selected_headers() {
+        let (parts, ()) = Request::builder()
+            .method("PUT")
+            .uri("/v1/files?purpose=x")
+            .header("host", "api.example")
+            .header("authorization", "Bearer t")
+            .header("x-tenant", "a")
+            .header("x-tenant", "b")
+            .header("x-secret", "not sent")
+            .header("content-type", "application/json")
+            .extension(ClientAddr("192.0.2.1:5000".parse().unwrap()))
+            .extension(agentgw_core::Payload::from_static(b"0123456789"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        let prefix = BodyPrefix::of(&parts, 4);
+        let req = client(None).check_request(&parts, prefix.as_ref()).unwrap();
+        assert_eq!(req.method(), "PUT");
+        assert_eq!(req.uri(), "http://127.0.0.1:9/authz/v1/files?purpose=x");
+        let h = req.headers();
+        assert_eq!(h["authorization"], "Bearer t");
+        assert_eq!(h.get_all("x-tenant").iter().count(), 2);
+        assert!(h.get("x-secret").is_none());
+        assert_eq!(h["x-forwarded-host"], "api.example");
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["content-length"], "4");
+        assert_eq!(h["content-type"], "application/json");
+        assert_eq!(h["x-envoy-auth-partial-body"], "true");
+    }
+
+    #[test]
+    fn success_copies_listed_headers_and_removals() {
+        let answer = Response::builder()
+            .status(204)
+            .header("x-user", "alice")
+            .header("x-user", "bob")
+            .header("x-other", "ignored")
+            .header(HEADERS_TO_REMOVE, "authorization, x-api-key")
+            .body(Bytes::new())
+            .unwrap();
+        let Verdict::Allow(allow) = client(None).interpret(answer).unwrap() else {
+            panic!("2xx must allow");
+        };
+        let user = HeaderName::from_static("x-user");
+        assert_eq!(
+            allow.upstream,
+            vec![
+                HeaderOp::Set(user.clone(), HeaderValue::from_static("alice")),
+                HeaderOp::Append(user, HeaderValue::from_static("bob")),
+            ]
+        );
+        assert_eq!(
+            allow.remove,
+            vec![AUTHORIZATION, HeaderName::from_static("x-api-key")]
+        );
+    }
+
+    #[test]
+    fn other_statuses_deny_with_the_answer() {
+        let answer = || {
+            Response::builder()
+                .status(302)
+                .header("location", "https://login.example")
+                .header("content-type", "text/html")
+                .header("content-length", "2")
+                .header("set-cookie", "a=1")
+                .header("set-cookie", "b=2")
+                .body(Bytes::from_static(b"go"))
+                .unwrap()
+        };
+        let Verdict::Deny(deny) = client(None).interpret(answer()).unwrap() else {
+            panic!("non-2xx must deny");
+        };
+        assert_eq!(deny.status, StatusCode::FOUND);
+        assert_eq!(
+            deny.content_type,
+            Some(HeaderValue::from_static("text/html"))
+        );
+        assert_eq!(&deny.body[..], b"go");
+        let names: Vec<_> = deny
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("location", "https://login.example"),
+                ("set-cookie", "a=1"),
+                ("set-cookie", "b=2")
+            ]
+        );
+
+        let only_location = client(Some(vec![http::header::LOCATION]));
+        let Verdict::Deny(deny) = only_location.interpret(answer()).unwrap() else {
+            panic!("non-2xx must deny");
+        };
+        assert_eq!(deny.headers.len(), 1);
+    }
+
+    #[test]
+    fn bad_removal_list_is_malformed() {
+        let answer = Response::builder()
+            .header(HEADERS_TO_REMOVE, "bad header")
+            .body(Bytes::new())
+            .unwrap();
+        assert!(matches!(
+            client(None).interpret(answer),
+            Err(CheckError::Malformed(_))
+        ));
+    }
+}

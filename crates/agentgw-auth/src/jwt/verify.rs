@@ -1,0 +1,684 @@
+//! From a compact JWS to verified claims.
+//!
+//! The checks run cheapest first, and nothing is decoded before the size check:
+//!
+//! 1. size (`maxTokenBytes`), then the verified-token cache;
+//! 2. shape: exactly three base64url (no padding) parts, a JSON header and a JSON object of
+//!    claims;
+//! 3. header: `crit` is rejected (no extension is understood); `alg` must name a supported
+//!    algorithm exactly (`none` in any spelling is not one); `jwk`, `jku`, `x5u`, `x5c` are never
+//!    read, so a token cannot bring or point at its own key;
+//! 4. the provider whose `issuer` equals `iss`;
+//! 5. the key: by `kid`, or the only key that allows `alg` when the token names none; the key's
+//!    type decides which algorithms it verifies (an RSA key never verifies HS256);
+//! 6. the signature, with the key parsed once when it was loaded (aws-lc-rs);
+//! 7. claims: `exp` (required by default), `nbf`, `iat` (each a number, with leeway) and `aud`.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+use agentgw_core::identity::JwtClaims;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::cache::{Entry, TokenCache, TokenDigest};
+use super::config::{InlineJwks, JwksSource, JwtConfig, LocalJwks};
+use super::keys::{KeySet, Selection, parse_algorithm};
+use crate::error::Error;
+use crate::reload::Reloading;
+use crate::secret::Loaded;
+use crate::unix_now;
+
+/// A request's wait for a key fetch in flight.
+pub(crate) type WaitFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How often a local JWKS or HMAC secret file is checked for changes.
+const FILE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a verified token without `exp` (allowed only with `requireExpiration: false`) is
+/// remembered.
+const UNEXPIRING_CACHE_SECS: u64 = 600;
+
+/// Why a token was not accepted.
+///
+/// [`reason`](JwtError::reason) is the short label used in logs and in the metric
+/// `agentgateway_rejected_requests_total{layer="jwt", reason}`. Clients never see it: every
+/// invalid token gets the same `401` with `WWW-Authenticate: Bearer error="invalid_token"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtError {
+    /// Longer than `maxTokenBytes`.
+    #[error("token larger than the configured limit")]
+    TooLarge,
+    /// Not three base64url parts, or the header or claims are not JSON objects.
+    #[error("token is not a well-formed compact JWS")]
+    Malformed,
+    /// The request carries more than one token.
+    #[error("more than one token in the request")]
+    MultipleTokens,
+    /// `alg` names no supported algorithm (`none` in any spelling included).
+    #[error("unsupported algorithm")]
+    UnsupportedAlgorithm,
+    /// The header has `crit`: no extension is understood, so it cannot be honoured.
+    #[error("critical header extensions are not supported")]
+    CriticalHeader,
+    /// No `iss` claim (or not a string).
+    #[error("token has no issuer")]
+    MissingIssuer,
+    /// `iss` matches no configured provider.
+    #[error("issuer not accepted")]
+    UnknownIssuer,
+    /// No key has the token's `kid` (or, without `kid`, no key allows its algorithm).
+    #[error("no key for this token")]
+    UnknownKey,
+    /// The token names no `kid` and several keys could verify it.
+    #[error("several keys could verify this token")]
+    AmbiguousKey,
+    /// The key the token names does not allow the token's algorithm.
+    #[error("the key does not allow the token's algorithm")]
+    AlgorithmMismatch,
+    /// The signature does not verify.
+    #[error("signature does not verify")]
+    InvalidSignature,
+    /// `exp` has passed (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("token not valid yet")]
+    NotYetValid,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("token issued in the future")]
+    IssuedInFuture,
+    /// No `exp` while expiration is required.
+    #[error("token has no expiration")]
+    MissingExpiration,
+    /// `exp`, `nbf` or `iat` is not a non-negative number.
+    #[error("a time claim is not a number")]
+    InvalidClaim,
+    /// `aud` does not contain an accepted audience.
+    #[error("audience not accepted")]
+    InvalidAudience,
+    /// The issuer's keys have not been fetched yet.
+    #[error("the issuer's keys are not available")]
+    KeysUnavailable,
+}
+
+impl JwtError {
+    /// A short, fixed label (`"expired"`, `"invalid_signature"`, ...) for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JwtError::TooLarge => "token_too_large",
+            JwtError::Malformed => "malformed",
+            JwtError::MultipleTokens => "multiple_tokens",
+            JwtError::UnsupportedAlgorithm => "unsupported_algorithm",
+            JwtError::CriticalHeader => "critical_header",
+            JwtError::MissingIssuer => "missing_issuer",
+            JwtError::UnknownIssuer => "unknown_issuer",
+            JwtError::UnknownKey => "unknown_key",
+            JwtError::AmbiguousKey => "ambiguous_key",
+            JwtError::AlgorithmMismatch => "algorithm_mismatch",
+            JwtError::InvalidSignature => "invalid_signature",
+            JwtError::Expired => "expired",
+            JwtError::NotYetValid => "not_yet_valid",
+            JwtError::IssuedInFuture => "issued_in_future",
+            JwtError::MissingExpiration => "missing_expiration",
+            JwtError::InvalidClaim => "invalid_claim",
+            JwtError::InvalidAudience => "invalid_audience",
+            JwtError::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+/// The result of checking one token.
+pub(crate) enum Verdict {
+    Valid(JwtClaims),
+    Invalid(JwtError),
+    /// The keys may be out of date: wait for the fetch, then check again without waiting.
+    Refetch(WaitFuture),
+}
+
+impl From<JwtError> for Verdict {
+    fn from(error: JwtError) -> Self {
+        Verdict::Invalid(error)
+    }
+}
+
+/// Where one provider's keys are right now.
+pub(crate) enum KeySource {
+    Loaded(Loaded<KeySet>),
+    #[cfg(feature = "remote-jwks")]
+    Remote(std::sync::Arc<super::remote::RemoteKeys>),
+}
+
+impl KeySource {
+    fn build(source: &JwksSource, field: &str) -> Result<Self, Error> {
+        let non_empty = |set: KeySet| {
+            if set.len() == 0 {
+                Err("no usable verification key".to_owned())
+            } else {
+                Ok(set)
+            }
+        };
+        match source {
+            JwksSource::Local(LocalJwks::File(path)) => {
+                Ok(KeySource::Loaded(Loaded::File(Reloading::open(
+                    path,
+                    FILE_CHECK_INTERVAL,
+                    "JWKS",
+                    &format!("{field}.local.file"),
+                    move |bytes| KeySet::from_document(bytes).and_then(non_empty),
+                )?)))
+            }
+            JwksSource::Local(LocalJwks::Inline(inline)) => {
+                let set = match inline {
+                    InlineJwks::Text(text) => KeySet::from_document(text.as_bytes()),
+                    InlineJwks::Document(document) => serde_json::to_vec(document)
+                        .map_err(|e| e.to_string())
+                        .and_then(|bytes| KeySet::from_jwks(&bytes)),
+                }
+                .and_then(non_empty)
+                .map_err(|reason| Error::invalid(format!("{field}.local.inline"), reason))?;
+                Ok(KeySource::Loaded(Loaded::Fixed(std::sync::Arc::new(set))))
+            }
+            JwksSource::HmacSecret(secret) => Ok(KeySource::Loaded(Loaded::load(
+                secret,
+                FILE_CHECK_INTERVAL,
+                "HMAC secret",
+                &format!("{field}.hmacSecret"),
+                KeySet::hmac,
+            )?)),
+            #[cfg(feature = "remote-jwks")]
+            JwksSource::Remote(remote) => Ok(KeySource::Remote(super::remote::RemoteKeys::start(
+                remote,
+                &format!("{field}.remote"),
+            )?)),
+            #[cfg(not(feature = "remote-jwks"))]
+            JwksSource::Remote(remote) => {
+                // Report a wrong URL before the missing feature.
+                remote.resolve_url().map_err(|(sub, reason)| {
+                    Error::invalid(format!("{field}.remote.{sub}"), reason)
+                })?;
+                Err(Error::FeatureDisabled {
+                    field: format!("{field}.remote"),
+                    feature: "remote-jwks",
+                })
+            }
+        }
+    }
+
+    fn with_keys<R>(&self, f: impl FnOnce(Option<&KeySet>) -> R) -> R {
+        match self {
+            KeySource::Loaded(loaded) => f(Some(&loaded.get())),
+            #[cfg(feature = "remote-jwks")]
+            KeySource::Remote(remote) => remote.with_keys(f),
+        }
+    }
+
+    fn epoch(&self) -> Option<u64> {
+        self.with_keys(|keys| keys.map(KeySet::epoch))
+    }
+
+    fn refetch(&self) -> Option<WaitFuture> {
+        match self {
+            KeySource::Loaded(_) => None,
+            #[cfg(feature = "remote-jwks")]
+            KeySource::Remote(remote) => remote.refetch(),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            KeySource::Loaded(_) => true,
+            #[cfg(feature = "remote-jwks")]
+            KeySource::Remote(remote) => remote.is_ready(),
+        }
+    }
+
+    async fn ready(&self) {
+        match self {
+            KeySource::Loaded(_) => {}
+            #[cfg(feature = "remote-jwks")]
+            KeySource::Remote(remote) => remote.ready().await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            KeySource::Loaded(Loaded::Fixed(_)) => "fixed".to_owned(),
+            KeySource::Loaded(Loaded::File(file)) => format!("file:{}", file.path().display()),
+            #[cfg(feature = "remote-jwks")]
+            KeySource::Remote(remote) => format!("remote:{}", remote.url()),
+        }
+    }
+}
+
+struct Provider {
+    issuer: Box<str>,
+    audiences: Option<Box<[Box<str>]>>,
+    keys: KeySource,
+}
+
+/// Checks tokens against the configured providers. Shared by every clone of the layer.
+pub(crate) struct Verifier {
+    providers: Box<[Provider]>,
+    leeway: u64,
+    require_exp: bool,
+    max_token_bytes: usize,
+    cache: TokenCache,
+    cache_enabled: bool,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let providers: Vec<_> = self
+            .providers
+            .iter()
+            .map(|p| (&*p.issuer, p.keys.describe()))
+            .collect();
+        f.debug_struct("Verifier")
+            .field("providers", &providers)
+            .field("leeway", &self.leeway)
+            .field("require_exp", &self.require_exp)
+            .field("max_token_bytes", &self.max_token_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: Deserializer<'de>>(de: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(de)?;
+    Ok(true)
+}
+
+impl Verifier {
+    pub(crate) fn new(config: &JwtConfig) -> Result<Self, Error> {
+        if config.providers.is_empty() {
+            return Err(Error::invalid(
+                "providers",
+                "at least one provider is required",
+            ));
+        }
+        if config.max_token_bytes == 0 {
+            return Err(Error::invalid("maxTokenBytes", "must be greater than zero"));
+        }
+        let mut providers = Vec::with_capacity(config.providers.len());
+        for (i, provider) in config.providers.iter().enumerate() {
+            let field = format!("providers[{i}]");
+            if provider.issuer.is_empty() {
+                return Err(Error::invalid(
+                    format!("{field}.issuer"),
+                    "must not be empty",
+                ));
+            }
+            if config.providers[..i]
+                .iter()
+                .any(|other| other.issuer == provider.issuer)
+            {
+                return Err(Error::invalid(
+                    format!("{field}.issuer"),
+                    format!("issuer {:?} is configured twice", provider.issuer),
+                ));
+            }
+            let audiences = match &provider.audiences {
+                Some(list) if list.is_empty() || list.iter().any(String::is_empty) => {
+                    return Err(Error::invalid(
+                        format!("{field}.audiences"),
+                        "must list non-empty audiences; omit it to accept any aud",
+                    ));
+                }
+                Some(list) => Some(list.iter().map(|a| a.as_str().into()).collect()),
+                None => None,
+            };
+            providers.push(Provider {
+                issuer: provider.issuer.as_str().into(),
+                audiences,
+                keys: KeySource::build(&provider.jwks, &format!("{field}.jwks"))?,
+            });
+        }
+        Ok(Verifier {
+            providers: providers.into(),
+            leeway: config.leeway.as_secs(),
+            require_exp: config.require_expiration,
+            max_token_bytes: config.max_token_bytes,
+            cache: TokenCache::new(config.cache_size),
+            cache_enabled: config.cache_size > 0,
+        })
+    }
+
+    /// Whether every provider has keys.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.providers.iter().all(|p| p.keys.is_ready())
+    }
+
+    /// Resolves once every provider has keys.
+    pub(crate) async fn ready(&self) {
+        for provider in &*self.providers {
+            provider.keys.ready().await;
+        }
+    }
+
+    /// Checks `token`. With `may_wait`, a token whose keys may have changed (unknown `kid`,
+    /// keys not fetched yet) asks the caller to wait for a fetch and call again without waiting.
+    pub(crate) fn verify(&self, token: &str, may_wait: bool) -> Verdict {
+        if token.len() > self.max_token_bytes {
+            return JwtError::TooLarge.into();
+        }
+        let now = unix_now();
+        let digest = self.cache_enabled.then(|| TokenDigest::of(token));
+        if let Some(digest) = &digest
+            && let Some(entry) = self.cache.get(digest, now, |index| {
+                self.providers.get(index).and_then(|p| p.keys.epoch())
+            })
+        {
+            return Verdict::Valid(entry.claims);
+        }
+        match self.verify_uncached(token, now, may_wait) {
+            Ok(entry) => {
+                let claims = entry.claims.clone();
+                if let Some(digest) = digest {
+                    self.cache.insert(digest, entry, now);
+                }
+                Verdict::Valid(claims)
+            }
+            Err(verdict) => verdict,
+        }
+    }
+
+    fn verify_uncached(&self, token: &str, now: u64, may_wait: bool) -> Result<Entry, Verdict> {
+        let (message, signature) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
+        let (header_part, claims_part) = message.split_once('.').ok_or(JwtError::Malformed)?;
+        if header_part.is_empty() || claims_part.is_empty() || claims_part.contains('.') {
+            return Err(JwtError::Malformed.into());
+        }
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(header_part)
+            .map_err(|_| JwtError::Malformed)?;
+        let header: JoseHeader<'_> =
+            serde_json::from_slice(&header_bytes).map_err(|_| JwtError::Malformed)?;
+        if header.crit {
+            return Err(JwtError::CriticalHeader.into());
+        }
+        let algorithm = parse_algorithm(&header.alg).ok_or(JwtError::UnsupportedAlgorithm)?;
+        if signature.is_empty() {
+            return Err(JwtError::InvalidSignature.into());
+        }
+        let claims_bytes = URL_SAFE_NO_PAD
+            .decode(claims_part)
+            .map_err(|_| JwtError::Malformed)?;
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&claims_bytes).map_err(|_| JwtError::Malformed)?;
+        let issuer = match claims.get("iss") {
+            Some(Value::String(issuer)) => issuer,
+            _ => return Err(JwtError::MissingIssuer.into()),
+        };
+        let (index, provider) = self
+            .providers
+            .iter()
+            .enumerate()
+            .find(|(_, p)| *p.issuer == **issuer)
+            .ok_or(JwtError::UnknownIssuer)?;
+
+        let kid = header.kid.as_deref();
+        let checked = provider.keys.with_keys(|keys| {
+            let Some(keys) = keys else {
+                return Err(JwtError::KeysUnavailable);
+            };
+            let key = match keys.select(kid, algorithm) {
+                Selection::Key(key) => key,
+                Selection::Unknown => return Err(JwtError::UnknownKey),
+                Selection::Ambiguous => return Err(JwtError::AmbiguousKey),
+                Selection::AlgorithmMismatch => return Err(JwtError::AlgorithmMismatch),
+            };
+            let signature = URL_SAFE_NO_PAD
+                .decode(signature)
+                .map_err(|_| JwtError::InvalidSignature)?;
+            if key.verify(algorithm, message.as_bytes(), &signature) {
+                Ok(keys.epoch())
+            } else {
+                Err(JwtError::InvalidSignature)
+            }
+        });
+        let epoch = match checked {
+            Ok(epoch) => epoch,
+            Err(error @ (JwtError::KeysUnavailable | JwtError::UnknownKey))
+                if may_wait && (error == JwtError::KeysUnavailable || kid.is_some()) =>
+            {
+                return Err(match provider.keys.refetch() {
+                    Some(wait) => Verdict::Refetch(wait),
+                    None => error.into(),
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let expires_at = self.check_claims(&claims, provider, now)?;
+        Ok(Entry {
+            claims: JwtClaims::new(claims),
+            provider: index,
+            epoch,
+            expires_at,
+        })
+    }
+
+    /// Checks the time claims and `aud`; returns when the token stops being accepted.
+    fn check_claims(
+        &self,
+        claims: &Map<String, Value>,
+        provider: &Provider,
+        now: u64,
+    ) -> Result<u64, JwtError> {
+        let exp = time_claim(claims, "exp")?;
+        match exp {
+            None if self.require_exp => return Err(JwtError::MissingExpiration),
+            Some(exp) if now >= exp.saturating_add(self.leeway) => return Err(JwtError::Expired),
+            _ => {}
+        }
+        if time_claim(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
+            return Err(JwtError::NotYetValid);
+        }
+        if time_claim(claims, "iat")?.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
+            return Err(JwtError::IssuedInFuture);
+        }
+        if let Some(accepted) = &provider.audiences {
+            let accepts = |aud: &str| accepted.iter().any(|a| **a == *aud);
+            let ok = match claims.get("aud") {
+                Some(Value::String(aud)) => accepts(aud),
+                Some(Value::Array(list)) => list.iter().any(|v| v.as_str().is_some_and(accepts)),
+                _ => false,
+            };
+            if !ok {
+                return Err(JwtError::InvalidAudience);
+            }
+        }
+        Ok(match exp {
+            Some(exp) => exp.saturating_add(self.leeway),
+            None => now.saturating_add(UNEXPIRING_CACHE_SECS),
+        })
+    }
+}
+
+/// A NumericDate claim: absent, or a non-negative number (fractions are truncated).
+fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, JwtError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(number)) => number
+            .as_u64()
+            .or_else(|| {
+                number
+                    .as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or(JwtError::InvalidClaim),
+        Some(_) => Err(JwtError::InvalidClaim),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A verifier with one HMAC key and a valid token for it (built once: proptest runs many
+    /// cases).
+    fn hmac_verifier() -> &'static (Verifier, String, tempfile::TempDir) {
+        static VERIFIER: std::sync::LazyLock<(Verifier, String, tempfile::TempDir)> =
+            std::sync::LazyLock::new(|| {
+                let secret = [7u8; 32];
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("secret");
+                std::fs::write(&path, secret).unwrap();
+                let config =
+                    JwtConfig::new(crate::Mode::Strict).provider(super::super::JwtProvider::new(
+                        "https://issuer",
+                        JwksSource::hmac_secret(crate::SecretRef::File(path)),
+                    ));
+                let token = jsonwebtoken::encode(
+                    &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                    &json!({"iss": "https://issuer", "sub": "p", "exp": unix_now() + 600}),
+                    &jsonwebtoken::EncodingKey::from_secret(&secret),
+                )
+                .unwrap();
+                (Verifier::new(&config).unwrap(), token, dir)
+            });
+        &VERIFIER
+    }
+
+    fn accepted(verifier: &Verifier, token: &str) -> bool {
+        matches!(verifier.verify(token, false), Verdict::Valid(_))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_single_character_change_is_rejected(
+            index in 0usize..4096,
+            replacement in proptest::sample::select(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ".to_vec()
+            ),
+        ) {
+            let (verifier, token, _) = hmac_verifier();
+            proptest::prop_assert!(accepted(verifier, token));
+            let index = index % token.len();
+            let mut bytes = token.clone().into_bytes();
+            proptest::prop_assume!(bytes[index] != replacement);
+            bytes[index] = replacement;
+            let mutated = String::from_utf8(bytes).unwrap();
+            proptest::prop_assert!(!accepted(verifier, &mutated), "accepted {mutated}");
+        }
+
+        #[test]
+        fn arbitrary_input_is_rejected_without_panicking(input in ".{0,300}") {
+            let (verifier, _, _) = hmac_verifier();
+            proptest::prop_assert!(!accepted(verifier, &input));
+        }
+    }
+
+    #[test]
+    fn time_claims_must_be_numbers() {
+        let claims = |v: Value| json!({ "exp": v }).as_object().unwrap().clone();
+        assert_eq!(time_claim(&claims(json!(5)), "exp"), Ok(Some(5)));
+        assert_eq!(time_claim(&claims(json!(5.9)), "exp"), Ok(Some(5)));
+        assert_eq!(
+            time_claim(&claims(json!("5")), "exp"),
+            Err(JwtError::InvalidClaim)
+        );
+        assert_eq!(
+            time_claim(&claims(json!(-1)), "exp"),
+            Err(JwtError::InvalidClaim)
+        );
+        assert_eq!(
+            time_claim(&claims(Value::Null), "exp"),
+            Err(JwtError::InvalidClaim)
+        );
+        assert_eq!(time_claim(&claims(json!(1)), "nbf"), Ok(None));
+    }
+
+    #[test]
+    fn reasons_are_snake_case_and_distinct() {
+        use std::collections::HashSet;
+        let all = [
+            JwtError::TooLarge,
+            JwtError::Malformed,
+            JwtError::MultipleTokens,
+            JwtError::UnsupportedAlgorithm,
+            JwtError::CriticalHeader,
+            JwtError::MissingIssuer,
+            JwtError::UnknownIssuer,
+            JwtError::UnknownKey,
+            JwtError::AmbiguousKey,
+            JwtError::AlgorithmMismatch,
+            JwtError::InvalidSignature,
+            JwtError::Expired,
+            JwtError::NotYetValid,
+            JwtError::IssuedInFuture,
+            JwtError::MissingExpiration,
+            JwtError::InvalidClaim,
+            JwtError::InvalidAudience,
+            JwtError::KeysUnavailable,
+        ];
+        let reasons: HashSet<_> = all.iter().map(JwtError::reason).collect();
+        assert_eq!(reasons.len(), all.len());
+        assert!(
+            reasons
+                .iter()
+                .all(|r| r.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
+    }
+
+    #[cfg(not(feature = "remote-jwks"))]
+    #[test]
+    fn remote_jwks_needs_its_feature() {
+        let config = JwtConfig::new(crate::Mode::Strict).provider(super::super::JwtProvider::new(
+            "https://a",
+            JwksSource::remote("https://idp.example/jwks"),
+        ));
+        let err = Verifier::new(&config).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::FeatureDisabled {
+                    feature: "remote-jwks",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.field(), "providers[0].jwks.remote");
+
+        let config = JwtConfig::new(crate::Mode::Strict).provider(super::super::JwtProvider::new(
+            "https://a",
+            JwksSource::remote("ftp://idp.example/jwks"),
+        ));
+        assert_eq!(
+            Verifier::new(&config).unwrap_err().field(),
+            "providers[0].jwks.remote.url"
+        );
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let empty = JwtConfig::new(crate::Mode::Strict);
+        assert_eq!(Verifier::new(&empty).unwrap_err().field(), "providers");
+
+        let jwks = r#"{"keys": []}"#;
+        let config = JwtConfig::new(crate::Mode::Strict).provider(super::super::JwtProvider::new(
+            "https://a",
+            JwksSource::inline(jwks),
+        ));
+        assert_eq!(
+            Verifier::new(&config).unwrap_err().field(),
+            "providers[0].jwks.local.inline"
+        );
+    }
+}
