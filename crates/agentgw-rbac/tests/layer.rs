@@ -1,0 +1,360 @@
+//! The layer under `axum::Router::layer`, over real sockets on 127.0.0.1.
+
+use std::net::SocketAddr;
+
+use agentgw_core::Payload;
+use agentgw_core::body::BodyLimit;
+use agentgw_core::identity::JwtClaims;
+use agentgw_rbac::{CelPolicyLayer, RbacConfig};
+use axum::Router;
+use axum::body::Body;
+use axum::routing::post;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+/// Inserts the claims of the `x-test-claims` header, standing in for the JWT layer.
+fn claims_layer() -> tower::util::MapRequestLayer<fn(Request<Body>) -> Request<Body>> {
+    fn insert(mut req: Request<Body>) -> Request<Body> {
+        if let Some(claims) = req
+            .headers()
+            .get("x-test-claims")
+            .and_then(|v| serde_json::from_slice::<Value>(v.as_bytes()).ok())
+            .and_then(JwtClaims::from_value)
+        {
+            req.extensions_mut().insert(claims);
+        }
+        req
+    }
+    tower::util::MapRequestLayer::new(insert as fn(Request<Body>) -> Request<Body>)
+}
+
+fn policy(yaml: &str) -> CelPolicyLayer {
+    let config: RbacConfig = serde_saphyr::from_str(yaml).unwrap();
+    CelPolicyLayer::from_config(&config).unwrap()
+}
+
+/// Echoes the body; says whether a layer buffered it.
+async fn echo(req: Request<Body>) -> Response<Body> {
+    let buffered = req.extensions().get::<Payload>().is_some();
+    let bytes = req.into_body().collect().await.unwrap().to_bytes();
+    Response::builder()
+        .header("x-buffered", if buffered { "yes" } else { "no" })
+        .body(Body::from(bytes))
+        .unwrap()
+}
+
+const TOOLS: &str = r#"{"tools":[
+    {"name":"kubectl-get","description":"read","inputSchema":{"type":"object"}},
+    {"name":"kubectl-delete","description":"delete","inputSchema":{"type":"object"}},
+    {"name":"list-pods","inputSchema":{"type":"object"}}]}"#;
+
+/// A small MCP server: answers `tools/list` (as an event stream when `?sse` is in the URI)
+/// and `tools/call`.
+async fn mcp_server(req: Request<Body>) -> Response<Body> {
+    let sse = req.uri().query().is_some_and(|q| q.contains("sse"));
+    let bytes = req.into_body().collect().await.unwrap().to_bytes();
+    let message: Value = serde_json::from_slice(&bytes).unwrap();
+    let result: Value = match message["method"].as_str() {
+        Some("tools/list") => serde_json::from_str(TOOLS).unwrap(),
+        _ => json!({"content": [{"type": "text", "text": "called"}]}),
+    };
+    let response = json!({"jsonrpc": "2.0", "id": message["id"], "result": result}).to_string();
+    if sse {
+        Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from(format!(
+                ": ping\n\nevent: message\ndata: {response}\n\n"
+            )))
+            .unwrap()
+    } else {
+        Response::builder()
+            .header("content-type", "application/json")
+            .header("content-length", response.len())
+            .body(Body::from(response))
+            .unwrap()
+    }
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    addr
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(addr: SocketAddr) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        claims: Option<Value>,
+        body: Value,
+    ) -> (StatusCode, http::HeaderMap, Bytes) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(claims) = claims {
+            request = request.header("x-test-claims", claims.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        (status, headers, response.bytes().await.unwrap())
+    }
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+}
+
+const SEED_JWT: &str = r#"
+policy:
+  matchExpressions:
+    - 'jwt.role == "admin"'
+    - 'jwt.role == "user" && request.path.startsWith("/openai") && request.body.model == "gpt-3.5-turbo"'
+"#;
+
+#[tokio::test]
+async fn seed_jwt_policy_allows_and_denies_llm_requests() {
+    let app = Router::new()
+        .route("/openai/v1/chat/completions", post(echo))
+        .layer(policy(SEED_JWT))
+        .layer(claims_layer());
+    let client = Client::new(serve(app).await);
+    let path = "/openai/v1/chat/completions";
+
+    let cheap = json!({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, headers, body) = client
+        .post(path, Some(json!({"role": "user"})), cheap.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json_of(&body),
+        cheap,
+        "the handler receives the body unchanged"
+    );
+    assert_eq!(headers["x-buffered"], "yes");
+
+    let (status, _, _) = client
+        .post(
+            path,
+            Some(json!({"role": "admin"})),
+            json!({"model": "gpt-4"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, headers, body) = client
+        .post(
+            path,
+            Some(json!({"role": "user"})),
+            json!({"model": "gpt-4"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(headers["content-type"], "application/json");
+    let error = json_of(&body);
+    assert_eq!(error["error"]["type"], "permission_error");
+    assert_eq!(error["error"]["code"], "no_rule_matched");
+    assert_eq!(error["error"]["message"], "request denied by RBAC policy");
+
+    let (status, _, _) = client.post(path, None, cheap).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no JWT, no access");
+}
+
+#[tokio::test]
+async fn header_rules_leave_the_body_streaming() {
+    let app = Router::new()
+        .route("/v1/chat/completions", post(echo))
+        .layer(policy(
+            r#"policy: {matchExpressions: ['request.headers["x-llm"] in ["openai", "anthropic", "gemini"]']}"#,
+        ));
+    let addr = serve(app).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/chat/completions");
+
+    let response = http
+        .post(&url)
+        .header("X-LLM", "anthropic")
+        .body("not even json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["x-buffered"],
+        "no",
+        "a header rule never reads the body"
+    );
+    assert_eq!(response.bytes().await.unwrap(), "not even json");
+
+    let response = http
+        .post(&url)
+        .header("x-llm", "mistral")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = http.post(&url).body("{}").send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "missing header: the rule fails, which denies"
+    );
+}
+
+const SEED_MCP: &str = r#"
+policy:
+  matchExpressions:
+    - 'mcp.tool.name in ["kubectl-delete", "helm-uninstall"] && jwt.role == "admin"'
+    - 'mcp.tool.name in ["kubectl-get", "kubectl-describe", "list-pods"] && jwt.sub != ""'
+    - 'mcp.method in ["initialize", "tools/list"]'
+"#;
+
+fn call(id: Value, tool: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": {}}})
+}
+
+#[tokio::test]
+async fn mcp_tool_calls_are_checked_and_denials_are_json_rpc_errors() {
+    let app = Router::new()
+        .route("/mcp", post(mcp_server))
+        .layer(policy(SEED_MCP))
+        .layer(claims_layer());
+    let client = Client::new(serve(app).await);
+    let user = || Some(json!({"sub": "alice", "role": "user"}));
+
+    let (status, _, body) = client
+        .post("/mcp", user(), call(json!(3), "kubectl-get"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["result"]["content"][0]["text"], "called");
+
+    let (status, _, body) = client
+        .post("/mcp", user(), call(json!("req-9"), "kubectl-delete"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let error = json_of(&body);
+    assert_eq!(error["jsonrpc"], "2.0");
+    assert_eq!(error["id"], "req-9", "the denial carries the request id");
+    assert_eq!(error["error"]["code"], -32003);
+    assert_eq!(error["error"]["data"]["layer"], "rbac");
+    assert_eq!(error["error"]["data"]["reason"], "no_rule_matched");
+
+    let admin = Some(json!({"sub": "root", "role": "admin"}));
+    let (status, _, _) = client
+        .post("/mcp", admin.clone(), call(json!(4), "kubectl-delete"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A batch could carry calls past the tool rules: denied, even for an admin.
+    let batch = json!([
+        call(json!(5), "kubectl-get"),
+        call(json!(6), "kubectl-delete")
+    ]);
+    let (status, _, body) = client.post("/mcp", admin, batch).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let error = json_of(&body);
+    assert_eq!(error["id"], Value::Null);
+    assert_eq!(error["error"]["data"]["reason"], "jsonrpc_batch");
+}
+
+fn tool_names(result: &Value) -> Vec<&str> {
+    result["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn tools_list_results_hide_tools_the_caller_cannot_call() {
+    let app = Router::new()
+        .route("/mcp", post(mcp_server))
+        .layer(policy(SEED_MCP))
+        .layer(claims_layer());
+    let client = Client::new(serve(app).await);
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+
+    let (status, headers, body) = client
+        .post(
+            "/mcp",
+            Some(json!({"sub": "a", "role": "user"})),
+            list.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers
+            .get("content-length")
+            .is_none_or(|l| l.to_str().unwrap() == body.len().to_string())
+    );
+    let response = json_of(&body);
+    assert_eq!(response["id"], 1);
+    assert_eq!(
+        tool_names(&response["result"]),
+        ["kubectl-get", "list-pods"]
+    );
+
+    let (_, _, body) = client
+        .post(
+            "/mcp",
+            Some(json!({"sub": "r", "role": "admin"})),
+            list.clone(),
+        )
+        .await;
+    assert_eq!(
+        tool_names(&json_of(&body)["result"]),
+        ["kubectl-get", "kubectl-delete", "list-pods"]
+    );
+
+    // Streamed responses are filtered event by event; other events pass unchanged.
+    let (status, headers, body) = client
+        .post("/mcp?sse", Some(json!({"sub": "a", "role": "user"})), list)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.starts_with(": ping\n\n"), "{text}");
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data line");
+    assert_eq!(
+        tool_names(&json_of(data.as_bytes())["result"]),
+        ["kubectl-get", "list-pods"]
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_rejected_before_the_handler() {
+    let app = Router::new()
+        .route("/v1/chat/completions", post(echo))
+        .layer(policy(SEED_JWT).body_limit(BodyLimit::new(64)))
+        .layer(claims_layer());
+    let client = Client::new(serve(app).await);
+    let big = json!({"model": "gpt-3.5-turbo", "padding": "x".repeat(200)});
+    let (status, _, body) = client
+        .post("/v1/chat/completions", Some(json!({"role": "admin"})), big)
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(json_of(&body)["error"]["code"], "body_too_large");
+}
