@@ -1,0 +1,825 @@
+//! One compiled matcher for all the rules of a guard: custom regexes, validated builtins and
+//! literal phrases.
+//!
+//! A [`PatternSet`] is built once ([`PatternSet::builder`]) and then shared (`Clone` is a
+//! reference-count increment). It compiles every custom pattern and the candidate patterns of
+//! every [`Builtin`] into a single multi-pattern `regex-automata` automaton that reports which
+//! pattern matched and where, and literal phrases into an `aho-corasick` automaton. Both run in
+//! time linear in the text: there is no backtracking engine, so no pattern can be made to take
+//! exponential time, whatever the input.
+//!
+//! Scanning reports non-overlapping matches, leftmost first; at the same position builtins win
+//! over custom patterns (builtins in [`Builtin::ALL`] order, then patterns in the order they
+//! were added), and the longer of a regex and a phrase match wins. A builtin candidate that
+//! fails validation (a card number with a bad checksum) is not a match, and the other rules
+//! still get their chance at that position.
+//!
+//! A *normalizing* set ([`PatternSetBuilder::normalize`]) matches the skeleton of the text (see
+//! [`normalize`](mod@crate::normalize)) and compiles its patterns case-insensitively with normalized
+//! literals, so `ign\u{200b}ore prevіous` (zero-width space, Cyrillic `і`) matches
+//! `ignore previous`. Match offsets always refer to the original text, so masking replaces the
+//! right bytes.
+//!
+//! # Example
+//!
+//! ```
+//! use agentgw_guard::{Builtin, PatternSet};
+//!
+//! let set = PatternSet::builder()
+//!     .builtin(Builtin::CreditCard)
+//!     .builtin(Builtin::Email)
+//!     .pattern("account", r"\b[A-Z]{2}\d{6,10}\b")
+//!     .replacement("EMAIL", "[EMAIL REDACTED]")
+//!     .build()?;
+//!
+//! let text = "Card 4111 1111 1111 1111 (not 4111 1111 1111 1112), mail jo@example.com, acct AB1234567.";
+//! let found: Vec<(&str, &str)> = set
+//!     .find_iter(text)
+//!     .map(|m| (set.rule(m.rule()).name(), &text[m.range()]))
+//!     .collect();
+//! assert_eq!(found, [
+//!     ("CREDIT_CARD", "4111 1111 1111 1111"),
+//!     ("EMAIL", "jo@example.com"),
+//!     ("account", "AB1234567"),
+//! ]);
+//! assert_eq!(
+//!     set.mask(text),
+//!     "Card <CREDIT_CARD> (not 4111 1111 1111 1112), mail [EMAIL REDACTED], acct <account>."
+//! );
+//! # Ok::<(), agentgw_guard::GuardError>(())
+//! ```
+
+mod hir;
+mod tracker;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcMatchKind, StartKind};
+use regex_automata::util::syntax;
+use regex_automata::{Anchored, Input, MatchKind, PatternID, meta};
+use regex_syntax::ParserBuilder;
+use regex_syntax::hir::Hir;
+
+use crate::builtin::{Builtin, Check};
+use crate::error::GuardError;
+use crate::normalize::{OffsetMap, normalize, normalize_into};
+use crate::stream::StreamMasker;
+
+pub(crate) use tracker::Tracker;
+
+/// Identifies a rule of a [`PatternSet`]; see [`PatternSet::rule`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(u32);
+
+impl RuleId {
+    /// The rule's index in [`PatternSet::rules`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What a rule matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    /// A custom regular expression.
+    Pattern,
+    /// A validated builtin recognizer.
+    Builtin(Builtin),
+    /// A literal phrase.
+    Phrase,
+}
+
+/// One rule of a [`PatternSet`]: its name (used in metrics and logs) and its replacement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    name: String,
+    kind: RuleKind,
+    replacement: String,
+}
+
+impl Rule {
+    /// The rule name: the configured name, or the builtin's name (`CREDIT_CARD`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the rule matches.
+    pub fn kind(&self) -> RuleKind {
+        self.kind
+    }
+
+    /// The text that replaces the rule's matches when masking.
+    pub fn replacement(&self) -> &str {
+        &self.replacement
+    }
+}
+
+/// A match of a rule in a text: byte offsets into the original text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Match {
+    rule: RuleId,
+    start: usize,
+    end: usize,
+}
+
+impl Match {
+    /// The rule that matched.
+    pub fn rule(&self) -> RuleId {
+        self.rule
+    }
+
+    /// Offset of the first byte of the match.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Offset after the last byte of the match.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// `start..end`.
+    pub fn range(&self) -> Range<usize> {
+        self.start..self.end
+    }
+}
+
+/// Compiled rules of one guard. See the [module docs](self).
+#[derive(Clone)]
+pub struct PatternSet {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    rules: Vec<Rule>,
+    /// Every regex pattern.
+    regex: Option<Engine>,
+    /// When some patterns are unbounded: those patterns alone, and the others alone. A text
+    /// no unbounded pattern matches is scanned with the bounded ones only, which keeps
+    /// iterating over matches linear (a live `.*` thread that never matches would otherwise
+    /// make every search run to the end of the text).
+    split: Option<(meta::Regex, Option<Engine>)>,
+    hirs: Vec<Hir>,
+    phrases: Option<Phrases>,
+    normalize: bool,
+    max_match_len: Option<usize>,
+    /// Field path of the first pattern of unbounded length, for the streaming error.
+    unbounded: Option<String>,
+    path: String,
+    tracker: OnceLock<Result<Tracker, GuardError>>,
+}
+
+/// A multi-pattern regex and, per pattern, its rule and validator.
+struct Engine {
+    regex: meta::Regex,
+    patterns: Vec<(RuleId, Option<Check>)>,
+}
+
+impl Engine {
+    fn build(
+        hirs: &[Hir],
+        patterns: Vec<(RuleId, Option<Check>)>,
+        path: &str,
+    ) -> Result<Engine, GuardError> {
+        let config = meta::Config::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .utf8_empty(true);
+        let regex = meta::Builder::new()
+            .configure(config)
+            .syntax(syntax::Config::new())
+            .build_many_from_hir(hirs)
+            .map_err(|e| GuardError::TooLarge {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(Engine { regex, patterns })
+    }
+
+    fn next(&self, hay: &str, from: usize) -> Option<RawMatch> {
+        let regex = &self.regex;
+        let mut pos = from;
+        while pos <= hay.len() {
+            let m = regex.search(&Input::new(hay).range(pos..))?;
+            let first = m.pattern().as_usize();
+            if let Some(found) = self.accept(first, hay, m.start(), m.end()) {
+                return Some(found);
+            }
+            // The preferred pattern's candidate failed validation: the others get their turn
+            // at the same position, in priority order.
+            for pid in first + 1..self.patterns.len() {
+                let input = Input::new(hay)
+                    .range(m.start()..)
+                    .anchored(Anchored::Pattern(PatternID::new_unchecked(pid)));
+                if let Some(m) = regex.search(&input)
+                    && let Some(found) = self.accept(pid, hay, m.start(), m.end())
+                {
+                    return Some(found);
+                }
+            }
+            pos = next_char(hay, m.start());
+        }
+        None
+    }
+
+    fn accept(&self, pid: usize, hay: &str, start: usize, end: usize) -> Option<RawMatch> {
+        let (rule, check) = self.patterns[pid];
+        let (start, end) = match check {
+            None => (start, end),
+            Some(check) => check.accept(hay, start, end)?,
+        };
+        Some(RawMatch { rule, start, end })
+    }
+}
+
+struct Phrases {
+    automaton: AhoCorasick,
+    rules: Vec<RuleId>,
+    texts: Vec<String>,
+}
+
+impl PatternSet {
+    /// Starts building a set.
+    pub fn builder() -> PatternSetBuilder {
+        PatternSetBuilder::default()
+    }
+
+    /// The rules, indexed by [`RuleId::index`].
+    pub fn rules(&self) -> &[Rule] {
+        &self.inner.rules
+    }
+
+    /// The rule with this id.
+    ///
+    /// # Panics
+    ///
+    /// When `id` comes from another set and is out of range.
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.inner.rules[id.index()]
+    }
+
+    /// Whether the set matches the normalized skeleton of texts.
+    pub fn is_normalizing(&self) -> bool {
+        self.inner.normalize
+    }
+
+    /// The longest text (in bytes, of the matched text or its skeleton) any rule can match, or
+    /// `None` when a pattern is unbounded (`.*`). Streaming needs a bound.
+    pub fn max_match_len(&self) -> Option<usize> {
+        self.inner.max_match_len
+    }
+
+    /// Iterates over the matches in `text`, leftmost first, without overlap.
+    pub fn find_iter<'s, 't>(&'s self, text: &'t str) -> Matches<'s, 't> {
+        let normalized = self.inner.normalize.then(|| {
+            let mut skeleton = String::new();
+            let mut map = OffsetMap::default();
+            normalize_into(text, false, &mut skeleton, &mut map);
+            (skeleton, map)
+        });
+        Matches {
+            set: &self.inner,
+            text,
+            normalized,
+            pos: 0,
+            orig_end: 0,
+            cursor: Cursor::default(),
+        }
+    }
+
+    /// The first match in `text`, if any. Cheaper than collecting all matches.
+    pub fn find(&self, text: &str) -> Option<Match> {
+        self.find_iter(text).next()
+    }
+
+    /// Whether any rule matches `text`.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.find(text).is_some()
+    }
+
+    /// All matches in `text`.
+    pub fn scan(&self, text: &str) -> Vec<Match> {
+        self.find_iter(text).collect()
+    }
+
+    /// `text` with every match replaced by its rule's replacement; borrowed when nothing
+    /// matched.
+    pub fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        self.mask_with(text, |_| {})
+    }
+
+    /// Like [`PatternSet::mask`], calling `on_match` with every match (for counting).
+    pub fn mask_with<'t>(&self, text: &'t str, mut on_match: impl FnMut(&Match)) -> Cow<'t, str> {
+        let mut out = String::new();
+        let mut copied = 0;
+        let mut any = false;
+        for m in self.find_iter(text) {
+            on_match(&m);
+            any = true;
+            out.push_str(&text[copied..m.start]);
+            out.push_str(&self.inner.rules[m.rule.index()].replacement);
+            copied = m.end;
+        }
+        if !any {
+            return Cow::Borrowed(text);
+        }
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
+    }
+
+    /// A masker for text that arrives in pieces; see [`StreamMasker`].
+    ///
+    /// # Errors
+    ///
+    /// [`GuardError::UnboundedStreamPattern`] when a pattern can match text of unbounded length.
+    pub fn stream_masker(&self) -> Result<StreamMasker, GuardError> {
+        self.tracker()?;
+        Ok(StreamMasker::new(self.clone()))
+    }
+
+    pub(crate) fn tracker(&self) -> Result<&Tracker, GuardError> {
+        self.inner
+            .tracker
+            .get_or_init(|| {
+                let Some(max_len) = self.inner.max_match_len else {
+                    return Err(GuardError::UnboundedStreamPattern {
+                        path: self.inner.unbounded.clone().unwrap_or_default(),
+                    });
+                };
+                Tracker::new(
+                    &self.inner.hirs,
+                    self.inner.phrases.as_ref().map(|p| p.texts.as_slice()),
+                    !self.inner.normalize,
+                    max_len,
+                    &self.inner.path,
+                )
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for PatternSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PatternSet")
+            .field(
+                "rules",
+                &self.inner.rules.iter().map(Rule::name).collect::<Vec<_>>(),
+            )
+            .field("normalize", &self.inner.normalize)
+            .field("max_match_len", &self.inner.max_match_len)
+            .finish()
+    }
+}
+
+/// A match in the searched text (the skeleton for normalizing sets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RawMatch {
+    pub(crate) rule: RuleId,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+}
+
+/// The next regex and phrase matches found so far, reused while they are still ahead.
+#[derive(Default)]
+pub(crate) struct Cursor {
+    /// Whether the text needs the engine with the unbounded patterns (decided on first use).
+    full: Option<bool>,
+    regex: Option<Option<RawMatch>>,
+    phrase: Option<Option<RawMatch>>,
+}
+
+impl Inner {
+    pub(crate) fn normalizes(&self) -> bool {
+        self.normalize
+    }
+
+    pub(crate) fn replacement(&self, rule: RuleId) -> &str {
+        &self.rules[rule.index()].replacement
+    }
+
+    /// The next match in `hay` starting at or after `from`.
+    pub(crate) fn next(&self, hay: &str, from: usize, cursor: &mut Cursor) -> Option<RawMatch> {
+        let stale = |found: &Option<Option<RawMatch>>| match found {
+            None => true,
+            Some(Some(m)) => m.start < from,
+            Some(None) => false,
+        };
+        if stale(&cursor.regex) {
+            let engine = match &self.split {
+                None => self.regex.as_ref(),
+                Some((unbounded, bounded)) => {
+                    let full = *cursor.full.get_or_insert_with(|| unbounded.is_match(hay));
+                    if full {
+                        self.regex.as_ref()
+                    } else {
+                        bounded.as_ref()
+                    }
+                }
+            };
+            cursor.regex = Some(engine.and_then(|engine| engine.next(hay, from)));
+        }
+        if stale(&cursor.phrase) {
+            cursor.phrase = Some(self.next_phrase(hay, from));
+        }
+        match (cursor.regex.flatten(), cursor.phrase.flatten()) {
+            (Some(r), Some(p)) => Some(if (p.start, r.end) < (r.start, p.end) {
+                p
+            } else {
+                r
+            }),
+            (r, p) => r.or(p),
+        }
+    }
+
+    fn next_phrase(&self, hay: &str, from: usize) -> Option<RawMatch> {
+        let phrases = self.phrases.as_ref()?;
+        let bytes = hay.as_bytes();
+        let mut pos = from;
+        while pos < hay.len() {
+            let m = phrases
+                .automaton
+                .find(aho_corasick::Input::new(hay).range(pos..))?;
+            let text = phrases.texts[m.pattern().as_usize()].as_bytes();
+            let starts_word = text.first().is_some_and(|&b| is_word_byte(b));
+            let ends_word = text.last().is_some_and(|&b| is_word_byte(b));
+            let open = !starts_word || m.start() == 0 || !is_word_byte(bytes[m.start() - 1]);
+            let close = !ends_word || bytes.get(m.end()).is_none_or(|&b| !is_word_byte(b));
+            if open && close {
+                return Some(RawMatch {
+                    rule: phrases.rules[m.pattern().as_usize()],
+                    start: m.start(),
+                    end: m.end(),
+                });
+            }
+            pos = next_char(hay, m.start());
+        }
+        None
+    }
+}
+
+/// The offset of the character after the one at `at`.
+fn next_char(hay: &str, at: usize) -> usize {
+    let mut next = at + 1;
+    while next < hay.len() && !hay.is_char_boundary(next) {
+        next += 1;
+    }
+    next
+}
+
+/// ASCII letters, digits and `_`: the characters a phrase must not be glued to.
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Iterator over the matches of a [`PatternSet`] in a text; see [`PatternSet::find_iter`].
+pub struct Matches<'s, 't> {
+    set: &'s Inner,
+    text: &'t str,
+    normalized: Option<(String, OffsetMap)>,
+    pos: usize,
+    orig_end: usize,
+    cursor: Cursor,
+}
+
+impl Iterator for Matches<'_, '_> {
+    type Item = Match;
+
+    fn next(&mut self) -> Option<Match> {
+        let hay = match &self.normalized {
+            Some((skeleton, _)) => skeleton.as_str(),
+            None => self.text,
+        };
+        let raw = self.set.next(hay, self.pos, &mut self.cursor)?;
+        let (start, end) = match &self.normalized {
+            Some((_, map)) => {
+                let (start, _) = map.start(raw.start);
+                let (end, resume) = map.end(raw.end);
+                self.pos = resume;
+                (start.max(self.orig_end), end)
+            }
+            None => {
+                self.pos = raw.end;
+                (raw.start, raw.end)
+            }
+        };
+        self.orig_end = end;
+        Some(Match {
+            rule: raw.rule,
+            start,
+            end,
+        })
+    }
+}
+
+impl fmt::Debug for Matches<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Matches").field("pos", &self.pos).finish()
+    }
+}
+
+/// Builds a [`PatternSet`]; see [`PatternSet::builder`].
+///
+/// Errors name the offending field under the [`path`](PatternSetBuilder::path) prefix:
+/// the `i`-th pattern added is `matches[i].pattern`, builtins are `builtins[i]`, phrases
+/// `phrases[i]`, as in the prompt guard configuration.
+#[derive(Clone, Debug, Default)]
+pub struct PatternSetBuilder {
+    path: String,
+    patterns: Vec<(String, String)>,
+    builtins: Vec<Builtin>,
+    phrases: Vec<(String, String)>,
+    replacements: Vec<(String, String)>,
+    default_replacement: Option<String>,
+    normalize: bool,
+    streaming: bool,
+    repetition_limit: Option<u32>,
+}
+
+impl PatternSetBuilder {
+    /// The configuration path of this set, prefixed to field names in errors (for example
+    /// `promptGuard.request[0].regex`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Adds a custom regular expression named `name` (the rule name in metrics and logs).
+    ///
+    /// The syntax is that of the `regex` crate; look-around and backreferences are not
+    /// supported (they need backtracking). Word boundaries (`\b`) are ASCII word boundaries:
+    /// a Unicode boundary would push the scan off the fast DFA on every non-ASCII character.
+    pub fn pattern(mut self, name: impl Into<String>, pattern: impl Into<String>) -> Self {
+        self.patterns.push((name.into(), pattern.into()));
+        self
+    }
+
+    /// Adds a builtin recognizer (adding one twice has no effect).
+    pub fn builtin(mut self, builtin: Builtin) -> Self {
+        self.builtins.push(builtin);
+        self
+    }
+
+    /// Adds a literal phrase, matched case-insensitively as whole words (in a normalizing set,
+    /// against the skeleton of the text, so obfuscated spellings match too).
+    pub fn phrase(mut self, name: impl Into<String>, phrase: impl Into<String>) -> Self {
+        self.phrases.push((name.into(), phrase.into()));
+        self
+    }
+
+    /// Sets the replacement of the rule named `rule` (a pattern or phrase name, or a builtin
+    /// name such as `EMAIL`). Defaults: `<CREDIT_CARD>` for builtins, `<name>` otherwise.
+    pub fn replacement(mut self, rule: impl Into<String>, replacement: impl Into<String>) -> Self {
+        self.replacements.push((rule.into(), replacement.into()));
+        self
+    }
+
+    /// Sets the replacement of every rule without its own replacement.
+    pub fn default_replacement(mut self, replacement: impl Into<String>) -> Self {
+        self.default_replacement = Some(replacement.into());
+        self
+    }
+
+    /// Matches the normalized skeleton of texts (see [`normalize`](mod@crate::normalize)) for
+    /// evasion resistance. Off by default.
+    pub fn normalize(mut self, yes: bool) -> Self {
+        self.normalize = yes;
+        self
+    }
+
+    /// Requires every pattern to have a bounded match length, so that the set can mask streams
+    /// ([`PatternSet::stream_masker`]); building fails otherwise.
+    pub fn streaming(mut self, yes: bool) -> Self {
+        self.streaming = yes;
+        self
+    }
+
+    /// Bounds every open-ended repetition (`*`, `+`, `{n,}`) of the custom patterns to at most
+    /// `limit` repetitions beyond its minimum, making every pattern usable on streams.
+    pub fn repetition_limit(mut self, limit: u32) -> Self {
+        self.repetition_limit = Some(limit);
+        self
+    }
+
+    fn field(&self, field: &str) -> String {
+        if self.path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{}.{field}", self.path)
+        }
+    }
+
+    /// Compiles the set.
+    ///
+    /// # Errors
+    ///
+    /// An invalid or empty-matching pattern, an empty phrase, a replacement for an unknown
+    /// rule, automata over the size limits, or (with [`streaming`](Self::streaming)) a pattern
+    /// of unbounded length; see [`GuardError`].
+    pub fn build(self) -> Result<PatternSet, GuardError> {
+        let mut rules = Vec::new();
+        let mut patterns = Vec::new();
+        let mut hirs = Vec::new();
+        let mut max_len = Some(0usize);
+        let mut unbounded = None;
+
+        let builtin_parser = || ParserBuilder::new().unicode(false).utf8(true).build();
+        let mut builtins = self.builtins.clone();
+        builtins.sort_by_key(|b| Builtin::ALL.iter().position(|x| x == b));
+        builtins.dedup();
+        for builtin in builtins {
+            let rule = push_rule(&mut rules, builtin.name(), RuleKind::Builtin(builtin));
+            for &(pattern, check) in builtin.candidates() {
+                let hir =
+                    builtin_parser()
+                        .parse(pattern)
+                        .map_err(|e| GuardError::InvalidPattern {
+                            path: self.field("builtins"),
+                            message: e.to_string(),
+                        })?;
+                max_len = max_len
+                    .zip(hir.properties().maximum_len())
+                    .map(|(a, b)| a.max(b));
+                hirs.push(hir);
+                patterns.push((rule, Some(check)));
+            }
+        }
+
+        for (i, (name, pattern)) in self.patterns.iter().enumerate() {
+            let path = self.field(&format!("matches[{i}].pattern"));
+            let mut hir = ParserBuilder::new()
+                .case_insensitive(self.normalize)
+                .utf8(true)
+                .build()
+                .parse(pattern)
+                .map_err(|e| GuardError::InvalidPattern {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            hir = hir::ascii_word_boundaries(&hir);
+            if self.normalize {
+                hir = hir::normalize_hir(&hir);
+            }
+            if let Some(limit) = self.repetition_limit {
+                hir = hir::bound_repetitions(&hir, limit);
+            }
+            let props = hir.properties();
+            if props.minimum_len().is_none_or(|len| len == 0) {
+                return Err(GuardError::EmptyMatch { path });
+            }
+            match props.maximum_len() {
+                Some(len) => max_len = max_len.map(|m| m.max(len)),
+                None => {
+                    if self.streaming {
+                        return Err(GuardError::UnboundedStreamPattern { path });
+                    }
+                    max_len = None;
+                    unbounded.get_or_insert(path);
+                }
+            }
+            let rule = push_rule(&mut rules, name, RuleKind::Pattern);
+            hirs.push(hir);
+            patterns.push((rule, None));
+        }
+
+        let phrases = self.build_phrases(&mut rules, &mut max_len)?;
+
+        if rules.is_empty() {
+            return Err(GuardError::NothingToMatch {
+                path: self.path.clone(),
+            });
+        }
+        for (i, (rule_name, replacement)) in self.replacements.iter().enumerate() {
+            let mut found = false;
+            for rule in rules.iter_mut().filter(|r| &r.name == rule_name) {
+                rule.replacement.clone_from(replacement);
+                found = true;
+            }
+            if !found {
+                return Err(GuardError::UnknownReplacement {
+                    path: self.field(&format!("replacements[{i}]")),
+                    rule: rule_name.clone(),
+                });
+            }
+        }
+        if let Some(default) = &self.default_replacement {
+            let explicit: Vec<&String> = self.replacements.iter().map(|(r, _)| r).collect();
+            for rule in rules.iter_mut().filter(|r| !explicit.contains(&&r.name)) {
+                rule.replacement.clone_from(default);
+            }
+        }
+
+        let regex = if hirs.is_empty() {
+            None
+        } else {
+            Some(Engine::build(&hirs, patterns.clone(), &self.path)?)
+        };
+        let split = if unbounded.is_some() {
+            let (mut open, mut closed) = (Vec::new(), Vec::new());
+            let mut closed_patterns = Vec::new();
+            for (hir, pattern) in hirs.iter().zip(&patterns) {
+                if hir.properties().maximum_len().is_some() {
+                    closed.push(hir.clone());
+                    closed_patterns.push(*pattern);
+                } else {
+                    open.push(hir.clone());
+                }
+            }
+            let open = Engine::build(&open, Vec::new(), &self.path)?.regex;
+            let closed = if closed.is_empty() {
+                None
+            } else {
+                Some(Engine::build(&closed, closed_patterns, &self.path)?)
+            };
+            Some((open, closed))
+        } else {
+            None
+        };
+
+        Ok(PatternSet {
+            inner: Arc::new(Inner {
+                rules,
+                regex,
+                split,
+                hirs,
+                phrases,
+                normalize: self.normalize,
+                max_match_len: max_len,
+                unbounded,
+                path: self.path,
+                tracker: OnceLock::new(),
+            }),
+        })
+    }
+
+    fn build_phrases(
+        &self,
+        rules: &mut Vec<Rule>,
+        max_len: &mut Option<usize>,
+    ) -> Result<Option<Phrases>, GuardError> {
+        if self.phrases.is_empty() {
+            return Ok(None);
+        }
+        let mut texts = Vec::new();
+        let mut ids = Vec::new();
+        for (i, (name, phrase)) in self.phrases.iter().enumerate() {
+            let text = if self.normalize {
+                normalize(phrase).trim().to_owned()
+            } else {
+                phrase.trim().to_owned()
+            };
+            if text.is_empty() {
+                return Err(GuardError::EmptyPhrase {
+                    path: self.field(&format!("phrases[{i}]")),
+                });
+            }
+            *max_len = max_len.map(|m| m.max(text.len()));
+            let rule = match rules
+                .iter()
+                .position(|r| r.name == *name && r.kind == RuleKind::Phrase)
+            {
+                Some(i) => RuleId(i as u32),
+                None => push_rule(rules, name, RuleKind::Phrase),
+            };
+            texts.push(text);
+            ids.push(rule);
+        }
+        let automaton = AhoCorasickBuilder::new()
+            .match_kind(AcMatchKind::LeftmostLongest)
+            .ascii_case_insensitive(!self.normalize)
+            .start_kind(StartKind::Both)
+            .build(&texts)
+            .map_err(|e| GuardError::TooLarge {
+                path: self.field("phrases"),
+                message: e.to_string(),
+            })?;
+        Ok(Some(Phrases {
+            automaton,
+            rules: ids,
+            texts,
+        }))
+    }
+}
+
+fn push_rule(rules: &mut Vec<Rule>, name: &str, kind: RuleKind) -> RuleId {
+    let replacement = match kind {
+        RuleKind::Builtin(b) => b.default_replacement().to_owned(),
+        RuleKind::Pattern | RuleKind::Phrase => format!("<{name}>"),
+    };
+    let id = RuleId(u32::try_from(rules.len()).unwrap_or(u32::MAX));
+    rules.push(Rule {
+        name: name.to_owned(),
+        kind,
+        replacement,
+    });
+    id
+}
+
+#[cfg(test)]
+mod tests;

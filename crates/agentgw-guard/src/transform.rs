@@ -1,0 +1,577 @@
+//! Response guards on event streams: masking deltas across events, one holdback per position.
+
+use std::fmt;
+use std::sync::Arc;
+
+use agentgw_core::BoxError;
+use agentgw_core::llm::{self, DeltaKey};
+use agentgw_core::sse::{Event, Frame, Transform};
+use serde_json::{Value, json};
+
+use crate::config::Action;
+use crate::guard::{Denial, Guards, rewrite_strings};
+use crate::stream::StreamMasker;
+
+/// Stream positions (choices, content blocks, tool calls) one stream may open; a stream with
+/// more fails closed instead of growing without bound.
+const MAX_POSITIONS: usize = 256;
+
+/// The [`Transform`] applying response guards to an LLM event stream.
+///
+/// Text increments are masked per [`DeltaKey`] with a [`StreamMasker`] chain (one masker per
+/// response guard, in order); complete texts that events repeat are masked whole; JSON events
+/// without LLM text have all their strings masked; non-JSON data is masked as one text stream.
+/// Held-back text is released into the position's next increment, or in an extra increment
+/// event (shaped like the position's last one) before the event that ends the position. A
+/// `Reject` match cuts the stream with an error event.
+pub(crate) struct GuardTransform {
+    guards: Arc<Guards>,
+    positions: Vec<(DeltaKey, Position)>,
+    raw: Option<Position>,
+    blocked: bool,
+}
+
+struct Position {
+    maskers: Vec<Option<StreamMasker>>,
+    template: Option<Template>,
+}
+
+/// The last increment event of a position, reused to release held-back text.
+struct Template {
+    event: Option<String>,
+    json: Value,
+    delta_kind: bool,
+}
+
+/// Which positions an event ends.
+enum Ending {
+    None,
+    All,
+    Indexes(Vec<u32>),
+}
+
+impl Ending {
+    fn covers(&self, key: &DeltaKey) -> bool {
+        match self {
+            Ending::None => false,
+            Ending::All => true,
+            Ending::Indexes(indexes) => indexes.contains(&key.index),
+        }
+    }
+}
+
+impl GuardTransform {
+    pub(crate) fn new(guards: Arc<Guards>) -> GuardTransform {
+        GuardTransform {
+            guards,
+            positions: Vec::new(),
+            raw: None,
+            blocked: false,
+        }
+    }
+
+    /// A masker chain for a new position. Response guards are compiled with their streaming
+    /// automata, so every applicable guard gets a masker.
+    fn new_position(&self, scope: Option<llm::Scope>) -> Position {
+        let maskers = self
+            .guards
+            .guards
+            .iter()
+            .map(|guard| {
+                let applies = scope.is_none_or(|s| guard.applies_to(Some(s)));
+                applies.then(|| guard.set.stream_masker().ok()).flatten()
+            })
+            .collect();
+        Position {
+            maskers,
+            template: None,
+        }
+    }
+
+    fn position(&mut self, key: DeltaKey) -> Result<&mut Position, BoxError> {
+        let index = match self.positions.iter().position(|(k, _)| *k == key) {
+            Some(index) => index,
+            None => {
+                if self.positions.len() >= MAX_POSITIONS {
+                    return Err("prompt guard: too many stream positions to mask".into());
+                }
+                let position = self.new_position(Some(key.scope));
+                self.positions.push((key, position));
+                self.positions.len() - 1
+            }
+        };
+        Ok(&mut self.positions[index].1)
+    }
+
+    /// Runs `text` through the position's masker chain; `last` ends the position.
+    fn feed(
+        guards: &Guards,
+        position: &mut Position,
+        text: &str,
+        last: bool,
+    ) -> Result<String, Denial> {
+        let mut current = text.to_owned();
+        for (i, masker) in position.maskers.iter_mut().enumerate() {
+            let Some(masker) = masker else { continue };
+            let guard = guards.get(i);
+            let mut hit = None;
+            let mut on_match = |rule| {
+                guard.record(rule);
+                if guard.action == Action::Reject {
+                    hit.get_or_insert(rule);
+                }
+            };
+            let mut out = masker.push_with(&current, &mut on_match);
+            if last {
+                out.push_str(&masker.finish_with(&mut on_match));
+            }
+            if let Some(rule) = hit {
+                return Err(Denial {
+                    guard: i,
+                    rule: guard.set.rule(rule).name().to_owned(),
+                });
+            }
+            current = out;
+        }
+        Ok(current)
+    }
+
+    fn block(&mut self, denial: &Denial, out: &mut Vec<Frame>) {
+        let rejection = self.guards.get(denial.guard).rejection(&denial.rule);
+        rejection.record();
+        tracing::debug!(rule = %denial.rule, "prompt guard cut a response stream");
+        let kind = if rejection.status().is_client_error() {
+            "permission_error"
+        } else {
+            "api_error"
+        };
+        let data = json!({
+            "type": "error",
+            "error": {
+                "type": kind,
+                "code": rejection.reason(),
+                "message": rejection.message(),
+            }
+        });
+        out.push(Frame::Event(
+            Event::data(data.to_string()).with_event("error"),
+        ));
+        self.blocked = true;
+        self.positions.clear();
+        self.raw = None;
+    }
+
+    /// Releases what positions matching `ending` still hold, as extra increment events.
+    fn flush(&mut self, ending: &Ending, out: &mut Vec<Frame>) -> Result<(), Denial> {
+        let guards = Arc::clone(&self.guards);
+        let mut i = 0;
+        while i < self.positions.len() {
+            if !ending.covers(&self.positions[i].0) {
+                i += 1;
+                continue;
+            }
+            let (key, mut position) = self.positions.swap_remove(i);
+            let text = Self::feed(&guards, &mut position, "", true)?;
+            if !text.is_empty()
+                && let Some(event) = synthesize(position.template.as_ref(), key, text)
+            {
+                out.push(Frame::Event(event));
+            }
+        }
+        if matches!(ending, Ending::All)
+            && let Some(mut raw) = self.raw.take()
+        {
+            let text = Self::feed(&guards, &mut raw, "", true)?;
+            if !text.is_empty() {
+                out.push(Frame::Event(Event::data(text)));
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, mut event: Event, out: &mut Vec<Frame>) -> Result<(), BoxError> {
+        if event.is_done() {
+            if let Err(denial) = self.flush(&Ending::All, out) {
+                self.block(&denial, out);
+                return Ok(());
+            }
+            out.push(Frame::Event(event));
+            return Ok(());
+        }
+        // Objects and arrays are structured events; anything else (`4111111111111111` parses
+        // as a JSON number) is masked as text.
+        let mut json = match serde_json::from_str::<Value>(&event.data) {
+            Ok(json) if json.is_object() || json.is_array() => json,
+            _ => return self.raw_event(event, out),
+        };
+        let ending = ending(&json);
+        let guards = Arc::clone(&self.guards);
+
+        let mut keys = Vec::new();
+        llm::for_each_delta(&json, |delta| keys.push(delta.key));
+        let delta_kind = is_delta_kind(&json);
+        for key in &keys {
+            let position = self.position(*key)?;
+            // One clone per position, not per event: the first increment, or the first real
+            // increment after a block start.
+            if position
+                .template
+                .as_ref()
+                .is_none_or(|t| !t.delta_kind && delta_kind)
+            {
+                position.template = Some(Template {
+                    event: event.event.clone(),
+                    json: json.clone(),
+                    delta_kind,
+                });
+            }
+        }
+
+        let mut denial = None;
+        let mut changed = llm::rewrite_deltas(&mut json, |key, text| {
+            if denial.is_some() {
+                return None;
+            }
+            let last = ending.covers(&key);
+            // Every key has a position by now, unless a malformed chunk repeats a key after
+            // ending it: that text gets a fresh masker rather than none.
+            let index = match self.positions.iter().position(|(k, _)| *k == key) {
+                Some(index) => index,
+                None => {
+                    let position = self.new_position(Some(key.scope));
+                    self.positions.push((key, position));
+                    self.positions.len() - 1
+                }
+            };
+            let result = Self::feed(&guards, &mut self.positions[index].1, text, last);
+            if last {
+                self.positions.swap_remove(index);
+            }
+            result.map_err(|d| denial = Some(d)).ok()
+        });
+        let mut segments = 0;
+        changed += llm::rewrite_event_segments(&mut json, |scope, text| {
+            segments += 1;
+            if denial.is_some() {
+                return None;
+            }
+            guards
+                .apply(Some(scope), text)
+                .map_err(|d| denial = Some(d))
+                .ok()
+                .flatten()
+        });
+        if keys.is_empty() && segments == 0 {
+            let rewritten = rewrite_strings(&mut json, &mut |text| {
+                if denial.is_some() {
+                    return None;
+                }
+                guards
+                    .apply(None, text)
+                    .map_err(|d| denial = Some(d))
+                    .ok()
+                    .flatten()
+            });
+            changed += usize::from(rewritten);
+        }
+        if denial.is_none()
+            && let Err(d) = self.flush(&ending, out)
+        {
+            denial = Some(d);
+        }
+        if let Some(denial) = denial {
+            self.block(&denial, out);
+            return Ok(());
+        }
+        if changed > 0 {
+            event.data = serde_json::to_string(&json)?;
+        }
+        out.push(Frame::Event(event));
+        Ok(())
+    }
+
+    fn raw_event(&mut self, mut event: Event, out: &mut Vec<Frame>) -> Result<(), BoxError> {
+        if event.data.is_empty() {
+            out.push(Frame::Event(event));
+            return Ok(());
+        }
+        let guards = Arc::clone(&self.guards);
+        let mut raw = match self.raw.take() {
+            Some(raw) => raw,
+            None => self.new_position(None),
+        };
+        let result = Self::feed(&guards, &mut raw, &event.data, false);
+        self.raw = Some(raw);
+        match result {
+            Ok(text) => {
+                event.data = text;
+                out.push(Frame::Event(event));
+            }
+            Err(denial) => self.block(&denial, out),
+        }
+        Ok(())
+    }
+}
+
+impl Transform for GuardTransform {
+    fn frame(&mut self, frame: Frame, out: &mut Vec<Frame>) -> Result<(), BoxError> {
+        if self.blocked {
+            return Ok(());
+        }
+        match frame {
+            Frame::Event(event) => self.event(event, out),
+            comment @ Frame::Comment(_) => {
+                out.push(comment);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Frame>) -> Result<(), BoxError> {
+        if self.blocked {
+            return Ok(());
+        }
+        if let Err(denial) = self.flush(&Ending::All, out) {
+            self.block(&denial, out);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for GuardTransform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardTransform")
+            .field("positions", &self.positions.len())
+            .field("blocked", &self.blocked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether an event is an increment (and so a good template for releasing held text), as
+/// opposed to the start of a content block or part that carries initial text.
+fn is_delta_kind(json: &Value) -> bool {
+    !matches!(
+        json.get("type").and_then(Value::as_str),
+        Some("content_block_start" | "response.content_part.added")
+    )
+}
+
+/// Which stream positions `json` ends: a choice's `finish_reason`, Anthropic's
+/// `content_block_stop` and `message_delta`/`message_stop`, Responses' `*.done` and
+/// terminal events.
+fn ending(json: &Value) -> Ending {
+    let index = |key: &str| {
+        json.get(key)
+            .and_then(Value::as_u64)
+            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+    };
+    match json.get("type").and_then(Value::as_str) {
+        Some("content_block_stop") => Ending::Indexes(vec![index("index")]),
+        Some(
+            "message_delta"
+            | "message_stop"
+            | "error"
+            | "response.completed"
+            | "response.incomplete"
+            | "response.failed",
+        ) => Ending::All,
+        Some(kind) if kind.starts_with("response.") && kind.ends_with(".done") => {
+            Ending::Indexes(vec![index("output_index")])
+        }
+        Some(_) => Ending::None,
+        None => {
+            let Some(choices) = json.get("choices").and_then(Value::as_array) else {
+                return Ending::None;
+            };
+            let ended: Vec<u32> = choices
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.get("finish_reason").is_some_and(|r| !r.is_null()))
+                .map(|(i, c)| {
+                    c.get("index")
+                        .and_then(Value::as_u64)
+                        .map_or(i as u32, |n| u32::try_from(n).unwrap_or(u32::MAX))
+                })
+                .collect();
+            if ended.is_empty() {
+                Ending::None
+            } else {
+                Ending::Indexes(ended)
+            }
+        }
+    }
+}
+
+/// An increment event releasing `text` at `key`, shaped like the position's last increment.
+fn synthesize(template: Option<&Template>, key: DeltaKey, text: String) -> Option<Event> {
+    let template = template?;
+    let mut json = match template.json.get("type").and_then(Value::as_str) {
+        Some("content_block_start") => json!({
+            "type": "content_block_delta",
+            "index": key.index,
+            "delta": {"type": "text_delta", "text": ""},
+        }),
+        Some("response.content_part.added") => json!({
+            "type": "response.output_text.delta",
+            "output_index": key.index,
+            "content_index": key.sub_index,
+            "delta": "",
+        }),
+        _ => template.json.clone(),
+    };
+    let event_name = match json.get("type").and_then(Value::as_str) {
+        Some(kind) if template.event.is_some() => Some(kind.to_owned()),
+        _ => template.event.clone(),
+    };
+    let mut text = Some(text);
+    llm::rewrite_deltas(&mut json, |k, _| {
+        Some(if k == key {
+            text.take().unwrap_or_default()
+        } else {
+            String::new()
+        })
+    });
+    // Finishing fields of the template must not end the position early.
+    if let Some(choices) = json.get_mut("choices").and_then(Value::as_array_mut) {
+        for choice in choices {
+            if let Some(reason) = choice.get_mut("finish_reason") {
+                *reason = Value::Null;
+            }
+        }
+    }
+    let data = serde_json::to_string(&json).ok()?;
+    let mut event = Event::data(data);
+    event.event = event_name;
+    Some(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use agentgw_core::llm::Direction;
+
+    use super::*;
+    use crate::config::PromptGuardConfig;
+
+    fn transform(yaml: &str) -> GuardTransform {
+        let config: PromptGuardConfig = serde_saphyr::from_str(yaml).unwrap();
+        GuardTransform::new(Arc::new(
+            Guards::compile(&config.response, Direction::Response).unwrap(),
+        ))
+    }
+
+    const MASK: &str = "response:\n  - regex: {action: Mask, builtins: [CREDIT_CARD, EMAIL]}\n";
+
+    fn run(transform: &mut GuardTransform, events: &[Event]) -> Vec<Event> {
+        let mut out = Vec::new();
+        for event in events {
+            transform
+                .frame(Frame::Event(event.clone()), &mut out)
+                .unwrap();
+        }
+        transform.finish(&mut out).unwrap();
+        out.into_iter()
+            .map(|f| match f {
+                Frame::Event(e) => e,
+                Frame::Comment(c) => Event::data(c),
+            })
+            .collect()
+    }
+
+    fn json_event(value: Value) -> Event {
+        Event::data(value.to_string())
+    }
+
+    #[test]
+    fn a_final_delta_in_the_finishing_chunk_flushes_the_holdback() {
+        let chunk = |text: &str, finish: Value| {
+            json_event(
+                json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]}),
+            )
+        };
+        let out = run(
+            &mut transform(MASK),
+            &[
+                chunk("card 4111 1111 ", Value::Null),
+                chunk("1111 1111", json!("stop")),
+            ],
+        );
+        let texts: Vec<String> = out
+            .iter()
+            .map(|e| {
+                serde_json::from_str::<Value>(&e.data).unwrap()["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(texts, ["card ", "<CREDIT_CARD>"]);
+    }
+
+    #[test]
+    fn responses_api_deltas_and_done_texts_are_masked() {
+        let delta = |text: &str| {
+            json_event(json!({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": text}))
+                .with_event("response.output_text.delta")
+        };
+        let done = json_event(
+            json!({"type": "response.output_text.done", "output_index": 0, "content_index": 0,
+                                     "text": "mail jo@example.com"}),
+        )
+        .with_event("response.output_text.done");
+        let out = run(
+            &mut transform(MASK),
+            &[delta("mail jo@exa"), delta("mple.com"), done],
+        );
+        let kinds: Vec<&str> = out.iter().map(|e| e.event.as_deref().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done"
+            ]
+        );
+        let json: Vec<Value> = out
+            .iter()
+            .map(|e| serde_json::from_str(&e.data).unwrap())
+            .collect();
+        let streamed: String = json[..3]
+            .iter()
+            .map(|j| j["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(streamed, "mail <EMAIL>");
+        assert_eq!(json[3]["text"], "mail <EMAIL>");
+    }
+
+    #[test]
+    fn other_json_events_and_plain_data_are_masked_too() {
+        let rpc = json_event(
+            json!({"jsonrpc": "2.0", "id": 3, "result": {"content": [{"type": "text", "text": "jo@example.com"}]}}),
+        );
+        let out = run(
+            &mut transform(MASK),
+            &[
+                rpc,
+                Event::data("raw 4111 1111"),
+                Event::data(" 1111 1111 end"),
+            ],
+        );
+        let rpc: Value = serde_json::from_str(&out[0].data).unwrap();
+        assert_eq!(rpc["result"]["content"][0]["text"], "<EMAIL>");
+        let raw: String = out[1..].iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(raw, "raw <CREDIT_CARD> end");
+    }
+
+    #[test]
+    fn too_many_positions_fail_closed() {
+        let mut t = transform(MASK);
+        let mut out = Vec::new();
+        let mut failed = false;
+        for i in 0..=MAX_POSITIONS {
+            let event = json_event(json!({"choices": [{"index": i, "delta": {"content": "x"}}]}));
+            failed |= t.frame(Frame::Event(event), &mut out).is_err();
+        }
+        assert!(failed);
+    }
+}
