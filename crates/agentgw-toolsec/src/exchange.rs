@@ -1,0 +1,505 @@
+//! One HTTP exchange with an MCP server: the requests the client sent, and what to do with each
+//! message of the answer (JSON body or event stream alike).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use agentgw_core::audit::{AuditEvent, Decision};
+use agentgw_core::mcp::{self, Envelope, ErrorObject, Id, Message, codes, methods};
+use agentgw_core::metrics::{TOOL_CALLS_TOTAL, labels, record_rejection};
+use serde_json::{Value, json};
+
+use crate::audit::{Auditor, LAYER, mask_text, masked};
+use crate::denial::{Denial, rules};
+use crate::policy::{ListOutcome, Policy};
+
+/// A `tools/call` waiting for its answer.
+#[derive(Debug)]
+struct PendingCall {
+    tool: String,
+    /// Masked arguments, kept only when the audit records them.
+    arguments: Option<Value>,
+}
+
+/// The state of one exchange.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    policy: Arc<Policy>,
+    auditor: Arc<Auditor>,
+    upstream: Arc<str>,
+    subject: Option<String>,
+    http_method: String,
+    path: String,
+    started: Instant,
+    calls: HashMap<Id, PendingCall>,
+    lists: HashSet<Id>,
+}
+
+/// The outcome of checking the client's messages.
+pub(crate) enum Inspection {
+    /// Forward the request.
+    Forward,
+    /// Answer with these JSON-RPC errors instead (one per request of the payload).
+    Deny(Value),
+}
+
+impl Exchange {
+    pub(crate) fn new(
+        policy: Arc<Policy>,
+        auditor: Arc<Auditor>,
+        upstream: Arc<str>,
+        subject: Option<String>,
+        http_method: String,
+        path: String,
+    ) -> Self {
+        Self {
+            policy,
+            auditor,
+            upstream,
+            subject,
+            http_method,
+            path,
+            started: Instant::now(),
+            calls: HashMap::new(),
+            lists: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether a `tools/call` is waiting for its answer.
+    pub(crate) fn has_pending_calls(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
+    /// Ids of the calls still waiting.
+    pub(crate) fn pending_call_ids(&self) -> Vec<Id> {
+        self.calls.keys().cloned().collect()
+    }
+
+    /// Checks the client's messages; remembers the calls and lists whose answers to inspect.
+    pub(crate) fn inspect(&mut self, envelope: &Envelope) -> Inspection {
+        let invoking_notification = envelope.messages().iter().any(|message| {
+            matches!(message, Message::Notification { method, .. } if method == methods::TOOLS_CALL)
+        });
+        if invoking_notification {
+            // It invokes nothing by the book, but a lenient server might run it unchecked.
+            record_rejection(LAYER, rules::INVALID_REQUEST);
+            let denial = Denial::forbidden(
+                rules::INVALID_REQUEST,
+                "a tools/call must be a request with an id",
+            )
+            .with_code(codes::INVALID_REQUEST);
+            return Inspection::Deny(error_message(Id::Null, &denial).into_value());
+        }
+        let mut denials: Vec<(Id, Denial)> = Vec::new();
+        let mut labels_allowed = Vec::new();
+        for message in envelope.messages() {
+            let Message::Request { id, method, .. } = message else {
+                continue;
+            };
+            match method.as_str() {
+                methods::TOOLS_LIST => {
+                    self.lists.insert(id.clone());
+                }
+                methods::TOOLS_CALL => match message.try_tool_call() {
+                    Err(error) => {
+                        let denial = Denial::forbidden(rules::INVALID_REQUEST, error.to_string())
+                            .with_code(error.code());
+                        denials.push((id.clone(), denial));
+                    }
+                    Ok(None) => {}
+                    Ok(Some(call)) => {
+                        let label = self.policy.tool_label(call.name);
+                        match self
+                            .policy
+                            .check_call(&self.upstream, call.name, call.arguments)
+                        {
+                            Ok(()) => {
+                                labels_allowed.push(label);
+                                let arguments = self
+                                    .auditor
+                                    .includes_arguments()
+                                    .then(|| call.arguments.map(masked).unwrap_or(Value::Null));
+                                self.calls.insert(
+                                    id.clone(),
+                                    PendingCall {
+                                        tool: call.name.to_owned(),
+                                        arguments,
+                                    },
+                                );
+                            }
+                            Err(denial) => {
+                                count_call(&label, false);
+                                self.audit_call(
+                                    call.name,
+                                    Decision::Deny,
+                                    Some(&denial.rule),
+                                    "denied",
+                                    call.arguments,
+                                    |event| event,
+                                );
+                                denials.push((id.clone(), denial));
+                            }
+                        }
+                    }
+                },
+                _ => {}
+            }
+        }
+        if denials.is_empty() {
+            for label in labels_allowed {
+                count_call(&label, true);
+            }
+            return Inspection::Forward;
+        }
+        for (_, denial) in &denials {
+            record_rejection(LAYER, &denial.rule);
+        }
+        for label in labels_allowed {
+            count_call(&label, false);
+        }
+        Inspection::Deny(denial_payload(envelope, &denials))
+    }
+
+    /// Applies the policy to one message of the server's answer; `raw_len` is its size as
+    /// sent (`None` when unknown, e.g. inside a batch). Returns whether it changed.
+    pub(crate) fn on_message(&mut self, message: &mut Message, raw_len: Option<usize>) -> bool {
+        match message {
+            Message::Response { id, result } => {
+                if self.lists.remove(id)
+                    || (!self.calls.contains_key(id) && mcp::is_tools_list_result(result))
+                {
+                    let outcome = self.policy.process_tools_list(&self.upstream, result);
+                    self.audit_list(&outcome);
+                    if let Some(denial) = outcome.rejected {
+                        record_rejection(LAYER, &denial.rule);
+                        *message = error_message(id.clone(), &denial);
+                        return true;
+                    }
+                    return outcome.changed;
+                }
+                if let Some(call) = self.calls.remove(id) {
+                    return self.on_call_result(id.clone(), call, message, raw_len);
+                }
+                if result.get("content").is_some_and(Value::is_array) {
+                    // An answer this exchange did not ask for (a resumed stream): a tool result
+                    // by its shape, sanitized all the same.
+                    return self.policy.sanitize_result(result).changed();
+                }
+                false
+            }
+            Message::Error { id, error } => {
+                self.lists.remove(id);
+                match self.calls.remove(id) {
+                    Some(call) => {
+                        let sanitized = self.policy.sanitize_error(error);
+                        let decision = if sanitized.changed() {
+                            Decision::Modify
+                        } else {
+                            Decision::Allow
+                        };
+                        self.audit_call(&call.tool, decision, None, "error", None, |event| {
+                            event.with_detail("errorCode", error.code)
+                        });
+                        sanitized.changed()
+                    }
+                    None => false,
+                }
+            }
+            Message::Request { .. } | Message::Notification { .. } => false,
+        }
+    }
+
+    fn on_call_result(
+        &mut self,
+        id: Id,
+        call: PendingCall,
+        message: &mut Message,
+        raw_len: Option<usize>,
+    ) -> bool {
+        let limits = self.policy.limits;
+        if let Some(max) = limits.max_output_size {
+            let size = raw_len.unwrap_or_else(|| message.to_bytes().len());
+            if size > max {
+                let outcome = if limits.enforce {
+                    "too_large"
+                } else {
+                    "result"
+                };
+                let decision = if limits.enforce {
+                    Decision::Deny
+                } else {
+                    Decision::Allow
+                };
+                self.audit_call(
+                    &call.tool,
+                    decision,
+                    Some(rules::OUTPUT_SIZE),
+                    outcome,
+                    None,
+                    |event| {
+                        event
+                            .with_detail("outputBytes", size)
+                            .with_detail("limitExceeded", "maxOutputSize")
+                    },
+                );
+                if limits.enforce {
+                    record_rejection(LAYER, rules::OUTPUT_SIZE);
+                    *message = error_message(id, &output_too_large(max));
+                    return true;
+                }
+                return false;
+            }
+        }
+        let Message::Response { result, .. } = message else {
+            return false;
+        };
+        let sanitized = self.policy.sanitize_result(result);
+        if self.auditor.is_on() {
+            let decision = if sanitized.changed() {
+                Decision::Modify
+            } else {
+                Decision::Allow
+            };
+            let response = self.auditor.includes_response().then(|| masked(result));
+            let is_error = result
+                .get("isError")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let over_time = limits
+                .max_execution_time
+                .is_some_and(|max| self.started.elapsed() > max);
+            let arguments = call.arguments;
+            self.audit_call(&call.tool, decision, None, "result", None, |mut event| {
+                event = event.with_detail("isError", is_error);
+                if sanitized.changed() {
+                    event = event.with_detail(
+                        "sanitized",
+                        json!({"removed": sanitized.removed, "masked": sanitized.masked, "truncated": sanitized.truncated}),
+                    );
+                }
+                if over_time {
+                    event = event.with_detail("limitExceeded", "maxExecutionTime");
+                }
+                if let Some(arguments) = arguments {
+                    event = event.with_detail("arguments", arguments);
+                }
+                if let Some(response) = response {
+                    event = event.with_detail("response", response);
+                }
+                event
+            });
+        }
+        sanitized.changed()
+    }
+
+    /// Errors for every call still waiting, because the time limit passed; the calls are
+    /// forgotten.
+    pub(crate) fn time_out(&mut self) -> Vec<Message> {
+        let max = self.policy.limits.max_execution_time.unwrap_or_default();
+        let denial = Denial::forbidden(
+            rules::EXECUTION_TIME,
+            format!(
+                "the tool call did not finish within {}",
+                humantime::format_duration(max)
+            ),
+        )
+        .with_code(codes::TIMEOUT);
+        self.fail_calls(&denial, "timeout")
+    }
+
+    /// Errors for every call still waiting, with `denial`, audited with `outcome`.
+    pub(crate) fn fail_calls(&mut self, denial: &Denial, outcome: &'static str) -> Vec<Message> {
+        let calls: Vec<(Id, PendingCall)> = self.calls.drain().collect();
+        let mut messages = Vec::with_capacity(calls.len());
+        for (id, call) in calls {
+            record_rejection(LAYER, &denial.rule);
+            self.audit_call(
+                &call.tool,
+                Decision::Deny,
+                Some(&denial.rule),
+                outcome,
+                None,
+                |e| e,
+            );
+            messages.push(error_message(id, denial));
+        }
+        messages
+    }
+
+    /// Errors for every request still waiting (calls and lists), e.g. when the answer cannot
+    /// be read.
+    pub(crate) fn fail_all(&mut self, denial: &Denial, outcome: &'static str) -> Vec<Message> {
+        let mut messages = self.fail_calls(denial, outcome);
+        for id in self.lists.drain() {
+            messages.push(error_message(id, denial));
+        }
+        messages
+    }
+
+    /// The answer ended: calls that got no answer are audited as such.
+    pub(crate) fn finish(&mut self) {
+        let calls: Vec<(Id, PendingCall)> = self.calls.drain().collect();
+        for (_, call) in calls {
+            self.audit_call(
+                &call.tool,
+                Decision::Allow,
+                None,
+                "no_response",
+                None,
+                |e| e,
+            );
+        }
+        self.lists.clear();
+    }
+
+    fn audit_call(
+        &self,
+        tool: &str,
+        decision: Decision,
+        rule: Option<&str>,
+        outcome: &'static str,
+        raw_arguments: Option<&Value>,
+        extra: impl FnOnce(AuditEvent) -> AuditEvent,
+    ) {
+        if !self.auditor.is_on() {
+            return;
+        }
+        let mut event = self
+            .event("tool_call", decision)
+            .with_tool(mask_text(tool))
+            .with_latency(self.started.elapsed())
+            .with_detail("outcome", outcome);
+        if let Some(rule) = rule {
+            event = event.with_rule(rule);
+        }
+        if let Some(arguments) = raw_arguments.filter(|_| self.auditor.includes_arguments()) {
+            event = event.with_detail("arguments", masked(arguments));
+        }
+        self.auditor.record(&extra(event));
+    }
+
+    fn audit_list(&self, outcome: &ListOutcome) {
+        if !self.auditor.is_on() {
+            return;
+        }
+        for finding in &outcome.findings {
+            let decision = if finding.removed {
+                Decision::Deny
+            } else {
+                Decision::Allow
+            };
+            let mut event = self
+                .event("tool_validation", decision)
+                .with_tool(mask_text(&finding.tool))
+                .with_rule(finding.rule.as_ref());
+            if let Some(detail) = &finding.detail {
+                event = event.with_detail("detail", mask_text(detail));
+            }
+            self.auditor.record(&event);
+        }
+        let decision = match (&outcome.rejected, outcome.changed) {
+            (Some(_), _) => Decision::Deny,
+            (None, true) => Decision::Modify,
+            (None, false) => Decision::Allow,
+        };
+        let mut event = self
+            .event("tool_list", decision)
+            .with_detail("listed", outcome.listed)
+            .with_detail(
+                "exposed",
+                if outcome.rejected.is_some() {
+                    0
+                } else {
+                    outcome.exposed
+                },
+            )
+            .with_detail("notAllowlisted", outcome.not_allowlisted);
+        if let Some(denial) = &outcome.rejected {
+            event = event.with_rule(denial.rule.as_ref());
+        }
+        self.auditor.record(&event);
+    }
+
+    fn event(&self, kind: &'static str, decision: Decision) -> AuditEvent {
+        let mut event = AuditEvent::new(LAYER, kind, decision)
+            .with_request(self.http_method.clone(), self.path.clone())
+            .with_detail("upstream", self.upstream.as_ref());
+        if let Some(subject) = &self.subject {
+            event = event.with_subject(subject.clone());
+        }
+        event
+    }
+}
+
+fn count_call(label: &str, allowed: bool) {
+    metrics::counter!(
+        TOOL_CALLS_TOTAL,
+        labels::TOOL => label.to_owned(),
+        labels::ALLOWED => if allowed { "true" } else { "false" }
+    )
+    .increment(1);
+}
+
+/// The denial of `tools/call` output over `max` bytes.
+pub(crate) fn output_too_large(max: usize) -> Denial {
+    Denial::forbidden(
+        rules::OUTPUT_SIZE,
+        format!("the tool output exceeds the limit of {max} bytes"),
+    )
+    .with_code(codes::PAYLOAD_TOO_LARGE)
+}
+
+/// A JSON-RPC error message for `denial`, naming the layer and rule in `data`.
+pub(crate) fn error_message(id: Id, denial: &Denial) -> Message {
+    Message::Error {
+        id,
+        error: ErrorObject {
+            code: denial.code,
+            message: denial.message.clone(),
+            data: Some(denial.data()),
+        },
+    }
+}
+
+/// The answer to a payload with denied requests: the error of each denied request, and for
+/// the other requests of a batch an error saying the batch was refused.
+fn denial_payload(envelope: &Envelope, denials: &[(Id, Denial)]) -> Value {
+    let collateral = Denial::forbidden(
+        denials[0].1.rule.clone(),
+        "not processed: another message of the batch was refused",
+    )
+    .with_code(codes::INVALID_REQUEST);
+    let mut messages = Vec::new();
+    for message in envelope.messages() {
+        let Message::Request { id, .. } = message else {
+            continue;
+        };
+        let denial = denials
+            .iter()
+            .find(|(denied, _)| denied == id)
+            .map_or(&collateral, |(_, denial)| denial);
+        messages.push(error_message(id.clone(), denial).into_value());
+    }
+    if envelope.is_batch() {
+        Value::Array(messages)
+    } else {
+        messages.pop().unwrap_or(Value::Null)
+    }
+}
+
+/// `messages` as a JSON-RPC payload: one message, or a batch when `batch` or several.
+pub(crate) fn payload_of(mut messages: Vec<Message>, batch: bool) -> Value {
+    if messages.len() == 1 && !batch {
+        messages
+            .pop()
+            .map(Message::into_value)
+            .unwrap_or(Value::Null)
+    } else {
+        Value::Array(messages.into_iter().map(Message::into_value).collect())
+    }
+}
