@@ -1,6 +1,8 @@
 //! End-to-end tests: the example gateway with its layers, real clients and real upstreams, all
 //! over TCP on 127.0.0.1.
 
+mod auth;
 mod common;
 mod demo;
 mod gateway;
+mod tls;

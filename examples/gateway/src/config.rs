@@ -34,6 +34,9 @@ pub struct Config {
     /// Address of the proxy listener.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// TLS for the proxy listener (seed 004's `gateway.tls` and `mtls`, camelCase).
+    #[serde(default)]
+    pub tls: Option<agentgw_tls::TlsConfig>,
     /// Address of the Prometheus `/metrics` listener; none when absent.
     #[serde(default)]
     pub metrics: Option<SocketAddr>,
@@ -105,6 +108,13 @@ pub struct Backend {
     /// How long to wait for a TCP connection to the upstream.
     #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
     pub connect_timeout: Duration,
+    /// The credential sent upstream: `{kind: Passthrough}` or `{kind: SecretRef, secretRef:
+    /// {env: NAME} | {file: PATH}}`.
+    #[serde(default)]
+    pub auth_token: Option<agentgw_auth::AuthToken>,
+    /// TLS to the upstream (seed 000's `BackendConfigPolicy.tls`, with files).
+    #[serde(default)]
+    pub tls: Option<agentgw_tls::UpstreamTlsConfig>,
 }
 
 /// Policies of a route, or of every route. Each block follows the field names of the seed's
@@ -115,6 +125,9 @@ pub struct Policies {
     /// `traffic`: authentication blocks.
     #[serde(default)]
     pub traffic: TrafficPolicies,
+    /// `rbac`: CEL policies (`rbac: {policy: {matchExpressions: [...]}}`).
+    #[serde(default)]
+    pub rbac: Option<agentgw_rbac::RbacConfig>,
     /// `ai`: prompt guards and tool security.
     #[serde(default)]
     pub ai: AiPolicies,
@@ -123,12 +136,29 @@ pub struct Policies {
 /// `policies.traffic`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TrafficPolicies {}
+pub struct TrafficPolicies {
+    /// JWT authentication (`mode`, `providers`).
+    #[serde(default)]
+    pub jwt_authentication: Option<agentgw_auth::JwtConfig>,
+    /// API key authentication.
+    #[serde(default)]
+    pub api_key_authentication: Option<agentgw_auth::ApiKeyConfig>,
+    /// External authorization (Envoy ext_authz over gRPC, or plain HTTP).
+    #[serde(default)]
+    pub ext_auth: Option<agentgw_auth::ext_authz::ExtAuthConfig>,
+}
 
 /// `policies.ai`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AiPolicies {}
+pub struct AiPolicies {
+    /// Prompt guards (`request`, `response`).
+    #[serde(default)]
+    pub prompt_guard: Option<agentgw_guard::PromptGuardConfig>,
+    /// MCP tool security.
+    #[serde(default)]
+    pub tool_security: Option<agentgw_toolsec::ToolSecurityConfig>,
+}
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))

@@ -89,7 +89,7 @@ pub const SERVER_HEADER: &str = "x-mock-server";
 /// Synthetic personal data the mocks add on request: a test credit card number (valid Luhn),
 /// an email address, a US phone number and a US social security number.
 pub const PII_TEXT: &str =
-    "Card 4111 1111 1111 1111, email jane.doe@example.com, call +1 415-555-0132, SSN 123-45-6789";
+    "Card 4111 1111 1111 1111, email jane.doe@example.com, call +1 415-555-0132, SSN 536-22-8417";
 
 /// Number of characters in each content event of a streamed chat completion, so that stream
 /// tests cross many chunk boundaries. Answers longer than 16 KiB use proportionally larger pieces

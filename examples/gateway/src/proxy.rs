@@ -26,16 +26,14 @@ use crate::ResBody;
 
 const LAYER: &str = "upstream";
 
-/// Builds the shared HTTP client used for every upstream.
-pub fn client(connect_timeout: Duration) -> reqwest::Client {
+/// The settings of every upstream client; a route may add its own TLS configuration.
+pub fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// The innermost service of a route: forwards to the backend. See the [module docs](self).
@@ -89,7 +87,9 @@ impl Upstream {
     /// host per request).
     fn target(&self, uri: &Uri) -> url::Url {
         let path = uri.path();
-        let rest = path.strip_prefix(self.inner.prefix.as_str()).unwrap_or(path);
+        let rest = path
+            .strip_prefix(self.inner.prefix.as_str())
+            .unwrap_or(path);
         let base_path = self.inner.base_path.as_str();
         let mut url = self.inner.base.clone();
         if rest.is_empty() {

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use agentgw_core::identity::ClientAddr;
+use agentgw_core::identity::{ClientAddr, PeerIdentity};
 use agentgw_core::metrics::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL, labels};
 use agentgw_core::{BoxError, Rejection, ResponseShape};
+use agentgw_tls::TlsAcceptor;
 use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -22,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::stack::Stack;
 use crate::{ReqBody, ResBody};
 
@@ -68,6 +69,7 @@ pub fn prometheus() -> Option<PrometheusHandle> {
             let handle = PrometheusBuilder::new().install_recorder().ok();
             if handle.is_some() {
                 agentgw_core::metrics::describe();
+                agentgw_auth::ext_authz::describe_metrics();
             }
             handle
         })
@@ -85,6 +87,17 @@ pub async fn start(
         prometheus();
     }
     let stack = Stack::build(&config)?;
+    let tls = match &config.tls {
+        Some(tls) => {
+            // The acceptor polls its files (tls.reloadInterval): renewed certificates are picked
+            // up without a restart, and a broken new file keeps the old one in service.
+            let acceptor = TlsAcceptor::from_config(tls).map_err(|e| {
+                ConfigErrors::from(ConfigError::new(tls_field("tls", &e), e.to_string()))
+            })?;
+            Some(acceptor)
+        }
+        None => None,
+    };
     let grace = config.shutdown_grace_period;
     let proxy_listener = bind(config.listen).await?;
     let addr = proxy_listener
@@ -105,10 +118,12 @@ pub async fn start(
     let dispatch_shared = shared.clone();
     tasks.spawn(serve(
         proxy_listener,
+        tls,
         shutdown_rx.clone(),
         grace,
         move |req, peer| {
             let shared = dispatch_shared.clone();
+            let peer = peer.clone();
             async move { dispatch(&shared, req, peer).await }
         },
     ));
@@ -120,6 +135,7 @@ pub async fn start(
         let handle = prometheus();
         tasks.spawn(serve(
             listener,
+            None,
             shutdown_rx.clone(),
             grace,
             move |req, _| {
@@ -134,7 +150,7 @@ pub async fn start(
         let listener = bind(want).await?;
         health_addr = listener.local_addr().ok();
         let health_shared = shared.clone();
-        tasks.spawn(serve(listener, shutdown_rx, grace, move |req, _| {
+        tasks.spawn(serve(listener, None, shutdown_rx, grace, move |req, _| {
             let shared = health_shared.clone();
             async move { health_endpoint(&shared, &req) }
         }));
@@ -206,15 +222,23 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
         .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// Accepts connections on `listener` and serves HTTP/1.1 and HTTP/2 (prior knowledge) with
-/// `handler` until `shutdown` turns true, then drains for at most `grace`.
+/// Who is on the other end of a connection.
+#[derive(Clone)]
+struct Peer {
+    addr: SocketAddr,
+    identity: Option<Arc<PeerIdentity>>,
+}
+
+/// Accepts connections on `listener` (through `tls` when set) and serves HTTP/1.1 and HTTP/2
+/// with `handler` until `shutdown` turns true, then drains for at most `grace`.
 async fn serve<H, F>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
     handler: H,
 ) where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, &Peer) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Response<ResBody>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -222,7 +246,7 @@ async fn serve<H, F>(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
+                let (stream, addr) = match accepted {
                     Ok(accepted) => accepted,
                     Err(err) => {
                         tracing::warn!(error = %err, "accept failed");
@@ -232,14 +256,38 @@ async fn serve<H, F>(
                 };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let fut = handler(req, peer);
-                    async move { Ok::<_, Infallible>(fut.await) }
-                });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = conn.await {
+                    let result = match tls {
+                        None => {
+                            let peer = Peer { addr, identity: None };
+                            let service = hyper::service::service_fn(move |req| {
+                                let fut = handler(req, &peer);
+                                async move { Ok::<_, Infallible>(fut.await) }
+                            });
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Some(acceptor) => {
+                            let (stream, identity) = match acceptor.accept(stream).await {
+                                Ok(accepted) => accepted,
+                                Err(err) => {
+                                    tracing::debug!(error = %err, %addr, "TLS handshake failed");
+                                    return;
+                                }
+                            };
+                            let peer = Peer { addr, identity: identity.map(Arc::new) };
+                            let service = hyper::service::service_fn(move |req| {
+                                let fut = handler(req, &peer);
+                                async move { Ok::<_, Infallible>(fut.await) }
+                            });
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                    };
+                    if let Err(err) = result {
                         tracing::debug!(error = %err, "connection ended with an error");
                     }
                 });
@@ -256,7 +304,7 @@ async fn serve<H, F>(
     }
 }
 
-async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<ResBody> {
+async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: Peer) -> Response<ResBody> {
     let started = Instant::now();
     let stack = shared.stack.load_full();
     let Some(route) = stack.route(req.uri().path()) else {
@@ -265,7 +313,10 @@ async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> 
         return full(rejection.into_response(&ResponseShape::Plain));
     };
     let mut req: Request<ReqBody> = req.map(|body| body.map_err(box_error).boxed());
-    req.extensions_mut().insert(ClientAddr(peer));
+    req.extensions_mut().insert(ClientAddr(peer.addr));
+    if let Some(identity) = peer.identity {
+        req.extensions_mut().insert(PeerIdentity::clone(&identity));
+    }
     let response = match crate::stack::call(route.service.clone(), req).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -334,4 +385,12 @@ fn full(res: Response<http_body_util::Full<bytes::Bytes>>) -> Response<ResBody> 
 
 fn box_error(err: hyper::Error) -> BoxError {
     Box::new(err)
+}
+
+/// The config path of a TLS error: the block's path, plus the field inside it when known.
+pub(crate) fn tls_field(block: &str, err: &agentgw_tls::TlsError) -> String {
+    match err.field() {
+        Some(field) => format!("{block}.{field}"),
+        None => block.to_owned(),
+    }
 }

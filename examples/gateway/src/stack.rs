@@ -142,24 +142,67 @@ fn build_route(
     config: &Config,
     route: &Route,
     index: usize,
-    _ready_checks: &mut Vec<ReadyCheck>,
+    ready_checks: &mut Vec<ReadyCheck>,
 ) -> Result<RouteService, Vec<ConfigError>> {
-    let client = proxy::client(route.backend.connect_timeout);
+    let mut errors = Vec::new();
+    let backend_path = format!("routes[{index}].backend");
+    let mut client = proxy::client_builder(route.backend.connect_timeout);
+    if let Some(tls) = &route.backend.tls {
+        match agentgw_tls::client_config(tls) {
+            Ok(tls) => client = client.tls_backend_preconfigured(tls),
+            Err(e) => errors.push(ConfigError::new(
+                crate::server::tls_field(&format!("{backend_path}.tls"), &e),
+                e.to_string(),
+            )),
+        }
+    }
+    let client = client.build().map_err(|e| {
+        vec![ConfigError::new(
+            format!("{backend_path}.tls"),
+            format!("cannot build the upstream client: {e}"),
+        )]
+    })?;
     let upstream = Upstream::new(
         client,
         &route.backend.url,
         &route.path_prefix,
         route.backend.timeout,
     )
-    .map_err(|e| vec![ConfigError::new(format!("routes[{index}].backend.url"), e)])?;
+    .map_err(|e| vec![ConfigError::new(format!("{backend_path}.url"), e)])?;
     let mut service = boxed(upstream);
 
+    if let Some(token) = &route.backend.auth_token {
+        match agentgw_auth::BackendAuthLayer::from_config(token) {
+            Ok(layer) => service = wrap(service, layer),
+            Err(e) => errors.push(ConfigError::new(
+                auth_field(&format!("{backend_path}.authToken"), &e),
+                e.reason(),
+            )),
+        }
+    }
+
+    // Layers are applied innermost first, following the request path backwards: tool security,
+    // prompt guard, RBAC, then authentication outermost. For each kind the route's block sits
+    // inside the global block.
     let route_path = format!("routes[{index}].policies");
-    let mut errors = Vec::new();
-    // Layers are applied innermost first. For each kind of layer the route's block sits inside
-    // the global block, and the kinds follow the request path: authentication is outermost.
-    service = apply_policies(service, &route.policies, &route_path, &mut errors);
-    service = apply_policies(service, &config.policies, "policies", &mut errors);
+    let blocks = [
+        (&route.policies, route_path.as_str()),
+        (&config.policies, "policies"),
+    ];
+    let limit = BodyLimit::new(config.max_body_bytes);
+    for kind in LayerKind::INNERMOST_FIRST {
+        for (policies, path) in blocks {
+            service = apply(
+                kind,
+                service,
+                policies,
+                path,
+                limit,
+                &mut errors,
+                ready_checks,
+            );
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -202,14 +245,113 @@ fn buffer_body(service: RouteService, limit: BodyLimit) -> RouteService {
     }))
 }
 
-/// Wraps `service` in the layers one policy block configures.
-fn apply_policies(
+/// The kinds of policy layers, in the order they wrap the upstream (innermost first).
+#[derive(Debug, Clone, Copy)]
+enum LayerKind {
+    ToolSecurity,
+    PromptGuard,
+    Rbac,
+    ExtAuth,
+    ApiKey,
+    Jwt,
+}
+
+impl LayerKind {
+    const INNERMOST_FIRST: [LayerKind; 6] = [
+        LayerKind::ToolSecurity,
+        LayerKind::PromptGuard,
+        LayerKind::Rbac,
+        LayerKind::ExtAuth,
+        LayerKind::ApiKey,
+        LayerKind::Jwt,
+    ];
+}
+
+/// Wraps `service` in the layer of `kind` that one policy block configures, if any.
+fn apply(
+    kind: LayerKind,
     service: RouteService,
-    _policies: &Policies,
-    _path: &str,
-    _errors: &mut Vec<ConfigError>,
+    policies: &Policies,
+    path: &str,
+    limit: BodyLimit,
+    errors: &mut Vec<ConfigError>,
+    ready_checks: &mut Vec<ReadyCheck>,
 ) -> RouteService {
-    service
+    let mut fail = |field: &str, message: String| {
+        errors.push(ConfigError::new(format!("{path}.{field}"), message));
+    };
+    match kind {
+        LayerKind::ToolSecurity => match &policies.ai.tool_security {
+            Some(config) => match agentgw_toolsec::ToolSecurityLayer::from_config(config) {
+                Ok(layer) => wrap(service, layer.body_limit(limit)),
+                Err(e) => {
+                    fail("ai.toolSecurity", e.to_string());
+                    service
+                }
+            },
+            None => service,
+        },
+        LayerKind::PromptGuard => match &policies.ai.prompt_guard {
+            Some(config) => match agentgw_guard::PromptGuardLayer::from_config(config) {
+                Ok(layer) => wrap(service, layer.max_body_bytes(limit.bytes())),
+                Err(e) => {
+                    fail("ai.promptGuard", e.to_string());
+                    service
+                }
+            },
+            None => service,
+        },
+        LayerKind::Rbac => match &policies.rbac {
+            Some(config) => match agentgw_rbac::CelPolicyLayer::from_config(config) {
+                Ok(layer) => wrap(service, layer.body_limit(limit)),
+                Err(e) => {
+                    let field = e.path().to_string();
+                    let text = e.to_string();
+                    let message = text
+                        .strip_prefix(&format!("{field}: "))
+                        .unwrap_or(&text)
+                        .to_owned();
+                    fail(&field, message);
+                    service
+                }
+            },
+            None => service,
+        },
+        LayerKind::ExtAuth => match &policies.traffic.ext_auth {
+            Some(config) => match agentgw_auth::ext_authz::ExtAuthLayer::from_config(config) {
+                Ok(layer) => wrap(service, layer.body_limit(limit)),
+                Err(e) => {
+                    fail(&auth_field("traffic.extAuth", &e), e.reason());
+                    service
+                }
+            },
+            None => service,
+        },
+        LayerKind::ApiKey => match &policies.traffic.api_key_authentication {
+            Some(config) => match agentgw_auth::ApiKeyLayer::from_config(config) {
+                Ok(layer) => wrap(service, layer),
+                Err(e) => {
+                    fail(&auth_field("traffic.apiKeyAuthentication", &e), e.reason());
+                    service
+                }
+            },
+            None => service,
+        },
+        LayerKind::Jwt => match &policies.traffic.jwt_authentication {
+            Some(config) => match agentgw_auth::JwtLayer::from_config(config) {
+                Ok(layer) => {
+                    let ready = layer.clone();
+                    ready_checks.push(Arc::new(move || ready.is_ready()));
+                    wrap(service, layer)
+                }
+                Err(e) => {
+                    fail(&auth_field("traffic.jwtAuthentication", &e), e.reason());
+                    service
+                }
+            },
+            None => service,
+        },
+    }
 }
 
 /// Boxes any service that speaks our request and response bodies.
@@ -286,4 +428,12 @@ type BufferFuture = Pin<
 
 fn buffer(req: Request<ReqBody>, limit: BodyLimit) -> BufferFuture {
     Box::pin(buffer_request(req, limit))
+}
+
+/// The config path of an auth error: the block's path plus the field inside it.
+fn auth_field(block: &str, err: &agentgw_auth::Error) -> String {
+    match err.field() {
+        "" => block.to_owned(),
+        field => format!("{block}.{field}"),
+    }
 }

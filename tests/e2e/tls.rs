@@ -1,0 +1,139 @@
+//! The gateway's listener with mutual TLS, and an RBAC rule on the client certificate's identity.
+
+use http::StatusCode;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use serde_json::Value;
+
+use crate::common::{chat, config};
+
+struct Pki {
+    ca_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).unwrap();
+        Pki {
+            ca_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// (certificate PEM, key PEM) for `cn` with DNS names `dns`.
+    fn leaf(&self, cn: &str, dns: &[&str]) -> (String, String) {
+        let mut params =
+            CertificateParams::new(dns.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+#[tokio::test]
+async fn mtls_identity_reaches_rbac() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("agentgw test CA");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca_file = write("ca.crt", &pki.ca_pem);
+    let (cert, key) = pki.leaf("gateway", &["localhost"]);
+    let (cert_file, key_file) = (write("server.crt", &cert), write("server.key", &key));
+
+    let openai = agentgw_gateway::mock::openai(crate::common::loopback())
+        .await
+        .unwrap();
+    let mcp = agentgw_gateway::mock::mcp(crate::common::loopback(), Default::default())
+        .await
+        .unwrap();
+    let yaml = format!(
+        r#"
+tls:
+  certFile: {cert_file}
+  keyFile: {key_file}
+  minVersion: "1.3"
+  clientAuth: {{mode: Required, caFile: {ca_file}}}
+routes:
+  - name: openai
+    pathPrefix: /openai
+    kind: llm
+    backend: {{url: "${{OPENAI}}/v1"}}
+    policies:
+      rbac:
+        policy:
+          matchExpressions:
+            - 'source.identity.commonName == "alice"'
+"#
+    );
+    let gw = agentgw_gateway::start(config(&yaml, &openai, &mcp), None)
+        .await
+        .unwrap();
+    let url = format!(
+        "https://localhost:{}/openai/chat/completions",
+        gw.addr().port()
+    );
+    let root = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap();
+    let client_for = |cn: &str| {
+        let (cert, key) = pki.leaf(cn, &[]);
+        let identity = reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([root.clone()])
+            .identity(identity)
+            .resolve("localhost", gw.addr())
+            .build()
+            .unwrap()
+    };
+
+    // alice's certificate: handshake, identity, RBAC allow, upstream answer.
+    let res = client_for("alice")
+        .post(&url)
+        .body(chat("over mTLS", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(
+        json["choices"][0]["message"]["content"],
+        "You said: over mTLS"
+    );
+
+    // bob's certificate is valid, but the rule wants alice.
+    let res = client_for("bob")
+        .post(&url)
+        .body(chat("hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // No client certificate: the handshake is refused.
+    let anonymous = reqwest::Client::builder()
+        .tls_certs_only([root.clone()])
+        .resolve("localhost", gw.addr())
+        .build()
+        .unwrap();
+    assert!(
+        anonymous
+            .post(&url)
+            .body(chat("hi", false))
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(openai.request_count(), 1);
+    gw.shutdown().await;
+}
