@@ -45,19 +45,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format);
     if let Some(path) = &args.check_config {
-        return match Config::load(path) {
-            Ok(_) => {
-                println!("{}: configuration is valid", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                eprintln!("{}: invalid configuration", path.display());
-                for error in &errors.0 {
-                    eprintln!("  {error}");
-                }
-                ExitCode::from(2)
-            }
-        };
+        return check_config(path);
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
@@ -170,5 +158,36 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// `--check-config`: parse, validate, and build every layer (regexes, CEL, keys), reporting every
+/// error with its path.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let checked = Config::load(path).and_then(|config| {
+        // Some layers start background work (JWKS refresh) when built: give them a runtime.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                agentgw_gateway::config::ConfigError::new(
+                    "",
+                    format!("cannot start a runtime: {e}"),
+                )
+            })?;
+        runtime.block_on(async { agentgw_gateway::stack::Stack::build(&config).map(drop) })
+    });
+    match checked {
+        Ok(()) => {
+            println!("{}: configuration is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: invalid configuration", path.display());
+            for error in &errors.0 {
+                eprintln!("  {error}");
+            }
+            ExitCode::from(2)
+        }
     }
 }

@@ -192,15 +192,12 @@ fn build_route(
     let limit = BodyLimit::new(config.max_body_bytes);
     for kind in LayerKind::INNERMOST_FIRST {
         for (policies, path) in blocks {
-            service = apply(
-                kind,
-                service,
-                policies,
+            let target = Target {
                 path,
                 limit,
-                &mut errors,
-                ready_checks,
-            );
+                route_kind: route.kind,
+            };
+            service = apply(kind, service, policies, &target, &mut errors, ready_checks);
         }
     }
     if !errors.is_empty() {
@@ -267,16 +264,23 @@ impl LayerKind {
     ];
 }
 
+/// Where a policy block is applied: its config path, the body limit and the route's kind.
+struct Target<'a> {
+    path: &'a str,
+    limit: BodyLimit,
+    route_kind: Option<RouteKind>,
+}
+
 /// Wraps `service` in the layer of `kind` that one policy block configures, if any.
 fn apply(
     kind: LayerKind,
     service: RouteService,
     policies: &Policies,
-    path: &str,
-    limit: BodyLimit,
+    target: &Target<'_>,
     errors: &mut Vec<ConfigError>,
     ready_checks: &mut Vec<ReadyCheck>,
 ) -> RouteService {
+    let (path, limit) = (target.path, target.limit);
     let mut fail = |field: &str, message: String| {
         errors.push(ConfigError::new(format!("{path}.{field}"), message));
     };
@@ -302,19 +306,30 @@ fn apply(
             None => service,
         },
         LayerKind::Rbac => match &policies.rbac {
-            Some(config) => match agentgw_rbac::CelPolicyLayer::from_config(config) {
-                Ok(layer) => wrap(service, layer.body_limit(limit)),
-                Err(e) => {
-                    let field = e.path().to_string();
-                    let text = e.to_string();
-                    let message = text
-                        .strip_prefix(&format!("{field}: "))
-                        .unwrap_or(&text)
-                        .to_owned();
-                    fail(&field, message);
-                    service
+            Some(config) => {
+                // On a route of known kind, rules that can never apply there (mcp.* on an LLM
+                // route) are load-time errors.
+                let mut options = agentgw_rbac::CompileOptions::new();
+                if let Some(kind) = target.route_kind {
+                    options = options.route(kind.into());
                 }
-            },
+                match agentgw_rbac::CelPolicy::compile(config, &options) {
+                    Ok(policy) => wrap(
+                        service,
+                        agentgw_rbac::CelPolicyLayer::new(policy).body_limit(limit),
+                    ),
+                    Err(e) => {
+                        let field = e.path().to_string();
+                        let text = e.to_string();
+                        let message = text
+                            .strip_prefix(&format!("{field}: "))
+                            .unwrap_or(&text)
+                            .to_owned();
+                        fail(&field, message);
+                        service
+                    }
+                }
+            }
             None => service,
         },
         LayerKind::ExtAuth => match &policies.traffic.ext_auth {

@@ -193,3 +193,48 @@ fn sighup_reloads_and_a_broken_file_keeps_the_running_config() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn check_config_builds_the_layers_and_names_their_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("layers.yaml");
+    std::fs::write(
+        &path,
+        r#"
+routes:
+  - name: llm
+    pathPrefix: /llm
+    kind: llm
+    backend: {url: "http://127.0.0.1:1"}
+    policies:
+      rbac:
+        policy:
+          matchExpressions:
+            - 'mcp.tool.name == "kubectl-get"'
+      ai:
+        promptGuard:
+          request:
+            - regex:
+                action: Reject
+                matches:
+                  - pattern: "(unclosed"
+                    name: broken
+"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("routes[0].policies.rbac.policy.matchExpressions[0]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("promptGuard.request[0].regex.matches[0].pattern"),
+        "{stderr}"
+    );
+}
