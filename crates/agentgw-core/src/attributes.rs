@@ -189,7 +189,9 @@ fn strip_port(host: &str) -> &str {
         .map_or(host, |(h, _)| h)
 }
 
-fn percent_decode(input: &str) -> Cow<'_, str> {
+/// Percent-decodes a query component (`+` is a space; invalid escapes stay as they are);
+/// borrowed when nothing is encoded.
+pub fn percent_decode(input: &str) -> Cow<'_, str> {
     if !input.bytes().any(|b| b == b'%' || b == b'+') {
         return Cow::Borrowed(input);
     }

@@ -297,37 +297,11 @@ fn query_params<'a>(attrs: &Attributes<'a>) -> Result<Value<'a>, EvalError> {
     Map::from_entries(entries).map(Value::Map)
 }
 
-/// Percent-decodes a query component (`+` is a space); borrowed when nothing is encoded.
+/// Percent-decodes a query component with core's decoder; borrowed when nothing is encoded.
 fn decoded(input: &str) -> Value<'_> {
-    if !input.bytes().any(|b| b == b'%' || b == b'+') {
-        return Value::String(Str::borrowed(input));
-    }
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Value::string(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+    match agentgw_core::attributes::percent_decode(input) {
+        std::borrow::Cow::Borrowed(text) => Value::String(Str::borrowed(text)),
+        std::borrow::Cow::Owned(text) => Value::string(text),
     }
 }
 
