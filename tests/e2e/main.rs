@@ -5,4 +5,5 @@ mod auth;
 mod common;
 mod demo;
 mod gateway;
+mod mcp;
 mod tls;
