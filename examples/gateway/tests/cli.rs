@@ -16,20 +16,23 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn check_config_accepts_a_valid_file() {
+/// Runs `agentgw --check-config` on a file holding `yaml`.
+fn check_config(yaml: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ok.yaml");
-    std::fs::write(
-        &path,
-        "routes:\n  - name: a\n    pathPrefix: /a\n    backend: {url: \"http://127.0.0.1:1\"}\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
+    let path = dir.path().join("agentgw.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    Command::new(BIN)
         .arg("--check-config")
         .arg(&path)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let out = check_config(
+        "routes:\n  - name: a\n    pathPrefix: /a\n    backend: {url: \"http://127.0.0.1:1\"}\n",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -40,18 +43,9 @@ fn check_config_accepts_a_valid_file() {
 
 #[test]
 fn check_config_lists_every_error_with_its_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.yaml");
-    std::fs::write(
-        &path,
+    let out = check_config(
         "routes:\n  - name: a\n    pathPrefix: a\n    backend: {url: \"ftp://x\"}\n  - name: a\n    pathPrefix: /b\n    backend: {url: \"http://h\", timeout: 0s}\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("--check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for path in [
@@ -66,18 +60,9 @@ fn check_config_lists_every_error_with_its_path() {
 
 #[test]
 fn check_config_names_the_path_of_an_unknown_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("unknown.yaml");
-    std::fs::write(
-        &path,
+    let out = check_config(
         "routes:\n  - name: a\n    pathPrefix: /a\n    backend: {url: \"http://h\", retries: 3}\n",
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("--check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -196,10 +181,7 @@ fn sighup_reloads_and_a_broken_file_keeps_the_running_config() {
 
 #[test]
 fn check_config_builds_the_layers_and_names_their_fields() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("layers.yaml");
-    std::fs::write(
-        &path,
+    let out = check_config(
         r#"
 routes:
   - name: llm
@@ -220,13 +202,7 @@ routes:
                   - pattern: "(unclosed"
                     name: broken
 "#,
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .arg("--check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
