@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use agentgw_core::identity::ClientAddr;
 
@@ -40,9 +40,18 @@ pub(crate) struct HttpSettings {
 
 /// A pooled HTTP/1.1 client with a bound on open connections.
 pub(crate) struct HttpClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<BoundedConnector, Full<Bytes>>,
     settings: HttpSettings,
     permits: Semaphore,
+    /// The connector's connection permits; closed on drop so that connects still waiting for a
+    /// permit give up instead of opening connections for a client that is gone.
+    connections: Arc<Semaphore>,
+}
+
+impl Drop for HttpClient {
+    fn drop(&mut self) {
+        self.connections.close();
+    }
 }
 
 impl HttpClient {
@@ -50,14 +59,19 @@ impl HttpClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect_timeout));
+        let connections = Arc::new(Semaphore::new(settings.max_connections));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(settings.max_connections)
-            .build(connector);
+            .build(BoundedConnector {
+                inner: connector,
+                permits: connections.clone(),
+            });
         HttpClient {
             client,
             permits: Semaphore::new(settings.max_connections),
+            connections,
             settings,
         }
     }
@@ -333,5 +347,104 @@ mod tests {
             client(None).interpret(answer),
             Err(CheckError::Malformed(_))
         ));
+    }
+}
+
+/// An [`HttpConnector`] that opens at most as many connections as it has permits: each
+/// connection holds its permit until it is closed. The per-call permit in [`HttpClient::check`]
+/// bounds calls in flight, but a finished call's connection goes back to hyper's pool a moment
+/// after the call returns, so without this a new call could open one connection too many.
+#[derive(Clone)]
+pub(crate) struct BoundedConnector {
+    inner: HttpConnector,
+    permits: Arc<Semaphore>,
+}
+
+impl tower_service::Service<Uri> for BoundedConnector {
+    type Response = BoundedStream;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<BoundedStream, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let mut inner = self.inner.clone();
+        let permits = self.permits.clone();
+        Box::pin(async move {
+            let permit = permits.acquire_owned().await?;
+            let stream = inner.call(uri).await?;
+            Ok(BoundedStream {
+                stream,
+                _permit: permit,
+            })
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection that gives its permit back when it is dropped.
+    pub(crate) struct BoundedStream {
+        #[pin]
+        stream: hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+        _permit: OwnedSemaphorePermit,
+    }
+}
+
+impl hyper_util::client::legacy::connect::Connection for BoundedStream {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        self.stream.connected()
+    }
+}
+
+impl hyper::rt::Read for BoundedStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().stream.poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for BoundedStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.project().stream.poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().stream.poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().stream.poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.project().stream.poll_write_vectored(cx, bufs)
     }
 }
