@@ -377,3 +377,74 @@ async fn reload_swaps_the_stack_and_keeps_it_on_bad_config() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn per_core_workers_serve_reload_and_drain() {
+    let openai = mock::openai(loopback()).await.unwrap();
+    let mcp = mock::mcp(loopback(), Default::default()).await.unwrap();
+    let config = crate::common::config(ROUTES, &openai, &mcp);
+    let workers = agentgw_gateway::Workers::PerCore(std::num::NonZeroUsize::new(2).unwrap());
+    let gw = agentgw_gateway::start_with(config.clone(), None, workers)
+        .await
+        .unwrap();
+    let addr = gw.addr();
+    // A fresh connection per request, so the kernel spreads them over both workers' listeners.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let post = |path: &str, text: String, stream: bool| {
+        client
+            .post(format!("http://{addr}{path}"))
+            .header("content-type", "application/json")
+            .body(chat(&text, stream))
+            .send()
+    };
+    let answers = futures_util::future::join_all(
+        (0..40).map(|i| post("/openai/chat/completions", format!("request {i}"), false)),
+    )
+    .await;
+    for (i, res) in answers.into_iter().enumerate() {
+        let json: Value = res.unwrap().json().await.unwrap();
+        assert_eq!(
+            json["choices"][0]["message"]["content"],
+            format!("You said: request {i}")
+        );
+    }
+    let streamed = post("/openai/chat/completions", "streamed".into(), true)
+        .await
+        .unwrap();
+    assert_eq!(join_deltas(&sse_data(streamed).await), "You said: streamed");
+
+    // A reload reaches every worker.
+    let mut moved = config.clone();
+    moved.routes[0].path_prefix = "/llm".into();
+    gw.apply(&moved).unwrap();
+    for _ in 0..10 {
+        let res = post("/llm/chat/completions", "moved".into(), false)
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let res = post("/openai/chat/completions", "gone".into(), false)
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+
+    // Shutdown lets an in-flight request finish, then stops both workers.
+    let slow = tokio::spawn(
+        client
+            .post(format!("http://{addr}/llm/chat/completions"))
+            .header(mock::DELAY_HEADER, "300")
+            .body(chat("finish me", false))
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gw.shutdown().await;
+    let res = slow.await.unwrap().expect("in-flight request completes");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        reqwest::get(format!("http://{addr}/llm/x")).await.is_err(),
+        "a worker still accepts after shutdown"
+    );
+}

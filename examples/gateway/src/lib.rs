@@ -14,7 +14,7 @@ pub mod server;
 pub mod stack;
 
 pub use config::Config;
-pub use server::{RunningGateway, StartError, start};
+pub use server::{RunningGateway, StartError, Workers, start, start_with};
 
 /// The request body every route service receives (boxed, `Send + Sync` as reqwest requires).
 pub type ReqBody = http_body_util::combinators::BoxBody<bytes::Bytes, agentgw_core::BoxError>;

@@ -27,12 +27,23 @@ struct Args {
     /// Override the proxy listen address.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Runtime worker threads (default: one per CPU).
+    /// Proxy worker threads (default: one per CPU).
     #[arg(long, value_name = "N")]
     worker_threads: Option<usize>,
+    /// How proxy connections are served: `per-core` threads that each accept, check and forward
+    /// on their own runtime (no cross-thread wake-ups), or one work-stealing `multi-thread`
+    /// runtime.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::PerCore)]
+    runtime: RuntimeKind,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    PerCore,
+    MultiThread,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -47,11 +58,22 @@ fn main() -> ExitCode {
     if let Some(path) = &args.check_config {
         return check_config(path);
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let threads = args
+        .worker_threads
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+        .max(1);
+    let mut builder = match args.runtime {
+        // The main thread's runtime only runs health, metrics, signals and layer background
+        // work; the per-core workers get their own threads.
+        RuntimeKind::PerCore => tokio::runtime::Builder::new_current_thread(),
+        RuntimeKind::MultiThread => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+    };
     builder.enable_all();
-    if let Some(n) = args.worker_threads {
-        builder.worker_threads(n.max(1));
-    }
     let runtime = match builder.build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -59,10 +81,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(args))
+    let workers = match (args.runtime, std::num::NonZeroUsize::new(threads)) {
+        (RuntimeKind::PerCore, Some(n)) => server::Workers::PerCore(n),
+        _ => server::Workers::Current,
+    };
+    runtime.block_on(run(args, workers))
 }
 
-async fn run(args: Args) -> ExitCode {
+async fn run(args: Args, workers: server::Workers) -> ExitCode {
     let (config, path, demo) = if args.demo {
         match demo::prepare(args.listen, false).await {
             Ok(demo) => (demo.config.clone(), None, Some(demo)),
@@ -95,7 +121,7 @@ async fn run(args: Args) -> ExitCode {
     if config.metrics.is_some() {
         server::prometheus();
     }
-    let gateway = match server::start(config, path).await {
+    let gateway = match server::start_with(config, path, workers).await {
         Ok(gateway) => gateway,
         Err(err) => {
             eprintln!("{err}");

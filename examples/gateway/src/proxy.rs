@@ -32,8 +32,21 @@ pub fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
         .no_proxy()
         .tcp_nodelay(true)
         .connect_timeout(connect_timeout)
+        // A proxy forwards the client's headers; it does not add its own `accept`.
+        .default_headers(HeaderMap::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .redirect(reqwest::redirect::Policy::none())
+}
+
+std::thread_local! {
+    /// The index of the per-core worker running on this thread, if any.
+    static WORKER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks the current thread as per-core worker `index`: upstreams built with one client per
+/// worker use that worker's client (and its connection pool) on this thread.
+pub(crate) fn enter_worker(index: usize) {
+    WORKER.with(|worker| worker.set(Some(index)));
 }
 
 /// The innermost service of a route: forwards to the backend. See the [module docs](self).
@@ -43,7 +56,9 @@ pub struct Upstream {
 }
 
 struct Inner {
-    client: reqwest::Client,
+    /// The shared client, then one client per per-core worker: a worker's connections stay on
+    /// its own runtime, so an upstream exchange never wakes another thread.
+    clients: Box<[reqwest::Client]>,
     /// The backend URL, parsed once: per request only its path and query change.
     base: url::Url,
     /// Backend base path without trailing slash (may be empty).
@@ -54,9 +69,21 @@ struct Inner {
 }
 
 impl Upstream {
-    /// An upstream for `backend_url` behind the route prefix `prefix`.
+    /// An upstream for `backend_url` behind the route prefix `prefix`, using `client` on every
+    /// thread.
     pub fn new(
         client: reqwest::Client,
+        backend_url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Self::per_worker(vec![client], backend_url, prefix, timeout)
+    }
+
+    /// Like [`Upstream::new`] with one client per per-core worker: `clients[0]` serves threads
+    /// that are not workers, `clients[i + 1]` worker `i`. `clients` must not be empty.
+    pub fn per_worker(
+        clients: Vec<reqwest::Client>,
         backend_url: &str,
         prefix: &str,
         timeout: Duration,
@@ -65,10 +92,13 @@ impl Upstream {
         if !base.has_host() {
             return Err("backend URL needs a host".to_owned());
         }
+        if clients.is_empty() {
+            return Err("an upstream needs a client".to_owned());
+        }
         let base_path = base.path().trim_end_matches('/').to_owned();
         Ok(Upstream {
             inner: Arc::new(Inner {
-                client,
+                clients: clients.into_boxed_slice(),
                 base,
                 base_path,
                 prefix: crate::config::normalize_prefix(prefix)
@@ -102,6 +132,15 @@ impl Upstream {
         url
     }
 
+    /// The client of the current thread.
+    fn client(&self) -> &reqwest::Client {
+        let clients = &self.inner.clients;
+        WORKER
+            .with(std::cell::Cell::get)
+            .and_then(|index| clients.get(index + 1))
+            .unwrap_or(&clients[0])
+    }
+
     /// The upstream URL for a request path and query.
     pub fn target_url(&self, uri: &Uri) -> String {
         self.target(uri).into()
@@ -133,9 +172,11 @@ impl Upstream {
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let shape = ResponseShape::for_request(&req);
         let url = self.target(req.uri());
         let (parts, body) = req.into_parts();
+        // The denial shape (OpenAI error, JSON-RPC error with the id) is only worked out when
+        // the upstream fails.
+        let shape = || ResponseShape::from_parts(parts.uri.path(), &parts.extensions);
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         // reqwest sets `host` from the URL; the original goes in x-forwarded-host.
@@ -145,29 +186,24 @@ impl Upstream {
         if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>() {
             append_forwarded_for(&mut headers, addr.ip());
         }
-        let method = parts.method;
-        let mut builder = self.inner.client.request(method, url).headers(headers);
+        // Built in place rather than through `RequestBuilder`, which would copy every header
+        // into a new map.
+        let mut request = reqwest::Request::new(parts.method.clone(), url);
+        *request.headers_mut() = headers;
         if !body.is_end_stream() {
-            builder = builder.body(reqwest::Body::wrap(body));
+            *request.body_mut() = Some(reqwest::Body::wrap(body));
         }
-        let request = match builder.build() {
-            Ok(request) => request,
-            Err(err) => {
-                tracing::warn!(error = %err, "could not build upstream request");
-                return reject(StatusCode::BAD_GATEWAY, "bad_request_to_upstream", &shape);
-            }
-        };
-        let sent =
-            tokio::time::timeout(self.inner.timeout, self.inner.client.execute(request)).await;
+        let client = self.client();
+        let sent = tokio::time::timeout(self.inner.timeout, client.execute(request)).await;
         let response = match sent {
             Ok(Ok(response)) => response,
             Err(_elapsed) => {
                 tracing::warn!(timeout = ?self.inner.timeout, "upstream timed out");
-                return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape);
+                return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape());
             }
             Ok(Err(err)) if err.is_timeout() => {
                 tracing::warn!(error = %err, "upstream timed out");
-                return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape);
+                return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape());
             }
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, connect = err.is_connect(), "upstream request failed");
@@ -176,7 +212,7 @@ impl Upstream {
                 } else {
                     "upstream_error"
                 };
-                return reject(StatusCode::BAD_GATEWAY, reason, &shape);
+                return reject(StatusCode::BAD_GATEWAY, reason, &shape());
             }
         };
         let mut response: Response<reqwest::Body> = response.into();
@@ -196,15 +232,13 @@ fn reject(status: StatusCode, reason: &'static str, shape: &ResponseShape) -> Re
 /// Headers that describe one hop and are never forwarded (RFC 9110 section 7.6.1), plus every
 /// header the `connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // One pass over the names first: most messages carry no hop-by-hop header at all, and a
+    // scan is cheaper than nine hashed removals.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    if headers.contains_key(header::CONNECTION) {
+        strip_connection_named(headers);
     }
     for name in [
         header::CONNECTION,
@@ -219,6 +253,32 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Removes the headers the `connection` header names.
+fn strip_connection_named(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
@@ -285,6 +345,28 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key(header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_is_removed() {
+        for name in [
+            "connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "keep-alive",
+            "proxy-connection",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("a/b"));
+            strip_hop_by_hop(&mut headers);
+            assert!(!headers.contains_key(name), "{name} was forwarded");
+            assert!(headers.contains_key(header::CONTENT_TYPE));
+        }
     }
 
     #[test]

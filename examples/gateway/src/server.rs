@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use agentgw_core::identity::{ClientAddr, PeerIdentity};
-use agentgw_core::metrics::{REQUEST_DURATION_SECONDS, REQUESTS_TOTAL, labels};
 use agentgw_core::{BoxError, Rejection, ResponseShape};
 use agentgw_tls::TlsAcceptor;
 use arc_swap::ArcSwap;
@@ -24,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError, ConfigErrors};
-use crate::stack::Stack;
+use crate::stack::{Stack, StackOptions};
 use crate::{ReqBody, ResBody};
 
 /// Why the gateway could not start.
@@ -44,8 +43,32 @@ pub enum StartError {
     },
 }
 
+/// How the proxy listener's connections are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Workers {
+    /// On the Tokio runtime that called [`start_with`] (what tests and embedders use).
+    #[default]
+    Current,
+    /// On `n` threads, each with its own current-thread runtime, its own `SO_REUSEPORT`
+    /// listener on the proxy address and its own upstream connection pools: a request is
+    /// accepted, checked, forwarded and answered on one thread, with no cross-thread wake-ups
+    /// (the layout of nginx's worker processes). Health, metrics, reloads and layer background
+    /// work (JWKS refresh) stay on the calling runtime.
+    PerCore(std::num::NonZeroUsize),
+}
+
+impl Workers {
+    fn count(self) -> usize {
+        match self {
+            Workers::Current => 0,
+            Workers::PerCore(n) => n.get(),
+        }
+    }
+}
+
 struct Shared {
     stack: ArcSwap<Stack>,
+    options: StackOptions,
     config_path: Option<PathBuf>,
     loaded: AtomicBool,
     draining: AtomicBool,
@@ -76,17 +99,27 @@ pub fn prometheus() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Binds the listeners of `config` and starts serving. `config_path` is re-read on
-/// [`RunningGateway::reload`].
+/// Binds the listeners of `config` and starts serving on the current runtime. `config_path` is
+/// re-read on [`RunningGateway::reload`].
 pub async fn start(
     config: Config,
     config_path: Option<PathBuf>,
+) -> Result<RunningGateway, StartError> {
+    start_with(config, config_path, Workers::Current).await
+}
+
+/// [`start`], serving the proxy listener as `workers` says.
+pub async fn start_with(
+    config: Config,
+    config_path: Option<PathBuf>,
+    workers: Workers,
 ) -> Result<RunningGateway, StartError> {
     if config.metrics.is_some() {
         // Before the stack is built: routes register their metric handles with the recorder.
         prometheus();
     }
-    let stack = Stack::build(&config)?;
+    let options = StackOptions::workers(workers.count());
+    let stack = Stack::build_with(&config, &options)?;
     let tls = match &config.tls {
         Some(tls) => {
             // The acceptor polls its files (tls.reloadInterval): renewed certificates are picked
@@ -99,15 +132,20 @@ pub async fn start(
         None => None,
     };
     let grace = config.shutdown_grace_period;
-    let proxy_listener = bind(config.listen).await?;
-    let addr = proxy_listener
+    let mut proxy_listeners = vec![bind(config.listen, workers.count() > 0).await?];
+    let addr = proxy_listeners[0]
         .local_addr()
         .map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
         })?;
+    for _ in 1..workers.count() {
+        // The same (resolved) address: the kernel spreads new connections over the workers.
+        proxy_listeners.push(bind(addr, true).await?);
+    }
     let shared = Arc::new(Shared {
         stack: ArcSwap::from_pointee(stack),
+        options,
         config_path,
         loaded: AtomicBool::new(true),
         draining: AtomicBool::new(false),
@@ -116,21 +154,42 @@ pub async fn start(
     let mut tasks = JoinSet::new();
 
     let dispatch_shared = shared.clone();
-    tasks.spawn(serve(
-        proxy_listener,
-        tls,
-        shutdown_rx.clone(),
-        grace,
-        move |req, peer| {
-            let shared = dispatch_shared.clone();
-            let peer = peer.clone();
-            async move { dispatch(&shared, req, peer).await }
-        },
-    ));
+    let handler = move |req, peer: &Peer| {
+        let shared = dispatch_shared.clone();
+        let peer = peer.clone();
+        async move { dispatch(&shared, req, peer).await }
+    };
+    if workers == Workers::Current {
+        for listener in proxy_listeners {
+            tasks.spawn(serve(
+                listener,
+                tls.clone(),
+                shutdown_rx.clone(),
+                grace,
+                handler.clone(),
+            ));
+        }
+    } else {
+        for (index, listener) in proxy_listeners.into_iter().enumerate() {
+            let done = spawn_worker(
+                index,
+                listener,
+                tls.clone(),
+                shutdown_rx.clone(),
+                grace,
+                handler.clone(),
+            )
+            .map_err(|source| StartError::Bind { addr, source })?;
+            tasks.spawn(async move {
+                // The worker thread reports when its connections have drained.
+                let _ = done.await;
+            });
+        }
+    }
 
     let mut metrics_addr = None;
     if let Some(want) = config.metrics {
-        let listener = bind(want).await?;
+        let listener = bind(want, false).await?;
         metrics_addr = listener.local_addr().ok();
         let handle = prometheus();
         tasks.spawn(serve(
@@ -147,7 +206,7 @@ pub async fn start(
 
     let mut health_addr = None;
     if let Some(want) = config.health {
-        let listener = bind(want).await?;
+        let listener = bind(want, false).await?;
         health_addr = listener.local_addr().ok();
         let health_shared = shared.clone();
         tasks.spawn(serve(listener, None, shutdown_rx, grace, move |req, _| {
@@ -197,7 +256,7 @@ impl RunningGateway {
 
     /// Swaps in the stack of `config` (listener addresses are not changed by a reload).
     pub fn apply(&self, config: &Config) -> Result<(), ConfigErrors> {
-        let stack = Stack::build(config)?;
+        let stack = Stack::build_with(config, &self.shared.options)?;
         self.shared.stack.store(Arc::new(stack));
         tracing::info!("configuration reloaded");
         Ok(())
@@ -216,10 +275,63 @@ impl RunningGateway {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
+/// Binds `addr`; with `reuse_port`, several listeners (one per worker) can share it.
+async fn bind(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, StartError> {
+    if !reuse_port {
+        return TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source });
+    }
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        socket.listen(4096)
+    };
+    listen().map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Starts per-core worker `index` on its own thread with a current-thread runtime; the returned
+/// receiver completes when the worker has stopped (after draining).
+fn spawn_worker<H, F>(
+    index: usize,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+    grace: Duration,
+    handler: H,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>>
+where
+    H: Fn(Request<Incoming>, &Peer) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<ResBody>> + Send + 'static,
+{
+    // Registered with this runtime's reactor until now: hand the socket over to the worker's.
+    let listener = listener.into_std()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (done, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(format!("agentgw-worker-{index}"))
+        .spawn(move || {
+            crate::proxy::enter_worker(index);
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, tls, shutdown, grace, handler).await,
+                    Err(err) => tracing::error!(error = %err, index, "worker cannot listen"),
+                }
+            });
+            // Connection tasks still running past the grace period are dropped with the runtime.
+            drop(runtime);
+            let _ = done.send(());
+        })?;
+    Ok(done_rx)
 }
 
 /// Who is on the other end of a connection.
@@ -321,11 +433,7 @@ async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: Peer) -> Respon
         Ok(response) => response,
         Err(never) => match never {},
     };
-    let name = route.name.to_string();
-    metrics::counter!(REQUESTS_TOTAL, labels::ROUTE => name.clone(), labels::STATUS => response.status().as_str().to_owned())
-        .increment(1);
-    metrics::histogram!(REQUEST_DURATION_SECONDS, labels::ROUTE => name)
-        .record(started.elapsed().as_secs_f64());
+    route.metrics.record(response.status(), started.elapsed());
     response
 }
 

@@ -85,6 +85,23 @@ impl RouteMetrics {
     }
 }
 
+/// How a [`Stack`] is built beyond its configuration.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct StackOptions {
+    /// Number of per-core workers that serve the stack: each upstream gets one client (and
+    /// connection pool) per worker besides the shared one. `0` for a stack served from one
+    /// multi-threaded runtime.
+    pub workers: usize,
+}
+
+impl StackOptions {
+    /// Options for a stack served by `workers` per-core workers.
+    pub fn workers(workers: usize) -> Self {
+        StackOptions { workers }
+    }
+}
+
 /// All routes of one configuration, ready to serve.
 #[derive(Clone)]
 pub struct Stack {
@@ -95,11 +112,16 @@ pub struct Stack {
 impl Stack {
     /// Builds every route's layers; reports every configuration error with its path.
     pub fn build(config: &Config) -> Result<Stack, ConfigErrors> {
+        Self::build_with(config, &StackOptions::default())
+    }
+
+    /// [`Stack::build`] with options.
+    pub fn build_with(config: &Config, options: &StackOptions) -> Result<Stack, ConfigErrors> {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
         let mut ready_checks = Vec::new();
         for (i, route) in config.routes.iter().enumerate() {
-            match build_route(config, route, i, &mut ready_checks) {
+            match build_route(config, options, route, i, &mut ready_checks) {
                 Ok(service) => routes.push(CompiledRoute {
                     name: Arc::from(route.name.as_str()),
                     metrics: Arc::new(RouteMetrics::new(Arc::from(route.name.as_str()))),
@@ -140,30 +162,46 @@ impl Stack {
 
 fn build_route(
     config: &Config,
+    options: &StackOptions,
     route: &Route,
     index: usize,
     ready_checks: &mut Vec<ReadyCheck>,
 ) -> Result<RouteService, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let backend_path = format!("routes[{index}].backend");
-    let mut client = proxy::client_builder(route.backend.connect_timeout);
-    if let Some(tls) = &route.backend.tls {
-        match agentgw_tls::client_config(tls) {
-            Ok(tls) => client = client.tls_backend_preconfigured(tls),
-            Err(e) => errors.push(ConfigError::new(
-                crate::server::tls_field(&format!("{backend_path}.tls"), &e),
-                e.to_string(),
-            )),
-        }
-    }
-    let client = client.build().map_err(|e| {
-        vec![ConfigError::new(
-            format!("{backend_path}.tls"),
-            format!("cannot build the upstream client: {e}"),
-        )]
-    })?;
-    let upstream = Upstream::new(
-        client,
+    let tls = match &route.backend.tls {
+        Some(tls) => match agentgw_tls::client_config(tls) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                // Reported with the other errors of the route below.
+                errors.push(ConfigError::new(
+                    crate::server::tls_field(&format!("{backend_path}.tls"), &e),
+                    e.to_string(),
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    // One shared client, plus one per per-core worker so that each worker keeps its upstream
+    // connections on its own runtime.
+    let clients = (0..=options.workers)
+        .map(|_| {
+            let mut client = proxy::client_builder(route.backend.connect_timeout);
+            if let Some(tls) = &tls {
+                client = client.tls_backend_preconfigured(tls.clone());
+            }
+            client.build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            vec![ConfigError::new(
+                format!("{backend_path}.tls"),
+                format!("cannot build the upstream client: {e}"),
+            )]
+        })?;
+    let upstream = Upstream::per_worker(
+        clients,
         &route.backend.url,
         &route.path_prefix,
         route.backend.timeout,
