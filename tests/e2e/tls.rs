@@ -78,7 +78,9 @@ routes:
             - 'source.identity.commonName == "alice"'
 "#
     );
-    let gw = agentgw_gateway::start(config(&yaml, &openai, &mcp), None)
+    // On per-core workers, as the binary runs by default: each worker terminates TLS itself.
+    let workers = agentgw_gateway::Workers::PerCore(std::num::NonZeroUsize::new(2).unwrap());
+    let gw = agentgw_gateway::start_with(config(&yaml, &openai, &mcp), None, workers)
         .await
         .unwrap();
     let url = format!(

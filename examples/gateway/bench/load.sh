@@ -16,6 +16,7 @@
 #   SKIP_GATEWAY=1       measure only (a) and (b), e.g. while the gateway does not build
 #   SKIP_BUILD=1         use an existing target/release/agentgw instead of building it
 #   KEEP_TMP=1           keep the temp dir (configs, logs, raw wrk outputs)
+#   GATEWAY_ARGS=""      extra agentgw arguments, e.g. "--runtime multi-thread"
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -26,6 +27,7 @@ NGINX_WORKERS=${NGINX_WORKERS:-auto}
 SKIP_GATEWAY=${SKIP_GATEWAY:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_TMP=${KEEP_TMP:-0}
+GATEWAY_ARGS=${GATEWAY_ARGS:-}
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 workspace=$(cd "$bench_dir/../../.." && pwd)
@@ -227,7 +229,8 @@ routes:
       url: "http://127.0.0.1:$upstream_port"
       timeout: 30s
 YAML
-    RUST_LOG=${RUST_LOG:-warn} "$gateway_bin" --config "$tmp/agentgw.yaml" >"$tmp/agentgw.log" 2>&1 &
+    # shellcheck disable=SC2086 # GATEWAY_ARGS is a list of arguments
+    RUST_LOG=${RUST_LOG:-warn} "$gateway_bin" --config "$tmp/agentgw.yaml" $GATEWAY_ARGS >"$tmp/agentgw.log" 2>&1 &
     pids+=($!)
     wait_for_port "$gateway_port" agentgw "$tmp/agentgw.log" "$!"
     targets+=(agentgw)
@@ -257,7 +260,7 @@ done
 cell() { [[ -n ${rps[$1,$2]:-} ]] && printf '%s | %s | %s' "${rps[$1,$2]}" "${p50[$1,$2]}" "${p99[$1,$2]}" || printf 'n/a | n/a | n/a'; }
 
 echo
-echo "POST $path, wrk -t$THREADS -d$DURATION, $(nproc) CPUs, nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "POST $path, wrk -t$THREADS -d$DURATION, $(nproc) CPUs, agentgw ${GATEWAY_ARGS:-(default runtime)}, nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 echo "| conns | direct req/s | direct p50 us | direct p99 us | nginx-proxy req/s | nginx-proxy p50 us | nginx-proxy p99 us | agentgw req/s | agentgw p50 us | agentgw p99 us | agentgw / nginx-proxy req/s | agentgw p50 - direct p50 us |"
 echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
