@@ -429,7 +429,7 @@ async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: Peer) -> Respon
     if let Some(identity) = peer.identity {
         req.extensions_mut().insert(PeerIdentity::clone(&identity));
     }
-    let response = match crate::stack::call(route.service.clone(), req).await {
+    let response = match route.call(req).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
