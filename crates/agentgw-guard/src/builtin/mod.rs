@@ -144,6 +144,14 @@ pub(crate) enum Check {
 pub(crate) const CONTEXT_BYTES: usize = 192;
 
 impl Check {
+    /// Whether the candidate pattern is searched by an automaton of its own. `EMAIL` has no
+    /// usable prefix (its first character is any of 66) but always an `@`: searched alone, it
+    /// is found from its `@` (a vectorized byte search, then short searches around it) rather
+    /// than by an automaton that counts the length of every word of the text.
+    pub(crate) fn searched_alone(self) -> bool {
+        self == Check::Email
+    }
+
     /// Validates the candidate `hay[start..end]`, looking at most [`CONTEXT_BYTES`] before it
     /// and two bytes after it. Returns the accepted span (the candidate, or a shorter prefix of
     /// it for over-long digit groups), or `None`.

@@ -3,10 +3,17 @@
 //!
 //! A [`PatternSet`] is built once ([`PatternSet::builder`]) and then shared (`Clone` is a
 //! reference-count increment). It compiles every custom pattern and the candidate patterns of
-//! every [`Builtin`] into a single multi-pattern `regex-automata` automaton that reports which
-//! pattern matched and where, and literal phrases into an `aho-corasick` automaton. Both run in
-//! time linear in the text: there is no backtracking engine, so no pattern can be made to take
-//! exponential time, whatever the input.
+//! every [`Builtin`] into one multi-pattern `regex-automata` automaton that reports which
+//! pattern matched and where (the `EMAIL` candidate gets one of its own, found from its `@`),
+//! and literal phrases into an `aho-corasick` automaton. They run in time linear in the text:
+//! there is no backtracking engine, so no pattern can be made to take exponential time,
+//! whatever the input.
+//!
+//! When the patterns have a bounded length, the automaton runs only from the places where a
+//! match can start (worked out from the patterns: the first two bytes, and whether a word
+//! boundary must come before), which skips most of a chat text; a text full of such places
+//! hands over to the plain unanchored search after a few passes' worth of work, so the cost
+//! stays linear. The matches are exactly those of the plain search.
 //!
 //! Scanning reports non-overlapping matches, leftmost first; at the same position builtins win
 //! over custom patterns (builtins in [`Builtin::ALL`] order, then patterns in the order they
@@ -51,6 +58,7 @@
 
 mod hir;
 mod tracker;
+mod walk;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -69,6 +77,7 @@ use crate::normalize::{OffsetMap, normalize, normalize_into};
 use crate::stream::StreamMasker;
 
 pub(crate) use tracker::Tracker;
+use walk::Walker;
 
 /// Identifies a rule of a [`PatternSet`]; see [`PatternSet::rule`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,12 +165,12 @@ pub struct PatternSet {
 pub(crate) struct Inner {
     rules: Vec<Rule>,
     /// Every regex pattern.
-    regex: Option<Engine>,
+    regex: Engines,
     /// When some patterns are unbounded: those patterns alone, and the others alone. A text
     /// no unbounded pattern matches is scanned with the bounded ones only, which keeps
     /// iterating over matches linear (a live `.*` thread that never matches would otherwise
     /// make every search run to the end of the text).
-    split: Option<(meta::Regex, Option<Engine>)>,
+    split: Option<(meta::Regex, Engines)>,
     hirs: Vec<Hir>,
     phrases: Option<Phrases>,
     normalize: bool,
@@ -172,17 +181,121 @@ pub(crate) struct Inner {
     tracker: OnceLock<Result<Tracker, GuardError>>,
 }
 
+/// One regex pattern of a set, as compiled into an [`Engine`].
+#[derive(Clone, Copy)]
+struct PatternInfo {
+    rule: RuleId,
+    check: Option<Check>,
+    /// Position among all the patterns of the set: at the same start, the lower one wins.
+    priority: u32,
+    /// Whether the pattern gets an automaton of its own (see [`Engines`]).
+    alone: bool,
+    /// The bytes a match of the pattern can start with.
+    first: ByteSet,
+}
+
+/// A set of bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    const EMPTY: ByteSet = ByteSet([0; 4]);
+    const ALL: ByteSet = ByteSet([u64::MAX; 4]);
+
+    /// The bytes a match of `hir` can start with.
+    fn first_bytes(hir: &Hir) -> ByteSet {
+        match walk::first_bytes(hir) {
+            (set, false) => set,
+            (_, true) => ByteSet::ALL,
+        }
+    }
+
+    fn insert(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    fn union(&mut self, other: ByteSet) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a |= b;
+        }
+    }
+
+    fn contains(self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+}
+
+/// The regex patterns of a set, in one or two multi-pattern automata.
+///
+/// Most patterns share one automaton. A builtin candidate that has no usable prefix but a
+/// rare byte in the middle (the `@` of `EMAIL`) gets an automaton of its own: searched alone,
+/// `regex-automata` finds it from that byte (a vectorized byte search, then a short search
+/// backwards and forwards) instead of running an automaton over every word of the text, and
+/// the shared automaton gets smaller and faster. Both automata report their leftmost match
+/// (validated); the earlier one wins, or the pattern added first at the same start, exactly
+/// as with a single automaton.
+struct Engines {
+    parts: Vec<Engine>,
+}
+
+/// How many automata [`Engines`] uses at most (the size of [`Cursor`]'s cache).
+const MAX_PARTS: usize = 2;
+
+impl Engines {
+    fn build(
+        hirs: &[&Hir],
+        patterns: &[PatternInfo],
+        path: &str,
+        walk: bool,
+    ) -> Result<Engines, GuardError> {
+        let mut parts = Vec::new();
+        for alone in [false, true] {
+            let (hirs, patterns): (Vec<&Hir>, Vec<PatternInfo>) = hirs
+                .iter()
+                .zip(patterns)
+                .filter(|(_, p)| p.alone == alone)
+                .map(|(h, p)| (*h, *p))
+                .unzip();
+            if !hirs.is_empty() {
+                parts.push(Engine::build(&hirs, patterns, path, walk && !alone)?);
+            }
+        }
+        debug_assert!(parts.len() <= MAX_PARTS);
+        Ok(Engines { parts })
+    }
+
+    /// The next validated match in `hay` at or after `from`, reusing the matches in `found`
+    /// that are still ahead.
+    fn next(&self, hay: &str, from: usize, found: &mut [Slot; MAX_PARTS]) -> Option<RawMatch> {
+        let mut best: Option<RawMatch> = None;
+        for (engine, slot) in self.parts.iter().zip(found.iter_mut()) {
+            if stale(&slot.found, from) {
+                slot.found = Some(engine.next(hay, from, &mut slot.spent));
+            }
+            if let Some(Some(m)) = slot.found
+                && best.is_none_or(|b| (m.start, m.priority) < (b.start, b.priority))
+            {
+                best = Some(m);
+            }
+        }
+        best
+    }
+}
+
 /// A multi-pattern regex and, per pattern, its rule and validator.
 struct Engine {
     regex: meta::Regex,
-    patterns: Vec<(RuleId, Option<Check>)>,
+    /// Finds the matches of `regex` faster when its patterns are bounded (see [`walk`]).
+    walker: Option<Walker>,
+    patterns: Vec<PatternInfo>,
 }
 
 impl Engine {
     fn build(
-        hirs: &[Hir],
-        patterns: Vec<(RuleId, Option<Check>)>,
+        hirs: &[&Hir],
+        patterns: Vec<PatternInfo>,
         path: &str,
+        walk: bool,
     ) -> Result<Engine, GuardError> {
         let config = meta::Config::new()
             .match_kind(MatchKind::LeftmostFirst)
@@ -195,23 +308,51 @@ impl Engine {
                 path: path.to_owned(),
                 message: e.to_string(),
             })?;
-        Ok(Engine { regex, patterns })
+        let walker = if walk { Walker::new(hirs) } else { None };
+        Ok(Engine {
+            regex,
+            walker,
+            patterns,
+        })
     }
 
-    fn next(&self, hay: &str, from: usize) -> Option<RawMatch> {
+    /// The next validated match at or after `from`. `spent` is the work the walker did so far
+    /// in this search (`usize::MAX` once it handed over to the unanchored search).
+    fn next(&self, hay: &str, from: usize, spent: &mut usize) -> Option<RawMatch> {
         let regex = &self.regex;
         let mut pos = from;
         while pos <= hay.len() {
-            let m = regex.search(&Input::new(hay).range(pos..))?;
-            let first = m.pattern().as_usize();
-            if let Some(found) = self.accept(first, hay, m.start(), m.end()) {
+            let mut walked = None;
+            if let Some(walker) = &self.walker
+                && *spent != usize::MAX
+            {
+                match walker.find(hay.as_bytes(), pos, spent, Walker::allowance(hay.len())) {
+                    Ok(found) => walked = Some(found?),
+                    Err(at) => {
+                        *spent = usize::MAX;
+                        pos = at;
+                    }
+                }
+            }
+            let (first, start, end) = match walked {
+                Some(found) => found,
+                None => {
+                    let m = regex.search(&Input::new(hay).range(pos..))?;
+                    (m.pattern().as_usize(), m.start(), m.end())
+                }
+            };
+            if let Some(found) = self.accept(first, hay, start, end) {
                 return Some(found);
             }
             // The preferred pattern's candidate failed validation: the others get their turn
-            // at the same position, in priority order.
+            // at the same position, in priority order (those that can start with its byte).
+            let byte = hay.as_bytes().get(start).copied();
             for pid in first + 1..self.patterns.len() {
+                if byte.is_some_and(|b| !self.patterns[pid].first.contains(b)) {
+                    continue;
+                }
                 let input = Input::new(hay)
-                    .range(m.start()..)
+                    .range(start..)
                     .anchored(Anchored::Pattern(PatternID::new_unchecked(pid)));
                 if let Some(m) = regex.search(&input)
                     && let Some(found) = self.accept(pid, hay, m.start(), m.end())
@@ -219,18 +360,28 @@ impl Engine {
                     return Some(found);
                 }
             }
-            pos = next_char(hay, m.start());
+            pos = next_char(hay, start);
         }
         None
     }
 
     fn accept(&self, pid: usize, hay: &str, start: usize, end: usize) -> Option<RawMatch> {
-        let (rule, check) = self.patterns[pid];
+        let PatternInfo {
+            rule,
+            check,
+            priority,
+            ..
+        } = self.patterns[pid];
         let (start, end) = match check {
             None => (start, end),
             Some(check) => check.accept(hay, start, end)?,
         };
-        Some(RawMatch { rule, start, end })
+        Some(RawMatch {
+            rule,
+            start,
+            end,
+            priority,
+        })
     }
 }
 
@@ -384,6 +535,29 @@ pub(crate) struct RawMatch {
     pub(crate) rule: RuleId,
     pub(crate) start: usize,
     pub(crate) end: usize,
+    /// The pattern's position in the set (regex matches only): lower wins at the same start.
+    priority: u32,
+}
+
+/// A search result kept for reuse: `None` before the first search, `Some(None)` when there
+/// is no match any more.
+type Found = Option<Option<RawMatch>>;
+
+/// The state of one automaton's search through a text.
+#[derive(Default)]
+struct Slot {
+    found: Found,
+    /// Work done by the automaton's walker (see [`Engine::next`]).
+    spent: usize,
+}
+
+/// Whether `found` must be searched again for a match at or after `from`.
+fn stale(slot: &Found, from: usize) -> bool {
+    match slot {
+        None => true,
+        Some(Some(m)) => m.start < from,
+        Some(None) => false,
+    }
 }
 
 /// The next regex and phrase matches found so far, reused while they are still ahead.
@@ -391,8 +565,8 @@ pub(crate) struct RawMatch {
 pub(crate) struct Cursor {
     /// Whether the text needs the engine with the unbounded patterns (decided on first use).
     full: Option<bool>,
-    regex: Option<Option<RawMatch>>,
-    phrase: Option<Option<RawMatch>>,
+    regex: [Slot; MAX_PARTS],
+    phrase: Found,
 }
 
 impl Inner {
@@ -406,29 +580,18 @@ impl Inner {
 
     /// The next match in `hay` starting at or after `from`.
     pub(crate) fn next(&self, hay: &str, from: usize, cursor: &mut Cursor) -> Option<RawMatch> {
-        let stale = |found: &Option<Option<RawMatch>>| match found {
-            None => true,
-            Some(Some(m)) => m.start < from,
-            Some(None) => false,
+        let engines = match &self.split {
+            None => &self.regex,
+            Some((unbounded, bounded)) => {
+                let full = *cursor.full.get_or_insert_with(|| unbounded.is_match(hay));
+                if full { &self.regex } else { bounded }
+            }
         };
-        if stale(&cursor.regex) {
-            let engine = match &self.split {
-                None => self.regex.as_ref(),
-                Some((unbounded, bounded)) => {
-                    let full = *cursor.full.get_or_insert_with(|| unbounded.is_match(hay));
-                    if full {
-                        self.regex.as_ref()
-                    } else {
-                        bounded.as_ref()
-                    }
-                }
-            };
-            cursor.regex = Some(engine.and_then(|engine| engine.next(hay, from)));
-        }
-        if stale(&cursor.phrase) {
+        let regex = engines.next(hay, from, &mut cursor.regex);
+        if stale(&cursor.phrase, from) {
             cursor.phrase = Some(self.next_phrase(hay, from));
         }
-        match (cursor.regex.flatten(), cursor.phrase.flatten()) {
+        match (regex, cursor.phrase.flatten()) {
             (Some(r), Some(p)) => Some(if (p.start, r.end) < (r.start, p.end) {
                 p
             } else {
@@ -456,6 +619,7 @@ impl Inner {
                     rule: phrases.rules[m.pattern().as_usize()],
                     start: m.start(),
                     end: m.end(),
+                    priority: u32::MAX,
                 });
             }
             pos = next_char(hay, m.start());
@@ -540,6 +704,8 @@ pub struct PatternSetBuilder {
     normalize: bool,
     streaming: bool,
     repetition_limit: Option<u32>,
+    /// Compiles every pattern into one automaton (tests compare it with the split engines).
+    single_engine: bool,
 }
 
 impl PatternSetBuilder {
@@ -607,6 +773,14 @@ impl PatternSetBuilder {
         self
     }
 
+    /// Compiles every pattern into one automaton searched the plain way: the reference the
+    /// tests compare the faster engines with.
+    #[cfg(test)]
+    fn single_engine(mut self) -> Self {
+        self.single_engine = true;
+        self
+    }
+
     fn field(&self, field: &str) -> String {
         if self.path.is_empty() {
             field.to_owned()
@@ -646,8 +820,14 @@ impl PatternSetBuilder {
                 max_len = max_len
                     .zip(hir.properties().maximum_len())
                     .map(|(a, b)| a.max(b));
+                patterns.push(PatternInfo {
+                    rule,
+                    check: Some(check),
+                    priority: 0,
+                    alone: check.searched_alone() && !self.single_engine,
+                    first: ByteSet::first_bytes(&hir),
+                });
                 hirs.push(hir);
-                patterns.push((rule, Some(check)));
             }
         }
 
@@ -684,8 +864,14 @@ impl PatternSetBuilder {
                 }
             }
             let rule = push_rule(&mut rules, name, RuleKind::Pattern);
+            patterns.push(PatternInfo {
+                rule,
+                check: None,
+                priority: 0,
+                alone: false,
+                first: ByteSet::first_bytes(&hir),
+            });
             hirs.push(hir);
-            patterns.push((rule, None));
         }
 
         let phrases = self.build_phrases(&mut rules, &mut max_len)?;
@@ -715,28 +901,25 @@ impl PatternSetBuilder {
             }
         }
 
-        let regex = if hirs.is_empty() {
-            None
-        } else {
-            Some(Engine::build(&hirs, patterns.clone(), &self.path)?)
-        };
+        for (i, pattern) in patterns.iter_mut().enumerate() {
+            pattern.priority = u32::try_from(i).unwrap_or(u32::MAX);
+        }
+        let all: Vec<&Hir> = hirs.iter().collect();
+        let walk = !self.single_engine;
+        let regex = Engines::build(&all, &patterns, &self.path, walk)?;
         let split = if unbounded.is_some() {
             let (mut open, mut closed) = (Vec::new(), Vec::new());
             let mut closed_patterns = Vec::new();
             for (hir, pattern) in hirs.iter().zip(&patterns) {
                 if hir.properties().maximum_len().is_some() {
-                    closed.push(hir.clone());
+                    closed.push(hir);
                     closed_patterns.push(*pattern);
                 } else {
-                    open.push(hir.clone());
+                    open.push(hir);
                 }
             }
-            let open = Engine::build(&open, Vec::new(), &self.path)?.regex;
-            let closed = if closed.is_empty() {
-                None
-            } else {
-                Some(Engine::build(&closed, closed_patterns, &self.path)?)
-            };
+            let open = Engine::build(&open, Vec::new(), &self.path, false)?.regex;
+            let closed = Engines::build(&closed, &closed_patterns, &self.path, walk)?;
             Some((open, closed))
         } else {
             None

@@ -197,6 +197,15 @@ fn huge_inputs_are_scanned_in_linear_time() {
     let unit =
         "BEGIN KEY 4111 1111 1111 1111 x 4111 1111 1111 1112 jo@ex.com 536-22-1234 AB123456 ";
     assert_linear(unit, |t| mask.mask(t).len());
+
+    // Every word start can begin a long walk of the anchored automaton that never matches:
+    // the search hands over to the unanchored one instead of walking 200 bytes per word.
+    let walks = PatternSet::builder()
+        .pattern("long", r"\b[a-z ]{1,200}X")
+        .builtin(Builtin::CreditCard)
+        .build()
+        .unwrap();
+    assert_linear("ab cd ef ", |t| walks.scan(t).len());
 }
 
 fn stream(set: &PatternSet, text: &str, cuts: &[usize]) -> String {
@@ -288,5 +297,99 @@ proptest! {
             masker.push(c.encode_utf8(&mut [0; 4]));
             prop_assert!(masker.held() <= bound, "{} > {}", masker.held(), bound);
         }
+    }
+}
+
+/// The builtins and custom patterns of the benchmark, plus patterns with other starts (a
+/// literal without a boundary, a class, an optional prefix, a Unicode class, an unbounded
+/// pattern), as a set searched by the fast engines or by one plain automaton.
+fn mixed(single: bool) -> PatternSet {
+    let mut builder = PatternSet::builder();
+    for b in Builtin::ALL {
+        builder = builder.builtin(b);
+    }
+    for (name, pattern) in [
+        ("account", r"\b[A-Z]{2}\d{6,10}\b"),
+        ("aws-key", r"\bAKIA[0-9A-Z]{16}\b"),
+        ("ipv4", r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
+        (
+            "uuid",
+            r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+        ),
+        ("confidential", r"(?i)\bconfidential\b"),
+        ("private-key", r"-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----"),
+        ("sixteen", r"\d{16}"),
+        ("plus", r"x?\+\d{2}"),
+        ("mid", r"[a-z]{2}@[a-z]{3}"),
+        ("greek", r"\p{Greek}{2,4}"),
+        ("anchored", r"^ab|cd$"),
+        ("bounded-end", r"\b\w{3}ly\b"),
+    ] {
+        builder = builder.pattern(name, pattern);
+    }
+    if single {
+        builder = builder.single_engine();
+    }
+    builder.build().unwrap()
+}
+
+fn mixed_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        piece(),
+        Just("AB1234567".to_owned()),
+        Just("AKIAABCDEFGHIJKLMNOP".to_owned()),
+        Just("10.0.0.1".to_owned()),
+        Just("7c8005c5-d5bd-4132-9c68-5e91f52bc655".to_owned()),
+        Just("CONFIDENTIAL".to_owned()),
+        Just("-----BEGIN RSA PRIVATE KEY-----".to_owned()),
+        Just("x+44".to_owned()),
+        Just("αβγ".to_owned()),
+        Just("2024-03-14".to_owned()),
+        "[a-zA-Z0-9 @.+\\-_]{0,12}",
+        "[abcdxy+ ]{0,6}",
+    ]
+}
+
+#[test]
+fn fast_engines_find_what_one_automaton_finds_in_chat_text() {
+    let text = "Order 88231 placed 2024-03-14; card 4111 1111 1111 1111, mail jane.doe@example.com, \
+                call (415) 555-2671 or +44 20 7946 0958, ssn 536-22-1234, zip 14589-3340, \
+                acct AB1234567, key AKIAABCDEFGHIJKLMNOP, host 10.0.0.1, \
+                id 7c8005c5-d5bd-4132-9c68-5e91f52bc655, Confidential, αβγδ, slowly, abcd";
+    let (fast, single) = (mixed(false), mixed(true));
+    assert_eq!(fast.scan(text), single.scan(text));
+    let names: Vec<&str> = fast
+        .scan(text)
+        .iter()
+        .map(|m| fast.rule(m.rule()).name())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "CREDIT_CARD",
+            "EMAIL",
+            "PHONE_NUMBER",
+            "PHONE_NUMBER",
+            "SSN",
+            "account",
+            "aws-key",
+            "ipv4",
+            "uuid",
+            "confidential",
+            "greek",
+            "anchored"
+        ]
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn fast_engines_equal_one_automaton(pieces in prop::collection::vec(mixed_piece(), 0..10)) {
+        static SETS: std::sync::LazyLock<(PatternSet, PatternSet)> =
+            std::sync::LazyLock::new(|| (mixed(false), mixed(true)));
+        let text = pieces.concat();
+        prop_assert_eq!(SETS.0.scan(&text), SETS.1.scan(&text));
     }
 }
