@@ -1,7 +1,7 @@
 //! What an authorization service decided, independent of the protocol it was said in, and how a
 //! decision changes the request, the response or becomes a denial.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST};
@@ -76,6 +76,22 @@ impl HeaderOp {
 }
 
 impl Allow {
+    /// The allow that changes nothing, shared: most allows are this one, and they cost no
+    /// allocation.
+    pub(crate) fn unchanged() -> Arc<Allow> {
+        static UNCHANGED: LazyLock<Arc<Allow>> = LazyLock::new(|| Arc::new(Allow::default()));
+        Arc::clone(&UNCHANGED)
+    }
+
+    /// `allow` ready to be shared ([`Allow::unchanged`] when it changes nothing).
+    pub(crate) fn shared(allow: Allow) -> Arc<Allow> {
+        if allow == Allow::default() {
+            Allow::unchanged()
+        } else {
+            Arc::new(allow)
+        }
+    }
+
     /// Applies the request changes: the query, then header removals, then header changes. On
     /// error the request is left as it was.
     pub(crate) fn apply_to_request(

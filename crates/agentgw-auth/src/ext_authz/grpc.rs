@@ -18,7 +18,8 @@ use envoy_types::pb::envoy::service::auth::v3::{
 };
 use http::header::COOKIE;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use agentgw_core::identity::{ClientAddr, PeerIdentity};
@@ -27,6 +28,11 @@ use super::decision::percent_encode;
 use super::decision::{Allow, CheckError, Deny, HeaderOp, Verdict, denial_headers, header_pair};
 use super::input::{self, BodyPrefix};
 
+/// The metadata key of a call's deadline.
+const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// A pooled gRPC client: one HTTP/2 connection, multiplexed, reconnected on failure.
 pub(crate) struct GrpcClient {
     endpoint: Endpoint,
@@ -34,6 +40,8 @@ pub(crate) struct GrpcClient {
     channel: OnceLock<Channel>,
     context_extensions: HashMap<String, String>,
     pack_as_bytes: bool,
+    /// The `grpc-timeout` every call sends, formatted once.
+    grpc_timeout: Option<MetadataValue<Ascii>>,
 }
 
 impl GrpcClient {
@@ -41,12 +49,16 @@ impl GrpcClient {
         endpoint: Endpoint,
         context_extensions: HashMap<String, String>,
         pack_as_bytes: bool,
+        timeout: Duration,
     ) -> Self {
+        let mut probe = tonic::Request::new(());
+        probe.set_timeout(timeout);
         GrpcClient {
             endpoint,
             channel: OnceLock::new(),
             context_extensions,
             pack_as_bytes,
+            grpc_timeout: probe.metadata().get(GRPC_TIMEOUT).cloned(),
         }
     }
 
@@ -64,7 +76,11 @@ impl GrpcClient {
         let message = check_request(parts, body, self.pack_as_bytes, &self.context_extensions);
         let mut request = tonic::Request::new(message);
         // Tells the service our deadline (`grpc-timeout`), so it can give up when we do.
-        request.set_timeout(timeout);
+        if let Some(grpc_timeout) = &self.grpc_timeout {
+            request
+                .metadata_mut()
+                .insert(GRPC_TIMEOUT, grpc_timeout.clone());
+        }
         let channel = self
             .channel
             .get_or_init(|| self.endpoint.connect_lazy())
@@ -103,21 +119,22 @@ pub(crate) fn check_request(
     let host = input::host(parts);
     let path = input::path_and_query(parts);
     let scheme = input::scheme(parts);
+    let method = parts.method.as_str();
+    // The pseudo-headers, every header name, and `x-envoy-auth-partial-body`.
     let mut headers = HashMap::with_capacity(parts.headers.keys_len() + 5);
     headers.insert(":authority".to_owned(), host.to_owned());
-    headers.insert(":method".to_owned(), parts.method.as_str().to_owned());
+    headers.insert(":method".to_owned(), method.to_owned());
     headers.insert(":path".to_owned(), path.to_owned());
     headers.insert(":scheme".to_owned(), scheme.to_owned());
     for (name, value) in &parts.headers {
-        let value = header_text(value);
         match headers.entry(name.as_str().to_owned()) {
             Entry::Occupied(mut merged) => {
                 let merged = merged.get_mut();
                 merged.push_str(if name == COOKIE { "; " } else { "," });
-                merged.push_str(&value);
+                push_header_text(merged, value);
             }
             Entry::Vacant(slot) => {
-                slot.insert(value);
+                slot.insert(header_text(value));
             }
         }
     }
@@ -138,10 +155,10 @@ pub(crate) fn check_request(
     let http = attribute_context::HttpRequest {
         id: parts
             .headers
-            .get("x-request-id")
+            .get(X_REQUEST_ID)
             .map(header_text)
             .unwrap_or_default(),
-        method: parts.method.as_str().to_owned(),
+        method: method.to_owned(),
         headers,
         path: path.to_owned(),
         host: host.to_owned(),
@@ -200,13 +217,20 @@ fn source(parts: &Parts) -> Option<attribute_context::Peer> {
 
 /// Header text as Envoy sends it: UTF-8, with bytes that are not replaced by `!`.
 fn header_text(value: &HeaderValue) -> String {
+    let mut text = String::with_capacity(value.len());
+    push_header_text(&mut text, value);
+    text
+}
+
+fn push_header_text(text: &mut String, value: &HeaderValue) {
     match std::str::from_utf8(value.as_bytes()) {
-        Ok(text) => text.to_owned(),
-        Err(_) => value
-            .as_bytes()
-            .iter()
-            .map(|&b| if b.is_ascii() { char::from(b) } else { '!' })
-            .collect(),
+        Ok(valid) => text.push_str(valid),
+        Err(_) => text.extend(
+            value
+                .as_bytes()
+                .iter()
+                .map(|&b| if b.is_ascii() { char::from(b) } else { '!' }),
+        ),
     }
 }
 
@@ -224,11 +248,10 @@ pub(crate) fn interpret(
         .status
         .ok_or_else(|| CheckError::Malformed("CheckResponse has no status".to_owned()))?;
     if status.code == tonic::Code::Ok as i32 {
-        let allow = match response.http_response {
-            Some(HttpResponse::OkResponse(ok)) => allow(ok)?,
-            _ => Allow::default(),
-        };
-        return Ok(Verdict::Allow(Arc::new(allow)));
+        return Ok(Verdict::Allow(match response.http_response {
+            Some(HttpResponse::OkResponse(ok)) => Allow::shared(allow(ok)?),
+            _ => Allow::unchanged(),
+        }));
     }
     match response.http_response {
         Some(HttpResponse::ErrorResponse(error)) => Err(CheckError::Service {

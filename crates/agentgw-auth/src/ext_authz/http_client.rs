@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::request::Parts;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderName, HeaderValue, Request, Response, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
@@ -20,7 +21,10 @@ use super::decision::{Allow, CheckError, Deny, HeaderOp, Verdict, denial_headers
 use super::input::{self, BodyPrefix};
 
 /// The answer header naming request headers to remove (Envoy's convention).
-const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+const HEADERS_TO_REMOVE: HeaderName = HeaderName::from_static("x-envoy-auth-headers-to-remove");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_ENVOY_AUTH_PARTIAL_BODY: HeaderName = HeaderName::from_static("x-envoy-auth-partial-body");
 /// The largest answer body read (a denial page); a larger one is a malformed answer.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
 
@@ -42,6 +46,8 @@ pub(crate) struct HttpSettings {
 pub(crate) struct HttpClient {
     client: Client<BoundedConnector, Full<Bytes>>,
     settings: HttpSettings,
+    /// `settings.base` split once (`None` if it is not a valid URI: each check then says why).
+    target: Option<Target>,
     permits: Semaphore,
     /// The connector's connection permits; closed on drop so that connects still waiting for a
     /// permit give up instead of opening connections for a client that is gone.
@@ -72,6 +78,7 @@ impl HttpClient {
             client,
             permits: Semaphore::new(settings.max_connections),
             connections,
+            target: Target::of(&settings.base),
             settings,
         }
     }
@@ -113,37 +120,43 @@ impl HttpClient {
         body: Option<&BodyPrefix>,
     ) -> Result<Request<Full<Bytes>>, CheckError> {
         let path = input::path_and_query(parts);
-        let uri: Uri = format!("{}{}", self.settings.base, path)
-            .parse()
-            .map_err(|e| CheckError::Malformed(format!("cannot build the check URI: {e}")))?;
+        let uri = match &self.target {
+            Some(target) => target.uri(path),
+            None => format!("{}{}", self.settings.base, path)
+                .parse()
+                .map_err(http::Error::from),
+        }
+        .map_err(|e| CheckError::Malformed(format!("cannot build the check URI: {e}")))?;
         let mut request =
             Request::new(Full::new(body.map(|b| b.bytes.clone()).unwrap_or_default()));
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
+        // The forwarded headers (usually one value each) and the 4 below.
         let headers = request.headers_mut();
+        headers.reserve(self.settings.forward.len() + 4);
         for name in &self.settings.forward {
             for value in parts.headers.get_all(name) {
                 headers.append(name.clone(), value.clone());
             }
         }
-        let host = input::host(parts);
-        if !host.is_empty()
-            && let Ok(host) = HeaderValue::from_str(host)
-        {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        if let Some(host) = forwarded_host(parts) {
+            headers.insert(X_FORWARDED_HOST, host);
         }
         if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>() {
             headers.insert(
-                HeaderName::from_static("x-forwarded-for"),
+                X_FORWARDED_FOR,
                 HeaderValue::try_from(addr.ip().to_string())
                     .map_err(|e| CheckError::Malformed(e.to_string()))?,
             );
         }
-        let body_len = body.map_or(0, |b| b.bytes.len());
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
+        let content_length = match body.map_or(0, |b| b.bytes.len()) {
+            0 => HeaderValue::from_static("0"),
+            len => HeaderValue::from(len),
+        };
+        headers.insert(CONTENT_LENGTH, content_length);
         if let Some(prefix) = body {
             headers.insert(
-                HeaderName::from_static("x-envoy-auth-partial-body"),
+                X_ENVOY_AUTH_PARTIAL_BODY,
                 HeaderValue::from_static(if prefix.partial { "true" } else { "false" }),
             );
             if let Some(content_type) = parts.headers.get(CONTENT_TYPE) {
@@ -175,7 +188,7 @@ impl HttpClient {
                     allow.remove.push(header_pair(name, b"")?.0);
                 }
             }
-            return Ok(Verdict::Allow(Arc::new(allow)));
+            return Ok(Verdict::Allow(Allow::shared(allow)));
         }
         // `HeaderMap::into_iter` names a header only with its first value.
         let mut passed = Vec::with_capacity(head.headers.len());
@@ -198,6 +211,62 @@ impl HttpClient {
             content_type,
             body,
         })))
+    }
+}
+
+/// Where checks go: the service's scheme and authority, and the path prefix (the URL's path and
+/// `pathPrefix`) the request's path and query are appended to.
+#[derive(Debug)]
+struct Target {
+    scheme: Scheme,
+    authority: Authority,
+    path_prefix: String,
+}
+
+impl Target {
+    fn of(base: &str) -> Option<Self> {
+        let uri: Uri = base.parse().ok()?;
+        let scheme = uri.scheme()?.clone();
+        let authority = uri.authority()?.clone();
+        let path_prefix = base
+            .strip_prefix(scheme.as_str())?
+            .strip_prefix("://")?
+            .strip_prefix(authority.as_str())?
+            .to_owned();
+        Some(Target {
+            scheme,
+            authority,
+            path_prefix,
+        })
+    }
+
+    /// The check URI for a request's path and query: one allocation, the scheme and authority
+    /// are not parsed again.
+    fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        let mut path = String::with_capacity(self.path_prefix.len() + path_and_query.len());
+        path.push_str(&self.path_prefix);
+        path.push_str(path_and_query);
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(PathAndQuery::try_from(path)?)
+            .build()
+    }
+}
+
+/// `x-forwarded-host`: the request's host ([`input::host`]), reusing the `Host` header's value
+/// when that is where it comes from.
+fn forwarded_host(parts: &Parts) -> Option<HeaderValue> {
+    match parts.uri.authority() {
+        Some(authority) if !authority.as_str().is_empty() => {
+            HeaderValue::from_str(authority.as_str()).ok()
+        }
+        Some(_) => None,
+        None => parts
+            .headers
+            .get(HOST)
+            .filter(|host| !host.is_empty() && host.to_str().is_ok())
+            .cloned(),
     }
 }
 

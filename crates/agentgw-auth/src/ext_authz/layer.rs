@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode, Uri};
+use metrics::{Key, Label, Metadata};
 use tower_layer::Layer;
-use tracing::Instrument as _;
 use tracing::field::Empty;
+use tracing::{Instrument as _, Span};
 
 use agentgw_core::{BodyLimit, Rejection};
 
@@ -26,6 +27,9 @@ use crate::Error;
 
 /// The default time one authorization call may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(200);
+/// A deadline that never comes, for timeouts too large to add to an instant (as `tokio` does).
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
 /// The default most connections the HTTP protocol opens to the service.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 128;
 
@@ -319,6 +323,7 @@ impl ExtAuthBuilder {
                     endpoint,
                     self.context_extensions.clone(),
                     self.pack_as_bytes,
+                    self.timeout,
                 ))
             }
             Protocol::Http => {
@@ -484,7 +489,43 @@ impl Client {
             Client::Http(_) => "http",
         }
     }
+
+    /// The metric keys of this protocol's common path.
+    fn keys(&self) -> &'static HotKeys {
+        match self {
+            Client::Grpc(_) => &GRPC_KEYS,
+            Client::Http(_) => &HTTP_KEYS,
+        }
+    }
 }
+
+/// Metric keys every allowed request records, built at compile time: `metrics::counter!` with
+/// label values that are not literals allocates the key's labels on every call.
+struct HotKeys {
+    allowed: Key,
+    duration: Key,
+}
+
+macro_rules! hot_keys {
+    ($protocol:literal) => {{
+        static ALLOWED: [Label; 3] = [
+            Label::from_static_parts("protocol", $protocol),
+            Label::from_static_parts("outcome", "allowed"),
+            Label::from_static_parts("reason", "ok"),
+        ];
+        static PROTOCOL: [Label; 1] = [Label::from_static_parts("protocol", $protocol)];
+        HotKeys {
+            allowed: Key::from_static_parts(CHECKS_TOTAL, &ALLOWED),
+            duration: Key::from_static_parts(CHECK_DURATION_SECONDS, &PROTOCOL),
+        }
+    }};
+}
+
+static GRPC_KEYS: HotKeys = hot_keys!("grpc");
+static HTTP_KEYS: HotKeys = hot_keys!("http");
+/// What `metrics::counter!` would pass as metadata from this module.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
 /// What the layer decided for one request.
 #[allow(
@@ -537,9 +578,13 @@ impl Shared {
         {
             span.record("cached", true);
             let _entered = span.enter();
-            return self.settle(verdict);
+            return self.settle(verdict, &span);
         }
         let started = Instant::now();
+        // One clock read for both the latency and the deadline (what `timeout` would read again).
+        let deadline = started
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| started + FAR_FUTURE);
         let call = async {
             match &self.client {
                 Client::Grpc(grpc) => {
@@ -549,12 +594,14 @@ impl Shared {
                 Client::Http(http) => http.check(parts, body.as_ref()).await,
             }
         };
-        let result = tokio::time::timeout(self.timeout, call.instrument(span.clone()))
+        let result = tokio::time::timeout_at(deadline.into(), call.instrument(span.clone()))
             .await
             .unwrap_or(Err(CheckError::Timeout(self.timeout)));
         let latency = started.elapsed();
-        metrics::histogram!(CHECK_DURATION_SECONDS, "protocol" => protocol)
-            .record(latency.as_secs_f64());
+        metrics::with_recorder(|recorder| {
+            recorder.register_histogram(&self.client.keys().duration, &METADATA)
+        })
+        .record(latency.as_secs_f64());
         span.record("latency_us", latency.as_micros() as u64);
         let _entered = span.enter();
         match result {
@@ -562,23 +609,26 @@ impl Shared {
                 if let (Some(cache), Some(key)) = (&self.cache, key) {
                     cache.insert(key, verdict.clone());
                 }
-                self.settle(verdict)
+                self.settle(verdict, &span)
             }
-            Err(err) => self.fail(err),
+            Err(err) => self.fail(err, &span),
         }
     }
 
-    fn settle(&self, verdict: Verdict) -> Outcome {
+    fn settle(&self, verdict: Verdict, span: &Span) -> Outcome {
         let protocol = self.client.protocol();
         match verdict {
             Verdict::Allow(allow) => {
-                count(protocol, "allowed", "ok");
-                tracing::Span::current().record("outcome", "allowed");
+                metrics::with_recorder(|recorder| {
+                    recorder.register_counter(&self.client.keys().allowed, &METADATA)
+                })
+                .increment(1);
+                span.record("outcome", "allowed");
                 Outcome::Allow(allow)
             }
             Verdict::Deny(deny) => {
                 count(protocol, "denied", "denied");
-                tracing::Span::current().record("outcome", "denied");
+                span.record("outcome", "denied");
                 tracing::debug!(
                     status = deny.status.as_u16(),
                     "ext_authz denied the request"
@@ -590,16 +640,15 @@ impl Shared {
 
     /// The denial for a decision whose changes cannot be applied (`None`: forward unchanged).
     pub(crate) fn fail_after_decision(&self, err: CheckError) -> Option<Rejection> {
-        match self.fail(err) {
+        match self.fail(err, &Span::current()) {
             Outcome::Reject(rejection) => Some(rejection),
             Outcome::Allow(_) | Outcome::FailOpen => None,
         }
     }
 
-    fn fail(&self, err: CheckError) -> Outcome {
+    fn fail(&self, err: CheckError, span: &Span) -> Outcome {
         let protocol = self.client.protocol();
         let reason = err.reason();
-        let span = tracing::Span::current();
         span.record("reason", reason);
         if self.failure_mode_allow {
             count(protocol, "failed_open", reason);
