@@ -139,3 +139,117 @@ routes:
     assert_eq!(openai.request_count(), 1);
     gw.shutdown().await;
 }
+
+/// A gateway whose backend is another gateway listening with TLS: the backend's certificate is
+/// verified against `caFile`, bodies stream through both hops, and a backend whose certificate
+/// does not chain to `caFile` is a 502.
+#[tokio::test]
+async fn https_backend_is_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("agentgw backend CA");
+    let other = Pki::new("some other CA");
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca_file = write("ca.crt", &pki.ca_pem);
+    let other_ca_file = write("other.crt", &other.ca_pem);
+    let (cert, key) = pki.leaf("backend", &["localhost"]);
+    let (cert_file, key_file) = (write("backend.crt", &cert), write("backend.key", &key));
+
+    let openai = agentgw_gateway::mock::openai(crate::common::loopback())
+        .await
+        .unwrap();
+    let mcp = agentgw_gateway::mock::mcp(crate::common::loopback(), Default::default())
+        .await
+        .unwrap();
+    let backend_yaml = format!(
+        r#"
+tls: {{certFile: {cert_file}, keyFile: {key_file}}}
+routes:
+  - name: openai
+    pathPrefix: /v1
+    kind: llm
+    backend: {{url: "${{OPENAI}}/v1"}}
+"#
+    );
+    let backend = agentgw_gateway::start(config(&backend_yaml, &openai, &mcp), None)
+        .await
+        .unwrap();
+    let port = backend.addr().port();
+    let front_yaml = format!(
+        r#"
+routes:
+  - name: verified
+    pathPrefix: /openai
+    kind: llm
+    backend:
+      url: "https://localhost:{port}/v1"
+      tls: {{mode: SIMPLE, caFile: {ca_file}}}
+  - name: untrusted
+    pathPrefix: /untrusted
+    kind: llm
+    backend:
+      url: "https://localhost:{port}/v1"
+      tls: {{mode: SIMPLE, caFile: {other_ca_file}}}
+"#
+    );
+    let front = agentgw_gateway::start(config(&front_yaml, &openai, &mcp), None)
+        .await
+        .unwrap();
+    let post = |path: &str, text: &str, stream: bool| {
+        reqwest::Client::new()
+            .post(format!("http://{}{path}", front.addr()))
+            .header("content-type", "application/json")
+            .body(chat(text, stream))
+            .send()
+    };
+
+    let res = post("/openai/chat/completions", "over TLS", false)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(
+        json["choices"][0]["message"]["content"],
+        "You said: over TLS"
+    );
+    let res = post("/openai/chat/completions", "streamed over TLS", true)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let data = crate::common::sse_data(res).await;
+    assert_eq!(
+        crate::common::join_deltas(&data),
+        "You said: streamed over TLS"
+    );
+
+    let res = post("/untrusted/chat/completions", "hi", false)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        openai.request_count(),
+        2,
+        "the untrusted backend was reached"
+    );
+
+    // A `tls` block on a plain http:// backend is a configuration error, not silently ignored.
+    let plain = config(
+        r#"
+routes:
+  - name: openai
+    pathPrefix: /openai
+    backend: {url: "${OPENAI}/v1", tls: {mode: SIMPLE}}
+"#,
+        &openai,
+        &mcp,
+    );
+    let errors = agentgw_gateway::stack::Stack::build(&plain)
+        .err()
+        .expect("tls on http:// is refused");
+    assert!(errors.has_path("routes[0].backend.tls"), "{errors}");
+    front.shutdown().await;
+    backend.shutdown().await;
+}

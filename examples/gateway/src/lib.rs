@@ -1,5 +1,5 @@
 //! `agentgw`, the example gateway: YAML configuration in, the agentgw layers stacked per route,
-//! reqwest upstreams out.
+//! upstreams out (hyper-util's pooled client).
 //!
 //! The binary stays thin: all policy logic lives in the library crates. This library holds what
 //! the binary and the end-to-end tests share: [`config`], the per-route [`stack`], the
@@ -16,7 +16,7 @@ pub mod stack;
 pub use config::Config;
 pub use server::{RunningGateway, StartError, Workers, start, start_with};
 
-/// The request body every route service receives (boxed, `Send + Sync` as reqwest requires).
+/// The request body every route service receives (boxed, `Send + Sync` so it can be sent upstream from any thread).
 pub type ReqBody = http_body_util::combinators::BoxBody<bytes::Bytes, agentgw_core::BoxError>;
 
 /// The response body every route service returns.

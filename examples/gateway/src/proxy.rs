@@ -1,13 +1,22 @@
-//! Forwarding to a reqwest upstream.
+//! Forwarding to an upstream.
 //!
 //! [`Upstream`] is the innermost service of every route: it strips the route prefix, joins the
 //! rest of the path to the backend URL, removes hop-by-hop headers, appends `x-forwarded-for`,
 //! lets the client set `host` from the backend URL, and streams both bodies. A connection failure
-//! is a 502 and a backend that does not answer within its timeout a 504, both rendered by
-//! [`agentgw_core::Rejection`] in the route's protocol. Dropping the response future or body (the
-//! client went away) drops the upstream request.
+//! is a 502 and a backend that does not answer within its timeout (or cannot be connected to
+//! within its connect timeout) a 504, both rendered by [`agentgw_core::Rejection`] in the route's
+//! protocol. Dropping the response future or body (the client went away) drops the upstream
+//! request.
+//!
+//! The client is hyper-util's pooled client ([`UpstreamClient`]), the engine under reqwest,
+//! used directly: reqwest adds fixed work to every request that a proxy does not need (its
+//! redirect layer turns the URI into a string and parses it as a URL twice per exchange, the
+//! header map is copied, the response gets a URL of its own). Measured with
+//! `examples/gateway/bench/load.sh`, that work was a quarter of the gateway's throughput: see
+//! `bench/README.md`.
 
 use std::convert::Infallible;
+use std::error::Error as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,24 +27,74 @@ use agentgw_core::identity::ClientAddr;
 use agentgw_core::{BoxError, Rejection, ResponseShape};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::ResBody;
+use crate::{ReqBody, ResBody};
 
 const LAYER: &str = "upstream";
 
-/// The settings of every upstream client; a route may add its own TLS configuration.
-pub fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .connect_timeout(connect_timeout)
-        // A proxy forwards the client's headers; it does not add its own `accept`.
-        .default_headers(HeaderMap::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .redirect(reqwest::redirect::Policy::none())
+/// How long an idle pooled connection to an upstream is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The pooled HTTP client of an upstream: plain TCP for `http://` backends, rustls for
+/// `https://` ones (HTTP/1.1, or HTTP/2 when the server offers it in ALPN).
+#[derive(Clone, Debug)]
+pub enum UpstreamClient {
+    /// `http://` backends.
+    Http(Client<HttpConnector, ReqBody>),
+    /// `https://` backends.
+    Https(Client<HttpsConnector<HttpConnector>, ReqBody>),
+}
+
+impl UpstreamClient {
+    /// A client for `http://` backends.
+    pub fn http(connect_timeout: Duration) -> Self {
+        UpstreamClient::Http(builder().build(connector(connect_timeout)))
+    }
+
+    /// A client for `https://` backends with the given TLS settings (for example from
+    /// [`agentgw_tls::client_config`]); the connector sets the ALPN protocols.
+    pub fn https(connect_timeout: Duration, mut tls: rustls::ClientConfig) -> Self {
+        // The connector offers h2 and http/1.1 itself (and refuses a config that already does).
+        tls.alpn_protocols.clear();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_all_versions()
+            .wrap_connector(connector(connect_timeout));
+        UpstreamClient::Https(builder().build(https))
+    }
+
+    fn request(&self, req: Request<ReqBody>) -> ResponseFuture {
+        match self {
+            UpstreamClient::Http(client) => client.request(req),
+            UpstreamClient::Https(client) => client.request(req),
+        }
+    }
+}
+
+fn builder() -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+    builder
+}
+
+fn connector(connect_timeout: Duration) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    // The https connector wraps this one and hands it `https://` URIs.
+    http.enforce_http(false);
+    http
 }
 
 std::thread_local! {
@@ -58,9 +117,10 @@ pub struct Upstream {
 struct Inner {
     /// The shared client, then one client per per-core worker: a worker's connections stay on
     /// its own runtime, so an upstream exchange never wakes another thread.
-    clients: Box<[reqwest::Client]>,
-    /// The backend URL, parsed once: per request only its path and query change.
-    base: url::Url,
+    clients: Box<[UpstreamClient]>,
+    /// The backend's scheme and authority, parsed once.
+    scheme: Scheme,
+    authority: Authority,
     /// Backend base path without trailing slash (may be empty).
     base_path: String,
     /// Route prefix without trailing slash (empty for `/`).
@@ -72,7 +132,7 @@ impl Upstream {
     /// An upstream for `backend_url` behind the route prefix `prefix`, using `client` on every
     /// thread.
     pub fn new(
-        client: reqwest::Client,
+        client: UpstreamClient,
         backend_url: &str,
         prefix: &str,
         timeout: Duration,
@@ -83,24 +143,34 @@ impl Upstream {
     /// Like [`Upstream::new`] with one client per per-core worker: `clients[0]` serves threads
     /// that are not workers, `clients[i + 1]` worker `i`. `clients` must not be empty.
     pub fn per_worker(
-        clients: Vec<reqwest::Client>,
+        clients: Vec<UpstreamClient>,
         backend_url: &str,
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, String> {
-        let base = url::Url::parse(backend_url).map_err(|e| format!("invalid backend URL: {e}"))?;
-        if !base.has_host() {
+        let base: Uri = backend_url
+            .parse()
+            .map_err(|e| format!("invalid backend URL: {e}"))?;
+        let scheme = match base.scheme_str() {
+            Some("http") => Scheme::HTTP,
+            Some("https") => Scheme::HTTPS,
+            _ => return Err("the backend URL must start with http:// or https://".to_owned()),
+        };
+        let Some(authority) = base.authority().filter(|a| !a.host().is_empty()).cloned() else {
             return Err("backend URL needs a host".to_owned());
+        };
+        if base.query().is_some() {
+            return Err("the backend URL cannot have a query".to_owned());
         }
         if clients.is_empty() {
             return Err("an upstream needs a client".to_owned());
         }
-        let base_path = base.path().trim_end_matches('/').to_owned();
         Ok(Upstream {
             inner: Arc::new(Inner {
                 clients: clients.into_boxed_slice(),
-                base,
-                base_path,
+                scheme,
+                authority,
+                base_path: base.path().trim_end_matches('/').to_owned(),
                 prefix: crate::config::normalize_prefix(prefix)
                     .trim_end_matches('/')
                     .to_owned(),
@@ -109,31 +179,35 @@ impl Upstream {
         })
     }
 
-    /// The upstream URL for a request, built from the parsed base URL (no re-parsing of the
-    /// host per request).
-    fn target(&self, uri: &Uri) -> url::Url {
+    /// The upstream URI for a request: the backend's scheme and authority (parsed once), its
+    /// path joined with the request path after the route prefix, and the request's query.
+    fn target(&self, uri: &Uri) -> Result<Uri, http::Error> {
         let path = uri.path();
         let rest = path
             .strip_prefix(self.inner.prefix.as_str())
             .unwrap_or(path);
         let base_path = self.inner.base_path.as_str();
-        let mut url = self.inner.base.clone();
-        if rest.is_empty() {
-            url.set_path(if base_path.is_empty() { "/" } else { base_path });
-        } else {
-            let slash = if rest.starts_with('/') { "" } else { "/" };
-            let mut joined = String::with_capacity(base_path.len() + slash.len() + rest.len());
-            joined.push_str(base_path);
-            joined.push_str(slash);
-            joined.push_str(rest);
-            url.set_path(&joined);
+        let query = uri.query();
+        let mut joined =
+            String::with_capacity(base_path.len() + rest.len() + 2 + query.map_or(0, str::len));
+        joined.push_str(base_path);
+        if !rest.starts_with('/') && (!rest.is_empty() || base_path.is_empty()) {
+            joined.push('/');
         }
-        url.set_query(uri.query());
-        url
+        joined.push_str(rest);
+        if let Some(query) = query {
+            joined.push('?');
+            joined.push_str(query);
+        }
+        Uri::builder()
+            .scheme(self.inner.scheme.clone())
+            .authority(self.inner.authority.clone())
+            .path_and_query(PathAndQuery::try_from(joined)?)
+            .build()
     }
 
     /// The client of the current thread.
-    fn client(&self) -> &reqwest::Client {
+    fn client(&self) -> &UpstreamClient {
         let clients = &self.inner.clients;
         WORKER
             .with(std::cell::Cell::get)
@@ -143,7 +217,9 @@ impl Upstream {
 
     /// The upstream URL for a request path and query.
     pub fn target_url(&self, uri: &Uri) -> String {
-        self.target(uri).into()
+        self.target(uri)
+            .map(|uri| uri.to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -172,41 +248,47 @@ impl Upstream {
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let url = self.target(req.uri());
+        let target = self.target(req.uri());
         let (parts, body) = req.into_parts();
         // The denial shape (OpenAI error, JSON-RPC error with the id) is only worked out when
         // the upstream fails.
         let shape = || ResponseShape::from_parts(parts.uri.path(), &parts.extensions);
+        let uri = match target {
+            Ok(uri) => uri,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot build the upstream URI");
+                return reject(StatusCode::BAD_GATEWAY, "bad_request_to_upstream", &shape());
+            }
+        };
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
-        // reqwest sets `host` from the URL; the original goes in x-forwarded-host.
+        // The client sets `host` from the URI; the original goes in x-forwarded-host.
         if let Some(host) = headers.remove(header::HOST) {
             headers.insert(HeaderName::from_static("x-forwarded-host"), host);
         }
         if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>() {
             append_forwarded_for(&mut headers, addr.ip());
         }
-        // Built in place rather than through `RequestBuilder`, which would copy every header
-        // into a new map.
-        let mut request = reqwest::Request::new(parts.method.clone(), url);
+        let mut request = Request::new(body.map_err(Into::into).boxed());
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri;
+        // HTTP/1.1 unless the pooled connection negotiated HTTP/2 (an HTTP/2 client's request
+        // still goes to an HTTP/1.1 upstream).
+        *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = headers;
-        if !body.is_end_stream() {
-            *request.body_mut() = Some(reqwest::Body::wrap(body));
-        }
-        let client = self.client();
-        let sent = tokio::time::timeout(self.inner.timeout, client.execute(request)).await;
+        let sent = tokio::time::timeout(self.inner.timeout, self.client().request(request)).await;
         let response = match sent {
             Ok(Ok(response)) => response,
             Err(_elapsed) => {
                 tracing::warn!(timeout = ?self.inner.timeout, "upstream timed out");
                 return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape());
             }
-            Ok(Err(err)) if err.is_timeout() => {
-                tracing::warn!(error = %err, "upstream timed out");
+            Ok(Err(err)) if err.is_connect() && timed_out(&err) => {
+                tracing::warn!(error = %DisplayChain(&err), "upstream connect timed out");
                 return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape());
             }
             Ok(Err(err)) => {
-                tracing::warn!(error = %err, connect = err.is_connect(), "upstream request failed");
+                tracing::warn!(error = %DisplayChain(&err), connect = err.is_connect(), "upstream request failed");
                 let reason = if err.is_connect() {
                     "upstream_connect"
                 } else {
@@ -215,9 +297,39 @@ impl Upstream {
                 return reject(StatusCode::BAD_GATEWAY, reason, &shape());
             }
         };
-        let mut response: Response<reqwest::Body> = response.into();
+        let mut response = response;
         strip_hop_by_hop(response.headers_mut());
         response.map(|body| body.map_err(BoxError::from).boxed_unsync())
+    }
+}
+
+/// Whether an I/O timeout is among the causes of `err` (the connect timeout).
+fn timed_out(err: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// An error with its causes, `: `-separated (hyper-util's own message names only the outermost).
+struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
     }
 }
 
@@ -297,7 +409,8 @@ mod tests {
     use super::*;
 
     fn upstream(url: &str, prefix: &str) -> Upstream {
-        Upstream::new(reqwest::Client::new(), url, prefix, Duration::from_secs(1)).unwrap()
+        let client = UpstreamClient::http(Duration::from_secs(1));
+        Upstream::new(client, url, prefix, Duration::from_secs(1)).unwrap()
     }
 
     #[test]

@@ -187,37 +187,53 @@ fn build_route(
 ) -> Result<RouteService, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let backend_path = format!("routes[{index}].backend");
-    let tls = match &route.backend.tls {
-        Some(tls) => match agentgw_tls::client_config(tls) {
+    let https = route.backend.url.starts_with("https://");
+    let tls = match (&route.backend.tls, https) {
+        (Some(tls), _) => Some((tls.clone(), format!("{backend_path}.tls"))),
+        // An https:// backend without a `tls` block: verify it against the system's roots.
+        (None, true) => Some((
+            agentgw_tls::UpstreamTlsConfig {
+                mode: agentgw_tls::UpstreamTlsMode::Simple,
+                ca_file: None,
+                cert_file: None,
+                key_file: None,
+                reload_interval: std::time::Duration::ZERO,
+            },
+            format!("{backend_path}.url"),
+        )),
+        (None, false) => None,
+    };
+    let tls = match tls {
+        Some((tls, field)) => match agentgw_tls::client_config(&tls) {
             Ok(tls) => Some(tls),
             Err(e) => {
                 // Reported with the other errors of the route below.
-                errors.push(ConfigError::new(
-                    crate::server::tls_field(&format!("{backend_path}.tls"), &e),
-                    e.to_string(),
-                ));
+                let field = if route.backend.tls.is_some() {
+                    crate::server::tls_field(&field, &e)
+                } else {
+                    field
+                };
+                errors.push(ConfigError::new(field, e.to_string()));
                 None
             }
         },
         None => None,
     };
+    if route.backend.tls.is_some() && !https {
+        errors.push(ConfigError::new(
+            format!("{backend_path}.tls"),
+            "a tls block needs an https:// backend URL".to_owned(),
+        ));
+    }
     // One shared client, plus one per per-core worker so that each worker keeps its upstream
     // connections on its own runtime.
+    let connect_timeout = route.backend.connect_timeout;
     let clients = (0..=options.workers)
-        .map(|_| {
-            let mut client = proxy::client_builder(route.backend.connect_timeout);
-            if let Some(tls) = &tls {
-                client = client.tls_backend_preconfigured(tls.clone());
-            }
-            client.build()
+        .map(|_| match &tls {
+            Some(tls) => proxy::UpstreamClient::https(connect_timeout, tls.clone()),
+            None => proxy::UpstreamClient::http(connect_timeout),
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            vec![ConfigError::new(
-                format!("{backend_path}.tls"),
-                format!("cannot build the upstream client: {e}"),
-            )]
-        })?;
+        .collect::<Vec<_>>();
     let upstream = Upstream::per_worker(
         clients,
         &route.backend.url,
