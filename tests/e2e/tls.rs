@@ -1,5 +1,6 @@
 //! The gateway's listener with mutual TLS, and an RBAC rule on the client certificate's identity.
 
+use agentgw_gateway::mock::MockServer;
 use http::StatusCode;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
@@ -40,25 +41,34 @@ impl Pki {
     }
 }
 
-#[tokio::test]
-async fn mtls_identity_reaches_rbac() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new("agentgw test CA");
-    let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
-    let ca_file = write("ca.crt", &pki.ca_pem);
-    let (cert, key) = pki.leaf("gateway", &["localhost"]);
-    let (cert_file, key_file) = (write("server.crt", &cert), write("server.key", &key));
+/// Writes `text` to `name` in `dir`; returns the path for a config file.
+fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
 
+/// The OpenAI and MCP mock upstreams on free loopback ports.
+async fn mocks() -> (MockServer, MockServer) {
     let openai = agentgw_gateway::mock::openai(crate::common::loopback())
         .await
         .unwrap();
     let mcp = agentgw_gateway::mock::mcp(crate::common::loopback(), Default::default())
         .await
         .unwrap();
+    (openai, mcp)
+}
+
+#[tokio::test]
+async fn mtls_identity_reaches_rbac() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new("agentgw test CA");
+    let write = |name: &str, text: &str| write_file(&dir, name, text);
+    let ca_file = write("ca.crt", &pki.ca_pem);
+    let (cert, key) = pki.leaf("gateway", &["localhost"]);
+    let (cert_file, key_file) = (write("server.crt", &cert), write("server.key", &key));
+
+    let (openai, mcp) = mocks().await;
     let yaml = format!(
         r#"
 tls:
@@ -148,22 +158,13 @@ async fn https_backend_is_verified() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new("agentgw backend CA");
     let other = Pki::new("some other CA");
-    let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
+    let write = |name: &str, text: &str| write_file(&dir, name, text);
     let ca_file = write("ca.crt", &pki.ca_pem);
     let other_ca_file = write("other.crt", &other.ca_pem);
     let (cert, key) = pki.leaf("backend", &["localhost"]);
     let (cert_file, key_file) = (write("backend.crt", &cert), write("backend.key", &key));
 
-    let openai = agentgw_gateway::mock::openai(crate::common::loopback())
-        .await
-        .unwrap();
-    let mcp = agentgw_gateway::mock::mcp(crate::common::loopback(), Default::default())
-        .await
-        .unwrap();
+    let (openai, mcp) = mocks().await;
     let backend_yaml = format!(
         r#"
 tls: {{certFile: {cert_file}, keyFile: {key_file}}}
