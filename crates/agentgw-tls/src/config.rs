@@ -207,6 +207,18 @@ pub struct UpstreamTlsConfig {
 }
 
 impl UpstreamTlsConfig {
+    /// `SIMPLE` TLS trusting the operating system's certificate authorities (what an
+    /// `https://` backend without a `tls` block gets).
+    pub fn system_roots() -> Self {
+        UpstreamTlsConfig {
+            mode: UpstreamTlsMode::Simple,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
+        }
+    }
+
     /// `SIMPLE` TLS trusting the certificate authorities in `ca_file`.
     pub fn simple(ca_file: impl Into<PathBuf>) -> Self {
         UpstreamTlsConfig {

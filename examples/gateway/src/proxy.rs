@@ -387,6 +387,9 @@ fn strip_connection_named(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        // `keep-alive` and the like are removed anyway; skipping them keeps the usual
+        // `connection: keep-alive` from allocating.
+        .filter(|name| !is_hop_by_hop(name))
         .collect();
     for name in named {
         headers.remove(name);

@@ -188,43 +188,26 @@ fn build_route(
     let mut errors = Vec::new();
     let backend_path = format!("routes[{index}].backend");
     let https = route.backend.url.starts_with("https://");
-    let tls = match (&route.backend.tls, https) {
-        (Some(tls), _) => Some((tls.clone(), format!("{backend_path}.tls"))),
-        // An https:// backend without a `tls` block: verify it against the system's roots.
-        (None, true) => Some((
-            agentgw_tls::UpstreamTlsConfig {
-                mode: agentgw_tls::UpstreamTlsMode::Simple,
-                ca_file: None,
-                cert_file: None,
-                key_file: None,
-                reload_interval: std::time::Duration::ZERO,
-            },
-            format!("{backend_path}.url"),
-        )),
-        (None, false) => None,
-    };
-    let tls = match tls {
-        Some((tls, field)) => match agentgw_tls::client_config(&tls) {
-            Ok(tls) => Some(tls),
-            Err(e) => {
-                // Reported with the other errors of the route below.
-                let field = if route.backend.tls.is_some() {
-                    crate::server::tls_field(&field, &e)
-                } else {
-                    field
-                };
-                errors.push(ConfigError::new(field, e.to_string()));
-                None
-            }
-        },
-        None => None,
-    };
     if route.backend.tls.is_some() && !https {
         errors.push(ConfigError::new(
             format!("{backend_path}.tls"),
             "a tls block needs an https:// backend URL".to_owned(),
         ));
     }
+    let tls = match &route.backend.tls {
+        Some(tls) => Some(agentgw_tls::client_config(tls).map_err(|e| {
+            let field = crate::server::tls_field(&format!("{backend_path}.tls"), &e);
+            ConfigError::new(field, e.to_string())
+        })),
+        // An https:// backend without a `tls` block: verified against the system's roots.
+        None if https => Some(
+            agentgw_tls::client_config(&agentgw_tls::UpstreamTlsConfig::system_roots())
+                .map_err(|e| ConfigError::new(format!("{backend_path}.url"), e.to_string())),
+        ),
+        None => None,
+    };
+    // An error is reported with the other errors of the route below.
+    let tls = tls.and_then(|tls| tls.map_err(|error| errors.push(error)).ok());
     // One shared client, plus one per per-core worker so that each worker keeps its upstream
     // connections on its own runtime.
     let connect_timeout = route.backend.connect_timeout;
