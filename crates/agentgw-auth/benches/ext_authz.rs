@@ -33,14 +33,16 @@
 //! No tracing subscriber and no metrics recorder are installed (as in a gateway whose
 //! `ext_authz` span is below the log level).
 //!
-//! With `--bench`, a percentile table (p50/p99 per request, 20 000 requests per cell, the two
-//! sides alternating in 4 rounds) is printed before the Criterion groups.
+//! With `--bench`, percentile tables (p50/p99 per request, 20 000 requests per cell at 1 in
+//! flight and 320 000 at 64, the two sides alternating in 8 rounds) are printed before the
+//! Criterion groups, for two layouts: `shared`, where one 2-worker runtime runs the callers, the
+//! layer and the services, and `split`, where the services run on a 1-worker runtime of their
+//! own and the callers and the layer on another.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::{Ready, ready};
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,7 +61,8 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::runtime::Runtime;
+use tokio::net::TcpListener;
+use tokio::runtime::{Handle, Runtime};
 use tonic::GrpcMethod;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
@@ -328,16 +331,25 @@ impl Authorization for Recorder {
     }
 }
 
-async fn serve_grpc<A: Authorization>(authz: A) -> String {
-    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap())
-        .unwrap()
-        .with_nodelay(Some(true));
-    let addr = incoming.local_addr().unwrap();
-    tokio::spawn(
+/// A listener on 127.0.0.1 for a server that `server` runs.
+fn bind() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+fn serve_grpc<A: Authorization>(authz: A, server: &Handle) -> String {
+    let (listener, url) = bind();
+    server.spawn(async move {
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(TcpListener::from_std(listener).unwrap())
+                .with_nodelay(Some(true));
         tonic::transport::Server::builder()
-            .serve_with_incoming(AuthorizationServer::new(authz), incoming),
-    );
-    format!("http://{addr}")
+            .serve_with_incoming(AuthorizationServer::new(authz), incoming)
+            .await
+    });
+    url
 }
 
 /// One protocol's two callers (prototypes, cloned once per task).
@@ -364,11 +376,11 @@ fn grpc_callers(url: &str) -> (Caller, Caller) {
     (direct, Caller::Layer(layer))
 }
 
-fn grpc_fixture(rt: &Runtime) -> Fixture {
+fn grpc_fixture(rt: &Runtime, server: &Handle) -> Fixture {
     rt.block_on(async {
         // Both sides send the same check.
         let recorder = Recorder::default();
-        let (mut direct, mut layer) = grpc_callers(&serve_grpc(recorder.clone()).await);
+        let (mut direct, mut layer) = grpc_callers(&serve_grpc(recorder.clone(), server));
         direct.call().await;
         layer.call().await;
         let seen = recorder.0.lock().unwrap().clone();
@@ -377,7 +389,7 @@ fn grpc_fixture(rt: &Runtime) -> Fixture {
         assert_eq!(seen[1].0, equivalent_check(), "layer check");
         assert_eq!(seen[0].1, seen[1].1, "grpc-timeout");
 
-        let (direct, layer) = grpc_callers(&serve_grpc(AllowAll).await);
+        let (direct, layer) = grpc_callers(&serve_grpc(AllowAll, server));
         Fixture {
             name: "grpc",
             direct,
@@ -388,9 +400,8 @@ fn grpc_fixture(rt: &Runtime) -> Fixture {
 
 type Seen = Arc<Mutex<Vec<(Method, Uri, Vec<(String, String)>)>>>;
 
-async fn serve_http(seen: Option<Seen>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
+fn serve_http(seen: Option<Seen>, server: &Handle) -> String {
+    let (listener, url) = bind();
     let app = axum::Router::new().fallback(move |request: Request<axum::body::Body>| {
         if let Some(seen) = &seen {
             let mut headers: Vec<_> = request
@@ -405,8 +416,8 @@ async fn serve_http(seen: Option<Seen>) -> String {
         }
         async { StatusCode::OK }
     });
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    server.spawn(async move { axum::serve(TcpListener::from_std(listener).unwrap(), app).await });
+    url
 }
 
 fn http_callers(url: &str) -> (Caller, Caller) {
@@ -435,18 +446,18 @@ fn http_callers(url: &str) -> (Caller, Caller) {
     (direct, Caller::Layer(layer))
 }
 
-fn http_fixture(rt: &Runtime) -> Fixture {
+fn http_fixture(rt: &Runtime, server: &Handle) -> Fixture {
     rt.block_on(async {
         // Both sides send the same request.
         let seen = Seen::default();
-        let (mut direct, mut layer) = http_callers(&serve_http(Some(seen.clone())).await);
+        let (mut direct, mut layer) = http_callers(&serve_http(Some(seen.clone()), server));
         direct.call().await;
         layer.call().await;
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0], seen[1], "direct and layer checks differ");
 
-        let (direct, layer) = http_callers(&serve_http(None).await);
+        let (direct, layer) = http_callers(&serve_http(None, server));
         Fixture {
             name: "http",
             direct,
@@ -524,16 +535,18 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
-fn print_percentiles(rt: &Runtime, fixture: &Fixture) {
-    const N: usize = 20_000;
+fn print_percentiles(rt: &Runtime, fixture: &Fixture, layout: &str) {
+    const ROUNDS: usize = 8;
     for concurrency in CONCURRENCY {
-        let per_task = N / 4 / concurrency;
+        // About a second per round and side: short rounds measure the scheduler's hiccups.
+        let requests = if concurrency == 1 { 20_000 } else { 320_000 };
+        let per_task = requests / ROUNDS / concurrency;
         let mut direct_callers = vec![fixture.direct.clone(); concurrency];
         let mut layer_callers = vec![fixture.layer.clone(); concurrency];
         let (mut direct, mut layer) = (Vec::new(), Vec::new());
         let (mut direct_cpu, mut layer_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
         // Alternate rounds so drift on a shared machine hits both sides alike.
-        for _ in 0..4 {
+        for _ in 0..ROUNDS {
             let (callers, latencies) = timed_run(rt, direct_callers, per_task, &mut direct_cpu);
             direct_callers = callers;
             direct.extend(latencies);
@@ -559,7 +572,7 @@ fn print_percentiles(rt: &Runtime, fixture: &Fixture) {
             _ => String::new(),
         };
         println!(
-            "{:>4} c={concurrency:<3} direct p50 {:>7.1} us p99 {:>7.1} us | layer p50 {:>7.1} us p99 {:>7.1} us | added p50 {:>6.1} us ({:.2}x){cpu}",
+            "{layout:>6} {:>4} c={concurrency:<3} direct p50 {:>7.1} us p99 {:>7.1} us | layer p50 {:>7.1} us p99 {:>7.1} us | added p50 {:>6.1} us ({:.2}x){cpu}",
             fixture.name,
             d.0,
             d.1,
@@ -571,15 +584,17 @@ fn print_percentiles(rt: &Runtime, fixture: &Fixture) {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+fn runtime(workers: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
-        .unwrap();
-    let fixtures = [grpc_fixture(&rt), http_fixture(&rt)];
-    // Connect and warm both paths.
-    for fixture in &fixtures {
+        .unwrap()
+}
+
+/// Connects and warms both paths of each fixture.
+fn warm(rt: &Runtime, fixtures: &[Fixture]) {
+    for fixture in fixtures {
         rt.block_on(async {
             let (mut direct, mut layer) = (fixture.direct.clone(), fixture.layer.clone());
             for _ in 0..200 {
@@ -588,9 +603,31 @@ fn bench(c: &mut Criterion) {
             }
         });
     }
+}
+
+fn bench(c: &mut Criterion) {
+    // `shared`: one 2-worker runtime runs the callers, the layer and the services, which
+    // compete for both cores.
+    let rt = runtime(2);
+    let fixtures = [
+        grpc_fixture(&rt, rt.handle()),
+        http_fixture(&rt, rt.handle()),
+    ];
+    warm(&rt, &fixtures);
     if std::env::args().any(|a| a == "--bench") {
         for fixture in &fixtures {
-            print_percentiles(&rt, fixture);
+            print_percentiles(&rt, fixture, "shared");
+        }
+        // `split`: the services on a 1-worker runtime of their own, the callers and the layer
+        // on another, as in a deployment where the service does not share the gateway's CPU.
+        let (callers, services) = (runtime(1), runtime(1));
+        let split = [
+            grpc_fixture(&callers, services.handle()),
+            http_fixture(&callers, services.handle()),
+        ];
+        warm(&callers, &split);
+        for fixture in &split {
+            print_percentiles(&callers, fixture, "split");
         }
     }
     for fixture in &fixtures {

@@ -1,45 +1,43 @@
 //! Envoy ext_authz over gRPC: `envoy.service.auth.v3.Authorization/Check`.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes};
+use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::config::core::v3::{
-    Address, HeaderValueOption, SocketAddress, address, socket_address,
-};
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
-    attribute_context,
+    CheckResponse, DeniedHttpResponse, OkHttpResponse,
 };
-use http::header::COOKIE;
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, StatusCode};
+use prost::Message as _;
+use tonic::GrpcMethod;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
-use agentgw_core::identity::{ClientAddr, PeerIdentity};
-
 use super::decision::percent_encode;
 use super::decision::{Allow, CheckError, Deny, HeaderOp, Verdict, denial_headers, header_pair};
-use super::input::{self, BodyPrefix};
+use super::input::BodyPrefix;
+use super::wire::CheckEncoder;
 
 /// The metadata key of a call's deadline.
 const GRPC_TIMEOUT: &str = "grpc-timeout";
 
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The gRPC method of a check.
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// A pooled gRPC client: one HTTP/2 connection, multiplexed, reconnected on failure.
 pub(crate) struct GrpcClient {
     endpoint: Endpoint,
     /// Created on first use: a channel spawns its worker on the runtime that creates it.
     channel: OnceLock<Channel>,
-    context_extensions: HashMap<String, String>,
-    pack_as_bytes: bool,
+    /// Writes each call's `CheckRequest` (context extensions encoded once).
+    encoder: CheckEncoder,
     /// The `grpc-timeout` every call sends, formatted once.
     grpc_timeout: Option<MetadataValue<Ascii>>,
 }
@@ -47,7 +45,7 @@ pub(crate) struct GrpcClient {
 impl GrpcClient {
     pub(crate) fn new(
         endpoint: Endpoint,
-        context_extensions: HashMap<String, String>,
+        context_extensions: &HashMap<String, String>,
         pack_as_bytes: bool,
         timeout: Duration,
     ) -> Self {
@@ -56,8 +54,7 @@ impl GrpcClient {
         GrpcClient {
             endpoint,
             channel: OnceLock::new(),
-            context_extensions,
-            pack_as_bytes,
+            encoder: CheckEncoder::new(context_extensions, pack_as_bytes),
             grpc_timeout: probe.metadata().get(GRPC_TIMEOUT).cloned(),
         }
     }
@@ -66,6 +63,8 @@ impl GrpcClient {
         self.endpoint.uri()
     }
 
+    /// `Authorization/Check`, as the generated `AuthorizationClient` makes it, with the request
+    /// message written straight from `parts` ([`CheckEncoder`]).
     pub(crate) async fn check(
         &self,
         parts: &Parts,
@@ -73,25 +72,76 @@ impl GrpcClient {
         timeout: Duration,
         status_on_error: StatusCode,
     ) -> Result<Verdict, CheckError> {
-        let message = check_request(parts, body, self.pack_as_bytes, &self.context_extensions);
-        let mut request = tonic::Request::new(message);
+        let mut request = tonic::Request::new(self.encoder.encode(parts, body));
         // Tells the service our deadline (`grpc-timeout`), so it can give up when we do.
         if let Some(grpc_timeout) = &self.grpc_timeout {
             request
                 .metadata_mut()
                 .insert(GRPC_TIMEOUT, grpc_timeout.clone());
         }
+        request.extensions_mut().insert(GrpcMethod::new(
+            "envoy.service.auth.v3.Authorization",
+            "Check",
+        ));
         let channel = self
             .channel
             .get_or_init(|| self.endpoint.connect_lazy())
             .clone();
         // tonic's call future is several KiB: boxed, it is not copied through every future
         // that awaits this one.
-        let call = Box::pin(async move { AuthorizationClient::new(channel).check(request).await });
+        let call = Box::pin(async move {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready()
+                .await
+                .map_err(|err| tonic::Status::unknown(format!("Service was not ready: {err}")))?;
+            grpc.unary(request, PathAndQuery::from_static(CHECK_PATH), CheckCodec)
+                .await
+        });
         match call.await {
             Ok(response) => interpret(response.into_inner(), status_on_error),
             Err(status) => Err(classify(&status, timeout)),
         }
+    }
+}
+
+/// Sends the encoded `CheckRequest` as it is; decodes the `CheckResponse` with prost.
+#[derive(Debug, Clone, Copy)]
+struct CheckCodec;
+
+impl Codec for CheckCodec {
+    type Encode = Bytes;
+    type Decode = CheckResponse;
+    type Encoder = CheckCodec;
+    type Decoder = CheckCodec;
+
+    fn encoder(&mut self) -> CheckCodec {
+        CheckCodec
+    }
+
+    fn decoder(&mut self) -> CheckCodec {
+        CheckCodec
+    }
+}
+
+impl Encoder for CheckCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for CheckCodec {
+    type Item = CheckResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<CheckResponse>, tonic::Status> {
+        // As tonic's prost codec reports it.
+        CheckResponse::decode(src)
+            .map(Some)
+            .map_err(|err| tonic::Status::internal(err.to_string()))
     }
 }
 
@@ -104,133 +154,6 @@ fn classify(status: &tonic::Status, timeout: Duration) -> CheckError {
             detail: format!("gRPC {code:?}: {}", status.message()),
             response: None,
         },
-    }
-}
-
-/// The `CheckRequest` for a request: method, path, host, scheme, protocol, headers (merged per
-/// name, pseudo-headers included, as Envoy sends them), source address, body prefix and the
-/// configured context extensions.
-pub(crate) fn check_request(
-    parts: &Parts,
-    body: Option<&BodyPrefix>,
-    pack_as_bytes: bool,
-    context_extensions: &HashMap<String, String>,
-) -> CheckRequest {
-    let host = input::host(parts);
-    let path = input::path_and_query(parts);
-    let scheme = input::scheme(parts);
-    let method = parts.method.as_str();
-    // The pseudo-headers, every header name, and `x-envoy-auth-partial-body`.
-    let mut headers = HashMap::with_capacity(parts.headers.keys_len() + 5);
-    headers.insert(":authority".to_owned(), host.to_owned());
-    headers.insert(":method".to_owned(), method.to_owned());
-    headers.insert(":path".to_owned(), path.to_owned());
-    headers.insert(":scheme".to_owned(), scheme.to_owned());
-    for (name, value) in &parts.headers {
-        match headers.entry(name.as_str().to_owned()) {
-            Entry::Occupied(mut merged) => {
-                let merged = merged.get_mut();
-                merged.push_str(if name == COOKIE { "; " } else { "," });
-                push_header_text(merged, value);
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(header_text(value));
-            }
-        }
-    }
-    let (body_text, raw_body) = match body {
-        Some(prefix) => {
-            headers.insert(
-                "x-envoy-auth-partial-body".to_owned(),
-                prefix.partial.to_string(),
-            );
-            if pack_as_bytes {
-                (String::new(), prefix.bytes.to_vec())
-            } else {
-                (prefix.text(), Vec::new())
-            }
-        }
-        None => (String::new(), Vec::new()),
-    };
-    let http = attribute_context::HttpRequest {
-        id: parts
-            .headers
-            .get(X_REQUEST_ID)
-            .map(header_text)
-            .unwrap_or_default(),
-        method: method.to_owned(),
-        headers,
-        path: path.to_owned(),
-        host: host.to_owned(),
-        scheme: scheme.to_owned(),
-        size: input::size(parts, body),
-        protocol: input::protocol(parts.version).to_owned(),
-        body: body_text,
-        raw_body,
-        ..Default::default()
-    };
-    CheckRequest {
-        attributes: Some(AttributeContext {
-            source: source(parts),
-            request: Some(attribute_context::Request {
-                time: None,
-                http: Some(http),
-            }),
-            context_extensions: context_extensions.clone(),
-            ..Default::default()
-        }),
-    }
-}
-
-/// The client as Envoy describes it: its socket address and, with a verified client
-/// certificate, its principal (SPIFFE ID, else first URI SAN, else subject CN).
-fn source(parts: &Parts) -> Option<attribute_context::Peer> {
-    let addr = parts.extensions.get::<ClientAddr>();
-    let identity = parts.extensions.get::<PeerIdentity>();
-    if addr.is_none() && identity.is_none() {
-        return None;
-    }
-    let address = addr.map(|ClientAddr(addr)| Address {
-        address: Some(address::Address::SocketAddress(SocketAddress {
-            protocol: socket_address::Protocol::Tcp as i32,
-            address: addr.ip().to_string(),
-            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
-                addr.port(),
-            ))),
-            ..Default::default()
-        })),
-    });
-    let principal = identity
-        .and_then(|id| {
-            id.spiffe_id
-                .clone()
-                .or_else(|| id.uris.first().cloned())
-                .or_else(|| id.common_name.clone())
-        })
-        .unwrap_or_default();
-    Some(attribute_context::Peer {
-        address,
-        principal,
-        ..Default::default()
-    })
-}
-
-/// Header text as Envoy sends it: UTF-8, with bytes that are not replaced by `!`.
-fn header_text(value: &HeaderValue) -> String {
-    let mut text = String::with_capacity(value.len());
-    push_header_text(&mut text, value);
-    text
-}
-
-fn push_header_text(text: &mut String, value: &HeaderValue) {
-    match std::str::from_utf8(value.as_bytes()) {
-        Ok(valid) => text.push_str(valid),
-        Err(_) => text.extend(
-            value
-                .as_bytes()
-                .iter()
-                .map(|&b| if b.is_ascii() { char::from(b) } else { '!' }),
-        ),
     }
 }
 
@@ -363,6 +286,7 @@ mod tests {
     use envoy_types::pb::envoy::r#type::v3::HttpStatus;
     use envoy_types::pb::google::protobuf::BoolValue;
     use envoy_types::pb::google::rpc::Status as RpcStatus;
+    use http::HeaderValue;
 
     fn option(key: &str, value: &str) -> HeaderValueOption {
         HeaderValueOption {
@@ -380,81 +304,6 @@ mod tests {
             code: code as i32,
             ..Default::default()
         })
-    }
-
-    #[test]
-    fn request_carries_what_envoy_sends() {
-        let (parts, ()) = http::Request::builder()
-            .method("POST")
-            .uri("/v1/chat/completions?stream=true")
-            .header("host", "llm.example")
-            .header("x-request-id", "req-7")
-            .header("x-multi", "a")
-            .header("x-multi", "b")
-            .header("cookie", "a=1")
-            .header("cookie", "b=2")
-            .header("x-bin", HeaderValue::from_bytes(b"caf\xe9").unwrap())
-            .extension(ClientAddr("10.0.0.9:4321".parse().unwrap()))
-            .extension(PeerIdentity {
-                spiffe_id: Some("spiffe://corp/agent".into()),
-                ..Default::default()
-            })
-            .extension(agentgw_core::Payload::from_static(b"{\"model\":\"gpt\"}"))
-            .body(())
-            .unwrap()
-            .into_parts();
-        let ext = HashMap::from([("route".to_owned(), "openai".to_owned())]);
-        let body = BodyPrefix::of(&parts, 5);
-        let req = check_request(&parts, body.as_ref(), false, &ext);
-        let attrs = req.attributes.unwrap();
-        assert_eq!(attrs.context_extensions, ext);
-        let peer = attrs.source.unwrap();
-        assert_eq!(peer.principal, "spiffe://corp/agent");
-        let Some(address::Address::SocketAddress(sock)) = peer.address.unwrap().address else {
-            panic!("socket address expected");
-        };
-        assert_eq!(sock.address, "10.0.0.9");
-        assert_eq!(
-            sock.port_specifier,
-            Some(socket_address::PortSpecifier::PortValue(4321))
-        );
-        let http = attrs.request.unwrap().http.unwrap();
-        assert_eq!(http.method, "POST");
-        assert_eq!(http.path, "/v1/chat/completions?stream=true");
-        assert_eq!(http.host, "llm.example");
-        assert_eq!(http.id, "req-7");
-        assert_eq!(http.protocol, "HTTP/1.1");
-        assert_eq!(http.size, 15);
-        assert_eq!(http.body, "{\"mod");
-        assert!(http.raw_body.is_empty());
-        assert_eq!(http.headers["x-multi"], "a,b");
-        assert_eq!(http.headers["cookie"], "a=1; b=2");
-        assert_eq!(http.headers["x-bin"], "caf!");
-        assert_eq!(http.headers[":path"], "/v1/chat/completions?stream=true");
-        assert_eq!(http.headers[":authority"], "llm.example");
-        assert_eq!(http.headers[":method"], "POST");
-        assert_eq!(http.headers["x-envoy-auth-partial-body"], "true");
-
-        let packed = check_request(&parts, body.as_ref(), true, &HashMap::new());
-        let http = packed.attributes.unwrap().request.unwrap().http.unwrap();
-        assert_eq!(http.raw_body, b"{\"mod");
-        assert!(http.body.is_empty());
-    }
-
-    #[test]
-    fn without_body_or_client_nothing_is_invented() {
-        let (parts, ()) = http::Request::builder()
-            .uri("/x")
-            .body(())
-            .unwrap()
-            .into_parts();
-        let attrs = check_request(&parts, None, false, &HashMap::new())
-            .attributes
-            .unwrap();
-        assert!(attrs.source.is_none());
-        let http = attrs.request.unwrap().http.unwrap();
-        assert!(!http.headers.contains_key("x-envoy-auth-partial-body"));
-        assert_eq!(http.size, -1);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What a check says about the request, shared by both protocols.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::Version;
 use http::header::{CONTENT_LENGTH, HOST};
@@ -31,14 +33,14 @@ impl BodyPrefix {
 
     /// The bytes as UTF-8 text: a character cut in two by the truncation is dropped, any other
     /// invalid sequence becomes U+FFFD.
-    pub(crate) fn text(&self) -> String {
+    pub(crate) fn text(&self) -> Cow<'_, str> {
         match std::str::from_utf8(&self.bytes) {
-            Ok(text) => text.to_owned(),
+            Ok(text) => Cow::Borrowed(text),
             Err(err) if err.error_len().is_none() => {
                 // Only the end is incomplete: the cut fell inside a character.
-                String::from_utf8_lossy(&self.bytes[..err.valid_up_to()]).into_owned()
+                String::from_utf8_lossy(&self.bytes[..err.valid_up_to()])
             }
-            Err(_) => String::from_utf8_lossy(&self.bytes).into_owned(),
+            Err(_) => String::from_utf8_lossy(&self.bytes),
         }
     }
 }

@@ -321,7 +321,7 @@ impl ExtAuthBuilder {
                     .tcp_nodelay(true);
                 Client::Grpc(GrpcClient::new(
                     endpoint,
-                    self.context_extensions.clone(),
+                    &self.context_extensions,
                     self.pack_as_bytes,
                     self.timeout,
                 ))

@@ -168,6 +168,7 @@ mod http_client;
 mod input;
 mod layer;
 mod service;
+mod wire;
 
 pub use config::{
     BackendRef, CacheKeyPart, DecisionCacheConfig, ExtAuthConfig, GrpcOptions, HttpOptions,
