@@ -9,6 +9,7 @@
 pub mod config;
 pub mod demo;
 pub mod mock;
+pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod stack;

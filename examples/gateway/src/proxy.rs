@@ -8,12 +8,13 @@
 //! protocol. Dropping the response future or body (the client went away) drops the upstream
 //! request.
 //!
-//! The client is hyper-util's pooled client ([`UpstreamClient`]), the engine under reqwest,
-//! used directly: reqwest adds fixed work to every request that a proxy does not need (its
-//! redirect layer turns the URI into a string and parses it as a URL twice per exchange, the
-//! header map is copied, the response gets a URL of its own). Measured with
-//! `examples/gateway/bench/load.sh`, that work was a quarter of the gateway's throughput: see
-//! `bench/README.md`.
+//! The clients are hyper's, used directly rather than through reqwest, which adds fixed work to
+//! every request that a proxy does not need (its redirect layer turns the URI into a string and
+//! parses it as a URL twice per exchange, the header map is copied, the response gets a URL of
+//! its own): `http://` backends go through [`Http1Pool`](crate::pool::Http1Pool), HTTP/1.1
+//! connections of hyper's with a minimal pool; `https://` backends through hyper-util's pooled
+//! client with rustls (HTTP/1.1, or HTTP/2 when the backend offers it). Measured with
+//! `examples/gateway/bench/load.sh`: see `bench/README.md`.
 
 use std::convert::Infallible;
 use std::error::Error as _;
@@ -32,69 +33,108 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::pool::{DEFAULT_MAX_IDLE, Http1Pool, PoolError};
 use crate::{ReqBody, ResBody};
 
 const LAYER: &str = "upstream";
 
-/// How long an idle pooled connection to an upstream is kept.
+/// How long an idle pooled connection to an `https://` upstream is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The pooled HTTP client of an upstream: plain TCP for `http://` backends, rustls for
-/// `https://` ones (HTTP/1.1, or HTTP/2 when the server offers it in ALPN).
+/// How an [`Upstream`] reaches its backend.
 #[derive(Clone, Debug)]
-pub enum UpstreamClient {
+pub struct UpstreamOptions {
+    /// How long the backend has to start answering (504 after).
+    pub timeout: Duration,
+    /// How long a new connection may take (504 after).
+    pub connect_timeout: Duration,
+    /// TLS settings for an `https://` backend (for example from [`agentgw_tls::client_config`]);
+    /// required for `https://`, refused for `http://`.
+    pub tls: Option<rustls::ClientConfig>,
+    /// Per-core workers: each gets its own connections (0: one pool for every thread).
+    pub workers: usize,
+}
+
+/// The connections of one upstream on one thread.
+#[derive(Clone, Debug)]
+enum UpstreamClient {
     /// `http://` backends.
-    Http(Client<HttpConnector, ReqBody>),
-    /// `https://` backends.
-    Https(Client<HttpsConnector<HttpConnector>, ReqBody>),
+    Http(Http1Pool),
+    /// `https://` backends (boxed: the legacy client is several times the pool's size).
+    Https(Box<Client<HttpsConnector<HttpConnector>, ReqBody>>),
 }
 
 impl UpstreamClient {
-    /// A client for `http://` backends.
-    pub fn http(connect_timeout: Duration) -> Self {
-        UpstreamClient::Http(builder().build(connector(connect_timeout)))
-    }
-
-    /// A client for `https://` backends with the given TLS settings (for example from
-    /// [`agentgw_tls::client_config`]); the connector sets the ALPN protocols.
-    pub fn https(connect_timeout: Duration, mut tls: rustls::ClientConfig) -> Self {
+    fn https(connect_timeout: Duration, mut tls: rustls::ClientConfig) -> Self {
         // The connector offers h2 and http/1.1 itself (and refuses a config that already does).
         tls.alpn_protocols.clear();
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        // The https connector hands this one `https://` URIs.
+        http.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_only()
             .enable_all_versions()
-            .wrap_connector(connector(connect_timeout));
-        UpstreamClient::Https(builder().build(https))
+            .wrap_connector(http);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        UpstreamClient::Https(Box::new(builder.build(https)))
     }
 
-    fn request(&self, req: Request<ReqBody>) -> ResponseFuture {
+    async fn send(&self, req: Request<ReqBody>) -> Result<Response<ResBody>, SendError> {
         match self {
-            UpstreamClient::Http(client) => client.request(req),
-            UpstreamClient::Https(client) => client.request(req),
+            UpstreamClient::Http(pool) => match pool.send(req).await {
+                Ok(response) => {
+                    Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+                }
+                Err(err) => Err(SendError::Http(err)),
+            },
+            UpstreamClient::Https(client) => match client.request(req).await {
+                Ok(response) => {
+                    Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+                }
+                Err(err) => Err(SendError::Https(err)),
+            },
         }
     }
 }
 
-fn builder() -> hyper_util::client::legacy::Builder {
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-    builder
+/// A failed exchange with the backend.
+enum SendError {
+    Http(PoolError),
+    Https(hyper_util::client::legacy::Error),
 }
 
-fn connector(connect_timeout: Duration) -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    // The https connector wraps this one and hands it `https://` URIs.
-    http.enforce_http(false);
-    http
+impl SendError {
+    fn is_connect(&self) -> bool {
+        match self {
+            SendError::Http(err) => err.is_connect(),
+            SendError::Https(err) => err.is_connect(),
+        }
+    }
+
+    /// Whether the connect timeout elapsed.
+    fn connect_timed_out(&self) -> bool {
+        match self {
+            SendError::Http(err) => matches!(err, PoolError::ConnectTimeout { .. }),
+            SendError::Https(err) => err.is_connect() && timed_out(err),
+        }
+    }
+
+    fn error(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            SendError::Http(err) => err,
+            SendError::Https(err) => err,
+        }
+    }
 }
 
 std::thread_local! {
@@ -129,25 +169,9 @@ struct Inner {
 }
 
 impl Upstream {
-    /// An upstream for `backend_url` behind the route prefix `prefix`, using `client` on every
-    /// thread.
-    pub fn new(
-        client: UpstreamClient,
-        backend_url: &str,
-        prefix: &str,
-        timeout: Duration,
-    ) -> Result<Self, String> {
-        Self::per_worker(vec![client], backend_url, prefix, timeout)
-    }
-
-    /// Like [`Upstream::new`] with one client per per-core worker: `clients[0]` serves threads
-    /// that are not workers, `clients[i + 1]` worker `i`. `clients` must not be empty.
-    pub fn per_worker(
-        clients: Vec<UpstreamClient>,
-        backend_url: &str,
-        prefix: &str,
-        timeout: Duration,
-    ) -> Result<Self, String> {
+    /// An upstream for `backend_url` (`http://` or `https://`, with an optional base path)
+    /// behind the route prefix `prefix`.
+    pub fn new(backend_url: &str, prefix: &str, options: &UpstreamOptions) -> Result<Self, String> {
         let base: Uri = backend_url
             .parse()
             .map_err(|e| format!("invalid backend URL: {e}"))?;
@@ -162,9 +186,25 @@ impl Upstream {
         if base.query().is_some() {
             return Err("the backend URL cannot have a query".to_owned());
         }
-        if clients.is_empty() {
-            return Err("an upstream needs a client".to_owned());
-        }
+        // One client shared by threads that are not workers, then one per per-core worker, so
+        // that each worker keeps its upstream connections on its own runtime.
+        let client = || match (&scheme, &options.tls) {
+            (s, None) if *s == Scheme::HTTP => Ok(UpstreamClient::Http(Http1Pool::new(
+                &authority,
+                options.connect_timeout,
+                DEFAULT_MAX_IDLE,
+            ))),
+            (s, Some(tls)) if *s == Scheme::HTTPS => {
+                Ok(UpstreamClient::https(options.connect_timeout, tls.clone()))
+            }
+            (s, _) if *s == Scheme::HTTPS => {
+                Err("an https:// backend needs TLS settings".to_owned())
+            }
+            _ => Err("TLS settings need an https:// backend".to_owned()),
+        };
+        let clients = (0..=options.workers)
+            .map(|_| client())
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Upstream {
             inner: Arc::new(Inner {
                 clients: clients.into_boxed_slice(),
@@ -174,14 +214,15 @@ impl Upstream {
                 prefix: crate::config::normalize_prefix(prefix)
                     .trim_end_matches('/')
                     .to_owned(),
-                timeout,
+                timeout: options.timeout,
             }),
         })
     }
 
-    /// The upstream URI for a request: the backend's scheme and authority (parsed once), its
-    /// path joined with the request path after the route prefix, and the request's query.
-    fn target(&self, uri: &Uri) -> Result<Uri, http::Error> {
+    /// The upstream URI for a request: the backend's path joined with the request path after
+    /// the route prefix, and the request's query; with the backend's scheme and authority
+    /// (parsed once) when `absolute`, else in origin form.
+    fn target(&self, uri: &Uri, absolute: bool) -> Result<Uri, http::Error> {
         let path = uri.path();
         let rest = path
             .strip_prefix(self.inner.prefix.as_str())
@@ -199,10 +240,14 @@ impl Upstream {
             joined.push('?');
             joined.push_str(query);
         }
+        let path_and_query = PathAndQuery::try_from(joined)?;
+        if !absolute {
+            return Ok(Uri::from(path_and_query));
+        }
         Uri::builder()
             .scheme(self.inner.scheme.clone())
             .authority(self.inner.authority.clone())
-            .path_and_query(PathAndQuery::try_from(joined)?)
+            .path_and_query(path_and_query)
             .build()
     }
 
@@ -217,7 +262,7 @@ impl Upstream {
 
     /// The upstream URL for a request path and query.
     pub fn target_url(&self, uri: &Uri) -> String {
-        self.target(uri)
+        self.target(uri, true)
             .map(|uri| uri.to_string())
             .unwrap_or_default()
     }
@@ -248,7 +293,10 @@ impl Upstream {
         B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
-        let target = self.target(req.uri());
+        let client = self.client();
+        // hyper's HTTP/1.1 connection sends the URI as given: origin form for the pool; the
+        // https client picks its connection by scheme and authority and converts itself.
+        let target = self.target(req.uri(), matches!(client, UpstreamClient::Https(_)));
         let (parts, body) = req.into_parts();
         // The denial shape (OpenAI error, JSON-RPC error with the id) is only worked out when
         // the upstream fails.
@@ -276,20 +324,21 @@ impl Upstream {
         // still goes to an HTTP/1.1 upstream).
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = headers;
-        let sent = tokio::time::timeout(self.inner.timeout, self.client().request(request)).await;
-        let response = match sent {
+        let sent = tokio::time::timeout(self.inner.timeout, client.send(request)).await;
+        let mut response = match sent {
             Ok(Ok(response)) => response,
             Err(_elapsed) => {
                 tracing::warn!(timeout = ?self.inner.timeout, "upstream timed out");
                 return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape());
             }
-            Ok(Err(err)) if err.is_connect() && timed_out(&err) => {
-                tracing::warn!(error = %DisplayChain(&err), "upstream connect timed out");
+            Ok(Err(err)) if err.connect_timed_out() => {
+                tracing::warn!(error = %DisplayChain(err.error()), "upstream connect timed out");
                 return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape());
             }
             Ok(Err(err)) => {
-                tracing::warn!(error = %DisplayChain(&err), connect = err.is_connect(), "upstream request failed");
-                let reason = if err.is_connect() {
+                let connect = err.is_connect();
+                tracing::warn!(error = %DisplayChain(err.error()), connect, "upstream request failed");
+                let reason = if connect {
                     "upstream_connect"
                 } else {
                     "upstream_error"
@@ -297,9 +346,8 @@ impl Upstream {
                 return reject(StatusCode::BAD_GATEWAY, reason, &shape());
             }
         };
-        let mut response = response;
         strip_hop_by_hop(response.headers_mut());
-        response.map(|body| body.map_err(BoxError::from).boxed_unsync())
+        response
     }
 }
 
@@ -412,8 +460,13 @@ mod tests {
     use super::*;
 
     fn upstream(url: &str, prefix: &str) -> Upstream {
-        let client = UpstreamClient::http(Duration::from_secs(1));
-        Upstream::new(client, url, prefix, Duration::from_secs(1)).unwrap()
+        let options = UpstreamOptions {
+            timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(1),
+            tls: None,
+            workers: 0,
+        };
+        Upstream::new(url, prefix, &options).unwrap()
     }
 
     #[test]

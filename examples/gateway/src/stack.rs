@@ -208,23 +208,28 @@ fn build_route(
     };
     // An error is reported with the other errors of the route below.
     let tls = tls.and_then(|tls| tls.map_err(|error| errors.push(error)).ok());
-    // One shared client, plus one per per-core worker so that each worker keeps its upstream
-    // connections on its own runtime.
-    let connect_timeout = route.backend.connect_timeout;
-    let clients = (0..=options.workers)
-        .map(|_| match &tls {
-            Some(tls) => proxy::UpstreamClient::https(connect_timeout, tls.clone()),
-            None => proxy::UpstreamClient::http(connect_timeout),
-        })
-        .collect::<Vec<_>>();
-    let upstream = Upstream::per_worker(
-        clients,
-        &route.backend.url,
-        &route.path_prefix,
-        route.backend.timeout,
-    )
-    .map_err(|e| vec![ConfigError::new(format!("{backend_path}.url"), e)])?;
-    let mut service = boxed(upstream);
+    let mut service = if https && tls.is_none() {
+        // The TLS error is in `errors` already. The route is never served, but its layers are
+        // still built so that their errors are reported too.
+        boxed(tower::service_fn(|_: Request<ReqBody>| async {
+            Ok::<_, Infallible>(Response::new(
+                http_body_util::Empty::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            ))
+        }))
+    } else {
+        let upstream_options = proxy::UpstreamOptions {
+            timeout: route.backend.timeout,
+            connect_timeout: route.backend.connect_timeout,
+            // On an http:// backend, a `tls` block is an error reported above.
+            tls: tls.filter(|_| https),
+            workers: options.workers,
+        };
+        let upstream = Upstream::new(&route.backend.url, &route.path_prefix, &upstream_options)
+            .map_err(|e| vec![ConfigError::new(format!("{backend_path}.url"), e)])?;
+        boxed(upstream)
+    };
 
     if let Some(token) = &route.backend.auth_token {
         match agentgw_auth::BackendAuthLayer::from_config(token) {
