@@ -392,40 +392,39 @@ fn reject(status: StatusCode, reason: &'static str, shape: &ResponseShape) -> Re
 /// Headers that describe one hop and are never forwarded (RFC 9110 section 7.6.1), plus every
 /// header the `connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names first: most messages carry no hop-by-hop header at all, and a
-    // scan is cheaper than nine hashed removals.
-    if !headers.keys().any(is_hop_by_hop) {
+    // One pass over the names notes which hop-by-hop headers are there (most messages carry
+    // none, or only `connection: keep-alive`); only those are removed.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
+    if present & 1 != 0 {
         strip_connection_named(headers);
     }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::PROXY_AUTHENTICATE
-        || name == header::PROXY_AUTHORIZATION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-}
+/// The hop-by-hop headers, `connection` first.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
 
 /// Removes the headers the `connection` header names.
 fn strip_connection_named(headers: &mut HeaderMap) {
@@ -434,24 +433,100 @@ fn strip_connection_named(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
-        // `keep-alive` and the like are removed anyway; skipping them keeps the usual
-        // `connection: keep-alive` from allocating.
-        .filter(|name| !is_hop_by_hop(name))
+        .map(str::trim)
+        // The usual `keep-alive` and `close` name no header to remove (or one removed anyway):
+        // skipping them before parsing keeps the common case from allocating.
+        .filter(|token| {
+            !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+        })
+        .filter_map(|token| HeaderName::try_from(token).ok())
+        .filter(|name| !HOP_BY_HOP.contains(name))
         .collect();
     for name in named {
         headers.remove(name);
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
-    let name = HeaderName::from_static("x-forwarded-for");
-    let value = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
-        _ => ip.to_string(),
+    let mut text = IpText::default();
+    text.write(ip);
+    let value = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(existing) if !existing.trim_ascii().is_empty() => {
+            let mut joined = Vec::with_capacity(existing.len() + 2 + text.len);
+            joined.extend_from_slice(existing);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(text.as_bytes());
+            HeaderValue::from_bytes(&joined)
+        }
+        _ => HeaderValue::from_bytes(text.as_bytes()),
     };
-    if let Ok(value) = HeaderValue::try_from(value) {
-        headers.insert(name, value);
+    if let Ok(value) = value {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+/// An IP address as text, on the stack; IPv4 without the formatting machinery (this runs on
+/// every request).
+struct IpText {
+    bytes: [u8; 45],
+    len: usize,
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        IpText {
+            bytes: [0; 45],
+            len: 0,
+        }
+    }
+}
+
+impl IpText {
+    fn write(&mut self, ip: std::net::IpAddr) {
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.push(b'.');
+                    }
+                    if octet >= 100 {
+                        self.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        self.push(b'0' + octet / 10 % 10);
+                    }
+                    self.push(b'0' + octet % 10);
+                }
+            }
+            // The longest IPv6 text (with an embedded IPv4 address) is 45 bytes: this cannot
+            // fail.
+            std::net::IpAddr::V6(_) => {
+                let _ = std::fmt::Write::write_fmt(self, format_args!("{ip}"));
+            }
+        }
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -517,6 +592,22 @@ mod tests {
     }
 
     #[test]
+    fn every_connection_value_names_headers_to_remove() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::CONNECTION, HeaderValue::from_static("Close, X-One"));
+        headers.append(
+            header::CONNECTION,
+            HeaderValue::from_static(" x-two ,KEEP-ALIVE"),
+        );
+        headers.insert("x-one", HeaderValue::from_static("1"));
+        headers.insert("x-two", HeaderValue::from_static("2"));
+        headers.insert("x-three", HeaderValue::from_static("3"));
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-three"]);
+    }
+
+    #[test]
     fn each_hop_by_hop_header_alone_is_removed() {
         for name in [
             "connection",
@@ -544,5 +635,27 @@ mod tests {
         append_forwarded_for(&mut headers, "10.0.0.1".parse().unwrap());
         append_forwarded_for(&mut headers, "127.0.0.1".parse().unwrap());
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        append_forwarded_for(&mut headers, "::ffff:192.168.0.255".parse().unwrap());
+        assert_eq!(
+            headers["x-forwarded-for"],
+            "10.0.0.1, 127.0.0.1, ::ffff:192.168.0.255"
+        );
+    }
+
+    proptest::proptest! {
+        /// Any address is written as `Display` writes it.
+        #[test]
+        fn ip_text_matches_display(v4 in proptest::prelude::any::<[u8; 4]>(), v6 in proptest::prelude::any::<u128>()) {
+            for ip in [
+                std::net::IpAddr::from(v4),
+                std::net::IpAddr::from(std::net::Ipv6Addr::from(v6)),
+                std::net::IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()),
+            ] {
+                let mut text = IpText::default();
+                text.write(ip);
+                let display = ip.to_string();
+                proptest::prop_assert_eq!(text.as_bytes(), display.as_bytes());
+            }
+        }
     }
 }
