@@ -11,7 +11,7 @@
 //! The clients are hyper's, used directly rather than through reqwest, which adds fixed work to
 //! every request that a proxy does not need (its redirect layer turns the URI into a string and
 //! parses it as a URL twice per exchange, the header map is copied, the response gets a URL of
-//! its own): `http://` backends go through [`Http1Pool`](crate::pool::Http1Pool), HTTP/1.1
+//! its own): `http://` backends go through [`Http1Pool`], HTTP/1.1
 //! connections of hyper's with a minimal pool; `https://` backends through hyper-util's pooled
 //! client with rustls (HTTP/1.1, or HTTP/2 when the backend offers it). Measured with
 //! `examples/gateway/bench/load.sh`: see `bench/README.md`.
