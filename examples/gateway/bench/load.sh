@@ -62,6 +62,8 @@ install_tools() {
 # --- processes and cleanup --------------------------------------------------------------------
 
 pids=()
+# The process serving each target (nginx masters: their workers are counted with them).
+declare -A server_pid
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/agentgw-bench.XXXXXX")
 
 cleanup() {
@@ -138,6 +140,7 @@ start_nginx() { # name template port [upstream port]
     "$NGINX" -p "$tmp" -e "$tmp/$name-error.log" -c "$tmp/$name.conf" -g 'daemon off;' \
         >"$tmp/$name.out" 2>&1 &
     pids+=($!)
+    server_pid[$name]=$!
     wait_for_port "$port" "nginx $name" "$tmp/$name-error.log" "$!"
 }
 
@@ -169,6 +172,7 @@ run_wrk() { # name url connections duration
     wrk -t"$threads" -c"$conns" -d"$duration" --latency -s "$tmp/chat.lua" "$url" >"$out" 2>&1 \
         || { cat "$out" >&2; die "wrk failed against $name"; }
     RPS=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+    REQUESTS=$(awk '/requests in/ { print $1 }' "$out")
     P50=$(to_us "$(awk '$1 == "50%" { print $2 }' "$out")")
     P99=$(to_us "$(awk '$1 == "99%" { print $2 }' "$out")")
     ERRORS=$(awk '
@@ -176,6 +180,17 @@ run_wrk() { # name url connections duration
         /Socket errors:/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) e += $i }
         END { print e + 0 }' "$out")
     [[ -n $RPS && -n $P50 && -n $P99 ]] || { cat "$out" >&2; die "could not parse wrk output for $name"; }
+}
+
+# CPU time (user + system, clock ticks) of a process and its children (nginx workers).
+cpu_ticks() { # pid
+    local total=0 pid fields
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        read -r -a fields <"/proc/$pid/stat" || continue
+        # Fields 14 and 15: utime and stime (the name in field 2 has no spaces here).
+        total=$(( total + fields[13] + fields[14] ))
+    done
+    echo "$total"
 }
 
 check_answer() { # name url
@@ -232,6 +247,7 @@ YAML
     # shellcheck disable=SC2086 # GATEWAY_ARGS is a list of arguments
     RUST_LOG=${RUST_LOG:-warn} "$gateway_bin" --config "$tmp/agentgw.yaml" $GATEWAY_ARGS >"$tmp/agentgw.log" 2>&1 &
     pids+=($!)
+    server_pid[agentgw]=$!
     wait_for_port "$gateway_port" agentgw "$tmp/agentgw.log" "$!"
     targets+=(agentgw)
     url[agentgw]="http://127.0.0.1:$gateway_port$path"
@@ -241,7 +257,10 @@ for target in "${targets[@]}"; do
     check_answer "$target" "${url[$target]}"
 done
 
-declare -A rps p50 p99 errors
+server_pid[direct]=${server_pid[upstream]}
+server_pid[nginx-proxy]=${server_pid[proxy]}
+tick=$(getconf CLK_TCK)
+declare -A rps p50 p99 errors cpu
 for target in "${targets[@]}"; do
     if [[ $WARMUP != 0 ]]; then
         log "warming up $target ($WARMUP)"
@@ -249,7 +268,11 @@ for target in "${targets[@]}"; do
     fi
     for conns in $CONNECTIONS; do
         log "$target: $conns connections, $DURATION"
+        before=$(cpu_ticks "${server_pid[$target]}")
         run_wrk "$target" "${url[$target]}" "$conns" "$DURATION"
+        after=$(cpu_ticks "${server_pid[$target]}")
+        cpu[$target,$conns]=$(awk -v t=$(( after - before )) -v k="$tick" -v r="$REQUESTS" \
+            'BEGIN { printf "%.1f", (r > 0 ? t / k * 1e6 / r : 0) }')
         rps[$target,$conns]=$RPS
         p50[$target,$conns]=$P50
         p99[$target,$conns]=$P99
@@ -272,6 +295,15 @@ for conns in $CONNECTIONS; do
         overhead=$(( ${p50[agentgw,$conns]} - ${p50[direct,$conns]} ))
     fi
     echo "| $conns | $(cell direct "$conns") | $(cell nginx-proxy "$conns") | $(cell agentgw "$conns") | $ratio | $overhead |"
+done
+
+echo
+echo "CPU time per request of the process under test (user + system, us; the upstream's own is in the direct column):"
+echo
+echo "| conns | direct | nginx-proxy | agentgw |"
+echo "|---:|---:|---:|---:|"
+for conns in $CONNECTIONS; do
+    echo "| $conns | ${cpu[direct,$conns]:-n/a} | ${cpu[nginx-proxy,$conns]:-n/a} | ${cpu[agentgw,$conns]:-n/a} |"
 done
 
 failed=0
