@@ -26,7 +26,7 @@
 //! assert_eq!(attrs.source().unwrap().port(), 5555);
 //! ```
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -34,6 +34,102 @@ use serde_json::{Map, Value};
 /// The address of the peer that opened the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
+
+impl ClientAddr {
+    /// The IP address as text (`x-forwarded-for`, an authorization request), written on the
+    /// stack without allocating.
+    ///
+    /// ```
+    /// use agentgw_core::identity::ClientAddr;
+    ///
+    /// let addr = ClientAddr("10.0.0.7:4321".parse().unwrap());
+    /// assert_eq!(addr.ip_text().as_str(), "10.0.0.7");
+    /// ```
+    pub fn ip_text(&self) -> IpText {
+        IpText::new(self.0.ip())
+    }
+}
+
+/// An IP address as text, held on the stack: what `Display` writes, without its formatting
+/// machinery for IPv4 (this runs for every proxied request).
+#[derive(Clone, Copy)]
+pub struct IpText {
+    /// The longest IPv6 text, with an embedded IPv4 address, is 45 bytes.
+    bytes: [u8; 45],
+    len: u8,
+}
+
+impl IpText {
+    /// The text of `ip`.
+    pub fn new(ip: IpAddr) -> Self {
+        let mut text = IpText {
+            bytes: [0; 45],
+            len: 0,
+        };
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push(b'.');
+                    }
+                    if octet >= 100 {
+                        text.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        text.push(b'0' + octet / 10 % 10);
+                    }
+                    text.push(b'0' + octet % 10);
+                }
+            }
+            // 45 bytes hold any IPv6 text: this cannot fail.
+            IpAddr::V6(_) => {
+                let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{ip}"));
+            }
+        }
+        text
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes[usize::from(self.len)] = byte;
+        self.len += 1;
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, dots, colons and hex letters are ever written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+
+    /// The text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let start = usize::from(self.len);
+        let end = start + s.len();
+        self.bytes
+            .get_mut(start..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = u8::try_from(end).map_err(|_| std::fmt::Error)?;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("IpText").field(&self.as_str()).finish()
+    }
+}
+
+impl std::fmt::Display for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The verified claims of a JWT, shared cheaply.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,5 +257,23 @@ mod tests {
         assert_eq!(claims.subject(), None, "non-string sub is not a subject");
         assert_eq!(claims.issuer(), Some("me"));
         assert!(JwtClaims::from_value(Value::Null).is_none());
+    }
+
+    proptest::proptest! {
+        /// Any address is written as `Display` writes it.
+        #[test]
+        fn ip_text_matches_display(
+            v4 in proptest::prelude::any::<[u8; 4]>(),
+            v6 in proptest::prelude::any::<u128>(),
+        ) {
+            for ip in [
+                IpAddr::from(v4),
+                IpAddr::from(std::net::Ipv6Addr::from(v6)),
+                IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()),
+            ] {
+                let text = IpText::new(ip);
+                proptest::prop_assert_eq!(text.as_str(), ip.to_string());
+            }
+        }
     }
 }

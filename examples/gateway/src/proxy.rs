@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use agentgw_core::identity::ClientAddr;
+use agentgw_core::identity::{ClientAddr, IpText};
 use agentgw_core::{BoxError, Rejection, ResponseShape};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -450,11 +450,10 @@ fn strip_connection_named(headers: &mut HeaderMap) {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
-    let mut text = IpText::default();
-    text.write(ip);
+    let text = IpText::new(ip);
     let value = match headers.get(X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
         Some(existing) if !existing.trim_ascii().is_empty() => {
-            let mut joined = Vec::with_capacity(existing.len() + 2 + text.len);
+            let mut joined = Vec::with_capacity(existing.len() + 2 + text.as_bytes().len());
             joined.extend_from_slice(existing);
             joined.extend_from_slice(b", ");
             joined.extend_from_slice(text.as_bytes());
@@ -464,69 +463,6 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
     };
     if let Ok(value) = value {
         headers.insert(X_FORWARDED_FOR, value);
-    }
-}
-
-/// An IP address as text, on the stack; IPv4 without the formatting machinery (this runs on
-/// every request).
-struct IpText {
-    bytes: [u8; 45],
-    len: usize,
-}
-
-impl Default for IpText {
-    fn default() -> Self {
-        IpText {
-            bytes: [0; 45],
-            len: 0,
-        }
-    }
-}
-
-impl IpText {
-    fn write(&mut self, ip: std::net::IpAddr) {
-        match ip {
-            std::net::IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        self.push(b'.');
-                    }
-                    if octet >= 100 {
-                        self.push(b'0' + octet / 100);
-                    }
-                    if octet >= 10 {
-                        self.push(b'0' + octet / 10 % 10);
-                    }
-                    self.push(b'0' + octet % 10);
-                }
-            }
-            // The longest IPv6 text (with an embedded IPv4 address) is 45 bytes: this cannot
-            // fail.
-            std::net::IpAddr::V6(_) => {
-                let _ = std::fmt::Write::write_fmt(self, format_args!("{ip}"));
-            }
-        }
-    }
-
-    fn push(&mut self, byte: u8) {
-        self.bytes[self.len] = byte;
-        self.len += 1;
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-impl std::fmt::Write for IpText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(std::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 
@@ -640,22 +576,5 @@ mod tests {
             headers["x-forwarded-for"],
             "10.0.0.1, 127.0.0.1, ::ffff:192.168.0.255"
         );
-    }
-
-    proptest::proptest! {
-        /// Any address is written as `Display` writes it.
-        #[test]
-        fn ip_text_matches_display(v4 in proptest::prelude::any::<[u8; 4]>(), v6 in proptest::prelude::any::<u128>()) {
-            for ip in [
-                std::net::IpAddr::from(v4),
-                std::net::IpAddr::from(std::net::Ipv6Addr::from(v6)),
-                std::net::IpAddr::from(std::net::Ipv4Addr::from(v4).to_ipv6_mapped()),
-            ] {
-                let mut text = IpText::default();
-                text.write(ip);
-                let display = ip.to_string();
-                proptest::prop_assert_eq!(text.as_bytes(), display.as_bytes());
-            }
-        }
     }
 }

@@ -22,8 +22,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::header::COOKIE;
@@ -31,7 +29,7 @@ use http::header::GetAll;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 
-use agentgw_core::identity::{ClientAddr, PeerIdentity};
+use agentgw_core::identity::{ClientAddr, IpText, PeerIdentity};
 
 use super::input::{self, BodyPrefix};
 
@@ -344,7 +342,7 @@ impl Peer {
             return None;
         }
         Some(Peer {
-            address: addr.map(|ClientAddr(addr)| (IpText::of(addr), addr.port())),
+            address: addr.map(|addr| (addr.ip_text(), addr.0.port())),
             principal: identity.and_then(|id| {
                 id.spiffe_id
                     .clone()
@@ -356,7 +354,7 @@ impl Peer {
 
     /// `SocketAddress`: `address` (2) and `port_value` (3, in a oneof: written even when 0).
     fn socket_address_len(ip: &IpText, port: u16) -> usize {
-        str_len(ip.len) + 1 + varint_len(u64::from(port))
+        str_len(ip.as_bytes().len()) + 1 + varint_len(u64::from(port))
     }
 
     fn len(&self) -> usize {
@@ -383,40 +381,6 @@ impl Peer {
         if let Some(principal) = &self.principal {
             put_str(buf, 4, principal.as_bytes());
         }
-    }
-}
-
-/// An IP address as text, formatted on the stack.
-struct IpText {
-    bytes: [u8; 45],
-    len: usize,
-}
-
-impl IpText {
-    fn of(addr: &SocketAddr) -> Self {
-        let mut text = IpText {
-            bytes: [0; 45],
-            len: 0,
-        };
-        // The longest IPv6 text (with an embedded IPv4 address) is 45 bytes: this cannot fail.
-        let _ = write!(text, "{}", addr.ip());
-        text
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-impl std::fmt::Write for IpText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(std::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 
@@ -753,7 +717,7 @@ mod tests {
                 } else {
                     std::net::Ipv4Addr::from(ip).into()
                 };
-                builder = builder.extension(ClientAddr(SocketAddr::new(ip, port)));
+                builder = builder.extension(ClientAddr(std::net::SocketAddr::new(ip, port)));
             }
             if let Some(principal) = principal {
                 builder = builder.extension(PeerIdentity {
