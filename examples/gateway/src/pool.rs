@@ -136,14 +136,23 @@ impl Http1Pool {
         self.shared.idle.lock().unwrap().len()
     }
 
-    /// An idle connection that is ready for a request. Closed ones are dropped; ones still
-    /// finishing their last exchange stay in the list.
+    /// The most recently returned idle connection that is ready for a request. Closed ones met
+    /// on the way are dropped; ones still finishing their last exchange stay. Usually the last
+    /// one is ready: no scan of the list.
     fn checkout(&self) -> Option<SendRequest<ReqBody>> {
         let mut idle = self.shared.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let position = idle.iter().rposition(SendRequest::is_ready);
-        let found = position.map(|i| idle.swap_remove(i));
-        idle.retain(|sender| !sender.is_closed());
-        found
+        let mut busy = 0;
+        while idle.len() > busy {
+            let i = idle.len() - 1 - busy;
+            if idle[i].is_closed() {
+                idle.remove(i);
+            } else if idle[i].is_ready() {
+                return Some(idle.remove(i));
+            } else {
+                busy += 1;
+            }
+        }
+        None
     }
 
     fn pooled(
@@ -209,6 +218,10 @@ impl Shared {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() >= self.max_idle {
+            // Full: make room by dropping the connections the backend has closed meanwhile.
+            idle.retain(|sender| !sender.is_closed());
+        }
         if idle.len() < self.max_idle {
             idle.push(sender);
         }
@@ -429,6 +442,21 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(text(pool.send(get("/")).await.unwrap()).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_connect_address_has_a_port() {
+        let address = |authority: &str| {
+            Http1Pool::new(&authority.parse().unwrap(), Duration::from_secs(1), 1)
+                .shared
+                .authority
+                .clone()
+        };
+        assert_eq!(address("backend.internal"), "backend.internal:80");
+        assert_eq!(address("10.0.0.1:8080"), "10.0.0.1:8080");
+        // An IPv6 literal keeps its brackets, as `TcpStream::connect` wants it.
+        assert_eq!(address("[::1]:4000"), "[::1]:4000");
+        assert_eq!(address("[::1]"), "[::1]:80");
     }
 
     #[tokio::test]
