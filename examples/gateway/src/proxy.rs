@@ -11,10 +11,10 @@
 //! The clients are hyper's, used directly rather than through reqwest, which adds fixed work to
 //! every request that a proxy does not need (its redirect layer turns the URI into a string and
 //! parses it as a URL twice per exchange, the header map is copied, the response gets a URL of
-//! its own): `http://` backends go through [`Http1Pool`], HTTP/1.1
-//! connections of hyper's with a minimal pool; `https://` backends through hyper-util's pooled
-//! client with rustls (HTTP/1.1, or HTTP/2 when the backend offers it). Measured with
-//! `examples/gateway/bench/load.sh`: see `bench/README.md`.
+//! its own): `http://` backends go through [`Http1Pool`], hyper's HTTP/1.1 connections with a
+//! minimal pool; `https://` backends through hyper-util's pooled client with rustls (HTTP/1.1,
+//! or HTTP/2 when the backend offers it). Measured with `examples/gateway/bench/load.sh`: see
+//! `bench/README.md`.
 
 use std::convert::Infallible;
 use std::error::Error as _;
@@ -188,19 +188,16 @@ impl Upstream {
         }
         // One client shared by threads that are not workers, then one per per-core worker, so
         // that each worker keeps its upstream connections on its own runtime.
-        let client = || match (&scheme, &options.tls) {
-            (s, None) if *s == Scheme::HTTP => Ok(UpstreamClient::Http(Http1Pool::new(
+        let https = scheme == Scheme::HTTPS;
+        let client = || match (https, &options.tls) {
+            (false, None) => Ok(UpstreamClient::Http(Http1Pool::new(
                 &authority,
                 options.connect_timeout,
                 DEFAULT_MAX_IDLE,
             ))),
-            (s, Some(tls)) if *s == Scheme::HTTPS => {
-                Ok(UpstreamClient::https(options.connect_timeout, tls.clone()))
-            }
-            (s, _) if *s == Scheme::HTTPS => {
-                Err("an https:// backend needs TLS settings".to_owned())
-            }
-            _ => Err("TLS settings need an https:// backend".to_owned()),
+            (true, Some(tls)) => Ok(UpstreamClient::https(options.connect_timeout, tls.clone())),
+            (true, None) => Err("an https:// backend needs TLS settings".to_owned()),
+            (false, Some(_)) => Err("TLS settings need an https:// backend".to_owned()),
         };
         let clients = (0..=options.workers)
             .map(|_| client())
