@@ -34,7 +34,7 @@ use agentgw_core::identity::{ClientAddr, IpText, PeerIdentity};
 use super::input::{self, BodyPrefix};
 
 /// The header Envoy adds to say whether the body it sends is truncated.
-pub(crate) const PARTIAL_BODY: &str = "x-envoy-auth-partial-body";
+const PARTIAL_BODY: &str = "x-envoy-auth-partial-body";
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -265,6 +265,7 @@ impl Entry {
 
 /// A header map entry's name and the text of its value.
 enum HeaderText<'a> {
+    /// A value that is text already (the pseudo-headers, the partial-body flag).
     Str(&'a str, &'a str),
     /// A header sent once.
     Single(&'a str, &'a HeaderValue),
