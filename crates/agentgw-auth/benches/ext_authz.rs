@@ -331,7 +331,7 @@ impl Authorization for Recorder {
     }
 }
 
-/// A listener on 127.0.0.1 for a server that `server` runs.
+/// A non-blocking listener on 127.0.0.1 and its URL, for a server another runtime will run.
 fn bind() -> (std::net::TcpListener, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
