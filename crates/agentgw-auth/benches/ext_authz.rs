@@ -31,13 +31,19 @@
 //! decoding and interpreting the answer, forwarding, the boxed response future.
 //!
 //! No tracing subscriber and no metrics recorder are installed (as in a gateway whose
-//! `ext_authz` span is below the log level).
+//! `ext_authz` span is below the log level). The process allocates with mimalloc, as the
+//! `agentgw` binary does.
 //!
 //! With `--bench`, percentile tables (p50/p99 per request, 20 000 requests per cell at 1 in
 //! flight and 320 000 at 64, the two sides alternating in 8 rounds) are printed before the
 //! Criterion groups, for two layouts: `shared`, where one 2-worker runtime runs the callers, the
 //! layer and the services, and `split`, where the services run on a 1-worker runtime of their
 //! own and the callers and the layer on another.
+
+// The allocator of the `agentgw` gateway binary, so that the layer's allocations cost here what
+// they cost there (with glibc's malloc they cost more; see the crate README).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
