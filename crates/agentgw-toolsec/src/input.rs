@@ -91,14 +91,15 @@ impl InputValidator {
         for rule in self.rules.iter().filter(|rule| rule.tool.matches(tool)) {
             for check in &rule.arguments {
                 let mut denial = None;
-                let mut visit = |value: &Value| {
+                // `name`: the argument as the client sent it (for `*`, the offending key).
+                let mut visit = |name: &str, value: &Value| {
                     if denial.is_none() {
                         denial = check.check_value(value).map(|rule_name| {
                             Denial::forbidden(
                                 rule_name,
                                 format!(
                                     "argument {} of tool {} was rejected by input validation",
-                                    quoted(&check.field_text),
+                                    quoted(name),
                                     quoted(tool)
                                 ),
                             )
@@ -107,10 +108,12 @@ impl InputValidator {
                 };
                 if check.field.is_any() {
                     if let Value::Object(map) = arguments {
-                        map.values().for_each(&mut visit);
+                        map.iter().for_each(|(name, value)| visit(name, value));
                     }
                 } else {
-                    check.field.for_each_value(arguments, &mut visit);
+                    check
+                        .field
+                        .for_each_value(arguments, &mut |value| visit(&check.field_text, value));
                 }
                 if let Some(denial) = denial {
                     return Err(denial);
@@ -242,6 +245,19 @@ mod tests {
         assert!(rule(&v, "read-file", json!({"path": "&#46;&#46;/x"})).is_some());
         // Nested values are checked too.
         assert!(rule(&v, "read-file", json!({"opts": {"paths": ["ok", "../x"]}})).is_some());
+    }
+
+    #[test]
+    fn denial_names_the_offending_argument() {
+        let v = seed_validator();
+        // The seed's checks apply to every argument (`*`): the message names the one sent.
+        let denial = v
+            .check("read-file", Some(&json!({"q": "ok", "path": "../x"})))
+            .expect_err("traversal");
+        assert_eq!(
+            denial.message,
+            "argument `path` of tool `read-file` was rejected by input validation"
+        );
     }
 
     #[test]
