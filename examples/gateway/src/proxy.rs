@@ -26,11 +26,9 @@ use std::time::Duration;
 
 use agentgw_core::identity::{ClientAddr, IpText};
 use agentgw_core::{BoxError, Rejection, ResponseShape};
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body::Body;
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -265,11 +263,9 @@ impl Upstream {
     }
 }
 
-impl<B> tower::Service<Request<B>> for Upstream
-where
-    B: Body<Data = Bytes> + Send + Sync + 'static,
-    B::Error: Into<BoxError>,
-{
+/// Takes the gateway's boxed request body as it is (a generic body would be boxed a second
+/// time, and polled through two vtables) and answers with the client's boxed response body.
+impl tower::Service<Request<ReqBody>> for Upstream {
     type Response = Response<ResBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -278,18 +274,14 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let this = self.clone();
         Box::pin(async move { Ok(this.forward(req).await) })
     }
 }
 
 impl Upstream {
-    async fn forward<B>(self, req: Request<B>) -> Response<ResBody>
-    where
-        B: Body<Data = Bytes> + Send + Sync + 'static,
-        B::Error: Into<BoxError>,
-    {
+    async fn forward(self, req: Request<ReqBody>) -> Response<ResBody> {
         let client = self.client();
         // hyper's HTTP/1.1 connection sends the URI as given: origin form for the pool; the
         // https client picks its connection by scheme and authority and converts itself.
@@ -314,7 +306,7 @@ impl Upstream {
         if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>() {
             append_forwarded_for(&mut headers, addr.ip());
         }
-        let mut request = Request::new(body.map_err(Into::into).boxed());
+        let mut request = Request::new(body);
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri;
         // HTTP/1.1 unless the pooled connection negotiated HTTP/2 (an HTTP/2 client's request

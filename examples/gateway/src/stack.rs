@@ -228,7 +228,8 @@ fn build_route(
         };
         let upstream = Upstream::new(&route.backend.url, &route.path_prefix, &upstream_options)
             .map_err(|e| vec![ConfigError::new(format!("{backend_path}.url"), e)])?;
-        boxed(upstream)
+        // Already speaks our bodies: boxed as it is, without `boxed`'s response mapping.
+        BoxCloneSyncService::new(upstream)
     };
 
     if let Some(token) = &route.backend.auth_token {
