@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use agentgw_core::identity::ClientAddr;
+use agentgw_core::identity::{ClientAddr, IpText};
 
 use super::decision::{Allow, CheckError, Deny, HeaderOp, Verdict, denial_headers, header_pair};
 use super::input::{self, BodyPrefix};
@@ -145,7 +145,7 @@ impl HttpClient {
         if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>() {
             headers.insert(
                 X_FORWARDED_FOR,
-                HeaderValue::try_from(addr.ip().to_string())
+                HeaderValue::from_bytes(IpText::new(addr.ip()).as_bytes())
                     .map_err(|e| CheckError::Malformed(e.to_string()))?,
             );
         }
