@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use agentgw_core::identity::{ClientAddr, IpText};
+use agentgw_core::identity::ClientAddr;
 
 use super::decision::{Allow, CheckError, Deny, HeaderOp, Verdict, denial_headers, header_pair};
 use super::input::{self, BodyPrefix};
@@ -142,10 +142,10 @@ impl HttpClient {
         if let Some(host) = forwarded_host(parts) {
             headers.insert(X_FORWARDED_HOST, host);
         }
-        if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>() {
+        if let Some(client) = parts.extensions.get::<ClientAddr>() {
             headers.insert(
                 X_FORWARDED_FOR,
-                HeaderValue::from_bytes(IpText::new(addr.ip()).as_bytes())
+                HeaderValue::from_bytes(client.ip_text().as_bytes())
                     .map_err(|e| CheckError::Malformed(e.to_string()))?,
             );
         }
