@@ -23,7 +23,7 @@ use super::value::{ByteStr, List, Map, Str, Type, Value};
 
 const CASES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/cel-conformance/cases.json"
+    "/../../shared/data/cel-conformance/cases.json"
 );
 const KNOWN_GAPS: &str = include_str!("../../conformance/known-gaps.txt");
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 const DEV_SET: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/data/pii/dev.jsonl"
+    "/../../shared/data/pii/dev.jsonl"
 );
 
 /// The floor each label must reach, precision and recall (the target is 0.995).
