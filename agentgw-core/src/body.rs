@@ -43,15 +43,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderValue, Request, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 
 use crate::BoxError;
+use crate::content::{MediaType, content_codings, media_type};
+use crate::decode::{DecodeLimits, EncodedBodies, decode, unsupported_encoding};
+use crate::json::JsonError;
+use crate::llm::Format;
 use crate::payload::Payload;
-use crate::rejection::Rejection;
+use crate::rejection::{Rejection, RouteKind};
 
 /// The largest body a layer reads into memory, in bytes.
 ///
@@ -128,11 +132,22 @@ where
 }
 
 /// Makes sure `req` carries a [`Payload`], reading the body (bounded by `limit`) if no earlier
-/// layer did.
+/// layer did, and interpreting it the one way every layer and the upstream will.
 ///
 /// On success the returned request has a [`Payload`] extension and a body that yields exactly the
-/// payload's bytes. A body over the limit is a 413 [`Rejection`]; a body that fails to read is a
-/// 400. See the [module docs](self) for an example.
+/// payload's bytes. On the way, in this order:
+///
+/// 1. a body over the limit is a 413 [`Rejection`]; a body that fails to read is a 400;
+/// 2. a `Content-Encoding` other than `identity` is decoded (bounded, see [`crate::decode`]) and
+///    the decoded body is what is inspected *and forwarded*, without `Content-Encoding`; with
+///    [`EncodedBodies::Refuse`] in the request extensions, or an unknown coding, it is a 415;
+/// 3. a body that is meant to be JSON must be strict JSON ([`crate::json`]), or it is a 400: on
+///    LLM and MCP routes (a [`RouteKind`] extension, or an LLM API path), with a JSON (or
+///    ambiguous) `Content-Type`, or when the body starts like JSON (`{`, `[`, a byte-order mark,
+///    UTF-16). Such a body is never scanned as raw text and forwarded. The parsed value is
+///    cached in the [`Payload`]: nothing parses it twice.
+///
+/// See the [module docs](self) for an example.
 pub async fn buffer_request<B>(
     req: Request<B>,
     limit: BodyLimit,
@@ -151,14 +166,76 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit.0 as u64) {
-        return Err(BodyError::TooLarge { limit: limit.0 }.into_rejection("body"));
+        return Err(BodyError::TooLarge { limit: limit.0 }.into_rejection(LAYER));
+    }
+    let codings = content_codings(req.headers()).map_err(|_| unsupported_encoding(LAYER))?;
+    let policy = req
+        .extensions()
+        .get::<EncodedBodies>()
+        .copied()
+        .unwrap_or_default();
+    if !codings.is_empty() && policy == EncodedBodies::Refuse {
+        return Err(unsupported_encoding(LAYER));
     }
     let (mut parts, body) = req.into_parts();
-    let bytes = collect(body, limit)
+    let mut bytes = collect(body, limit)
         .await
-        .map_err(|e| e.into_rejection("body"))?;
-    parts.extensions.insert(Payload::new(bytes.clone()));
+        .map_err(|e| e.into_rejection(LAYER))?;
+    if !codings.is_empty() {
+        bytes = decode(&bytes, &codings, &DecodeLimits::new(limit))
+            .map_err(|e| e.into_rejection(LAYER))?;
+        parts.headers.remove(CONTENT_ENCODING);
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
+    }
+    let payload = Payload::new(bytes.clone());
+    if json_expected(&parts, &bytes)
+        && let Err(err) = payload.json()
+    {
+        return Err(not_strict_json(err));
+    }
+    parts.extensions.insert(payload);
     Ok(Request::from_parts(parts, RequestBody::buffered(bytes)))
+}
+
+/// The layer name on rejections of [`buffer_request`].
+const LAYER: &str = "body";
+
+/// Whether a body must be read as JSON. See [`buffer_request`].
+fn json_expected(parts: &http::request::Parts, bytes: &[u8]) -> bool {
+    if matches!(
+        parts.extensions.get::<RouteKind>(),
+        Some(RouteKind::Llm | RouteKind::Mcp)
+    ) {
+        return true;
+    }
+    let media = media_type(&parts.headers);
+    if media.is_json() || media == MediaType::Ambiguous {
+        return true;
+    }
+    if Format::from_path(parts.uri.path()).is_some() {
+        return true;
+    }
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => false,
+        Some(b'{' | b'[' | 0xef | 0xfe | 0xff | 0) => true,
+        // UTF-16/32 without a byte-order mark: NUL bytes among the first few.
+        Some(_) => bytes.iter().take(4).any(|b| *b == 0),
+    }
+}
+
+fn not_strict_json(err: &JsonError) -> Rejection {
+    let message = match err {
+        JsonError::Empty => "request body is empty",
+        JsonError::InvalidUtf8 { .. } => "request body is not UTF-8 JSON",
+        JsonError::DuplicateKey { .. } => {
+            "request body has a duplicate key (compared ignoring ASCII case)"
+        }
+        JsonError::FieldCase { .. } => "request body has a field name in the wrong case",
+        _ => "request body is not valid JSON",
+    };
+    Rejection::new(StatusCode::BAD_REQUEST, LAYER, err.reason()).with_message(message)
 }
 
 /// Replaces the body of `req` with `payload`: the body yields the payload's bytes, the

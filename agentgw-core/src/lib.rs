@@ -12,6 +12,9 @@
 //!   stream event by event.
 //! - [`rejection`]: one [`Rejection`] type rendered as the error a client of that protocol
 //!   understands.
+//! - [`content`], [`decode`], [`json`] and [`path`]: the one interpretation of a message every
+//!   layer shares (media type and content codings, bounded decompression, strict JSON, the
+//!   canonical path), so that a layer inspects exactly what the upstream and the client act on.
 //! - [`attributes`]: the read-only view of a request that policies evaluate.
 //! - [`audit`] and [`metrics`]: audit events and sinks, metric names.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -19,10 +22,14 @@
 pub mod attributes;
 pub mod audit;
 pub mod body;
+pub mod content;
+pub mod decode;
 pub mod identity;
+pub mod json;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;
+pub mod path;
 pub mod payload;
 pub mod rejection;
 pub mod sse;

@@ -32,29 +32,8 @@ use serde_json::Value;
 
 use crate::mcp;
 
-/// Why a payload has no JSON view.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PayloadError {
-    /// The body is empty.
-    #[error("body is empty")]
-    Empty,
-    /// The body is not valid UTF-8.
-    #[error("body is not valid UTF-8 (at byte {valid_up_to})")]
-    InvalidUtf8 {
-        /// Length of the valid prefix.
-        valid_up_to: usize,
-    },
-    /// The body is not valid JSON.
-    #[error("body is not valid JSON: {message} at line {line}, column {column}")]
-    InvalidJson {
-        /// The parser's message.
-        message: String,
-        /// Line of the error (1-based).
-        line: usize,
-        /// Column of the error (1-based).
-        column: usize,
-    },
-}
+/// Why a payload has no JSON view: the body is not strict JSON (see [`crate::json`]).
+pub use crate::json::JsonError as PayloadError;
 
 /// A buffered request body with lazily parsed views. See the [module docs](self).
 #[derive(Clone)]
@@ -122,7 +101,9 @@ impl Payload {
         })
     }
 
-    /// The body parsed as JSON, parsed on the first call and cached for every later one.
+    /// The body parsed as strict JSON ([`crate::json::parse`]: duplicate keys, case variants of
+    /// the fields layers read, `NaN` and the like are errors), parsed on the first call and
+    /// cached for every later one.
     pub fn json(&self) -> Result<&Value, &PayloadError> {
         self.inner
             .json
@@ -149,19 +130,7 @@ impl Payload {
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, PayloadError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(PayloadError::Empty);
-    }
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(PayloadError::InvalidUtf8 {
-            valid_up_to: e.valid_up_to(),
-        });
-    }
-    serde_json::from_slice(bytes).map_err(|e| PayloadError::InvalidJson {
-        message: e.to_string(),
-        line: e.line(),
-        column: e.column(),
-    })
+    crate::json::parse(bytes)
 }
 
 impl fmt::Debug for Payload {

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use agentgw_core::body::{BodyLimit, RequestBody, buffer_request, collect, replace_payload};
 use agentgw_core::llm::{Direction, Format};
+use agentgw_core::path::canonicalize_request;
 use agentgw_core::rejection::RouteKind;
 use agentgw_core::sse::{DEFAULT_MAX_EVENT_BYTES, Decoder, TransformBody};
 use agentgw_core::{BoxError, Payload, Rejection, ResponseShape};
@@ -200,12 +201,17 @@ type Denied = Response<Full<Bytes>>;
 /// Buffers and guards the request; `Err` is the response that denies it.
 async fn guard_request<B>(
     shared: &Shared,
-    req: Request<B>,
+    mut req: Request<B>,
 ) -> Result<Request<RequestBody<B>>, Denied>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    // The path picks the LLM format the body is read in: read it as the upstream will.
+    if let Err(rejection) = canonicalize_request(&mut req, LAYER) {
+        rejection.record();
+        return Err(rejection.into_response_for(&req));
+    }
     if shared.request.is_empty() {
         let mut req = req.map(RequestBody::streaming);
         prefer_identity_encoding(shared, &mut req);

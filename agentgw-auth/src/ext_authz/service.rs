@@ -12,9 +12,11 @@ use http_body::Body;
 use tower_service::Service;
 
 use agentgw_core::body::buffer_request;
+use agentgw_core::path::canonicalize_request;
 use agentgw_core::rejection::RouteKind;
 use agentgw_core::{BodyLimit, BoxError, RequestBody, ResponseBody, ResponseShape};
 
+use super::LAYER;
 use super::layer::{Outcome, Shared};
 
 /// The service [`ExtAuthLayer`](super::ExtAuthLayer) wraps around an inner service.
@@ -112,13 +114,18 @@ async fn authorize<S, B, ResBody>(
     shared: Arc<Shared>,
     body_limit: BodyLimit,
     mut inner: S,
-    req: Request<B>,
+    mut req: Request<B>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
 where
     S: Service<Request<RequestBody<B>>, Response = Response<ResBody>>,
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    // The authorization service decides on the path the upstream will route on.
+    if let Err(rejection) = canonicalize_request(&mut req, LAYER) {
+        rejection.record();
+        return Ok(rejection.into_response_for(&req).map(full));
+    }
     let req = if shared.needs_body() {
         // Kept to shape a 413 for the route: `buffer_request` consumes the request.
         let uri = req.uri().clone();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use agentgw_core::body::{BodyLimit, RequestBody, buffer_request};
+use agentgw_core::path::canonicalize_request;
 use agentgw_core::mcp::methods::TOOLS_LIST;
 use agentgw_core::{Attributes, BoxError, Rejection, ResponseShape};
 use bytes::Bytes;
@@ -137,8 +138,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
+        // `request.path` is the path the upstream will route on.
+        if let Err(rejection) = canonicalize_request(&mut req, LAYER) {
+            rejection.record();
+            return ResponseFuture::denied(rejection.into_response_for(&req));
+        }
         if !shared.policy.reads_body() {
             return match shared.decide(&req) {
                 Verdict::Deny(denied) => ResponseFuture::denied(denied),

@@ -49,6 +49,10 @@ pub struct Config {
     /// Largest request body a body-reading layer buffers, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// What body-reading layers do with a request body that has a `Content-Encoding`:
+    /// `Decode` (default: inspect and forward the decoded body, bounded) or `Refuse` (415).
+    #[serde(default)]
+    pub request_encoding: agentgw_core::decode::EncodedBodies,
     /// Policies applied to every route (before the route's own).
     #[serde(default)]
     pub policies: Policies,

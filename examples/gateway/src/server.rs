@@ -419,6 +419,12 @@ async fn serve<H, F>(
 async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: Peer) -> Response<ResBody> {
     let started = Instant::now();
     let stack = shared.stack.load_full();
+    // One path for routing, every layer and the upstream: canonical, or refused here.
+    let mut req = req;
+    if let Err(rejection) = agentgw_core::path::canonicalize_request(&mut req, "router") {
+        rejection.record();
+        return full(rejection.into_response(&ResponseShape::Plain));
+    }
     let Some(route) = stack.route(req.uri().path()) else {
         let rejection = Rejection::new(StatusCode::NOT_FOUND, "router", "no_route")
             .with_message("no route for this path");

@@ -44,6 +44,7 @@ pub struct CompiledRoute {
     /// in the request.
     service: RouteService,
     kind: Option<agentgw_core::rejection::RouteKind>,
+    encoded_bodies: agentgw_core::decode::EncodedBodies,
     backend: BackendName,
     /// The route's request metrics.
     pub metrics: Arc<RouteMetrics>,
@@ -96,6 +97,7 @@ impl CompiledRoute {
         if let Some(kind) = self.kind {
             req.extensions_mut().insert(kind);
         }
+        req.extensions_mut().insert(self.encoded_bodies);
         req.extensions_mut().insert(self.backend.clone());
         call(self.service.clone(), req)
     }
@@ -141,6 +143,7 @@ impl Stack {
                 Ok(service) => routes.push(CompiledRoute {
                     name: Arc::from(route.name.as_str()),
                     kind: route.kind.map(agentgw_core::rejection::RouteKind::from),
+                    encoded_bodies: config.request_encoding,
                     backend: BackendName(Arc::from(route.name.as_str())),
                     metrics: Arc::new(RouteMetrics::new(Arc::from(route.name.as_str()))),
                     prefix: normalize_prefix(&route.path_prefix)
