@@ -65,8 +65,9 @@ pub struct GuardConfig {
     /// The answer to a rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<RejectResponse>,
-    /// The LLM text scopes this guard inspects (default: all of them). Bodies that are not LLM
-    /// payloads are always inspected whole.
+    /// The LLM text scopes this guard inspects (default: all of them, and every other string
+    /// of an LLM payload too: ids, tool names, metadata). Bodies that are not LLM payloads are
+    /// always inspected whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<ScopeName>>,
 }
@@ -203,6 +204,8 @@ pub enum ScopeName {
     ToolResult,
     /// Arguments of tool calls the model made.
     ToolCallArguments,
+    /// Tool definitions offered to the model: descriptions and parameter schemas.
+    ToolDefinition,
 }
 
 impl From<ScopeName> for Scope {
@@ -213,6 +216,7 @@ impl From<ScopeName> for Scope {
             ScopeName::Assistant => Scope::Assistant,
             ScopeName::ToolResult => Scope::ToolResult,
             ScopeName::ToolCallArguments => Scope::ToolCallArguments,
+            ScopeName::ToolDefinition => Scope::ToolDefinition,
         }
     }
 }

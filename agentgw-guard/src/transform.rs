@@ -8,8 +8,7 @@ use agentgw_core::llm::{self, DeltaKey};
 use agentgw_core::sse::{Event, Frame, Transform};
 use serde_json::{Value, json};
 
-use crate::config::Action;
-use crate::guard::{Denial, Guards, rewrite_strings};
+use crate::guard::{Denial, Guards, Reach, Visited, apply_rewrites};
 use crate::stream::StreamMasker;
 
 /// Stream positions (choices, content blocks, tool calls) one stream may open; a stream with
@@ -19,8 +18,10 @@ const MAX_POSITIONS: usize = 256;
 /// The [`Transform`] applying response guards to an LLM event stream.
 ///
 /// Text increments are masked per [`DeltaKey`] with a [`StreamMasker`] chain (one masker per
-/// response guard, in order); complete texts that events repeat are masked whole; JSON events
-/// without LLM text have all their strings masked; non-JSON data is masked as one text stream.
+/// response guard, in order); complete texts that events repeat are masked whole; the other
+/// strings of an event with LLM text are masked by the guards that cover every scope, and JSON
+/// events without LLM text have all their strings masked by every guard; non-JSON data is
+/// masked as one text stream.
 /// Held-back text is released into the position's next increment, or in an extra increment
 /// event (shaped like the position's last one) before the event that ends the position. A
 /// `Reject` match cuts the stream with an error event.
@@ -70,20 +71,10 @@ impl GuardTransform {
         }
     }
 
-    /// A masker chain for a new position. Response guards are compiled with their streaming
-    /// automata, so every applicable guard gets a masker.
+    /// A masker chain for a new position.
     fn new_position(&self, scope: Option<llm::Scope>) -> Position {
-        let maskers = self
-            .guards
-            .guards
-            .iter()
-            .map(|guard| {
-                let applies = scope.is_none_or(|s| guard.applies_to(Some(s)));
-                applies.then(|| guard.set.stream_masker().ok()).flatten()
-            })
-            .collect();
         Position {
-            maskers,
+            maskers: self.guards.stream_maskers(Reach::from(scope)),
             template: None,
         }
     }
@@ -110,30 +101,7 @@ impl GuardTransform {
         text: &str,
         last: bool,
     ) -> Result<String, Denial> {
-        let mut current = text.to_owned();
-        for (i, masker) in position.maskers.iter_mut().enumerate() {
-            let Some(masker) = masker else { continue };
-            let guard = guards.get(i);
-            let mut hit = None;
-            let mut on_match = |rule| {
-                guard.record(rule);
-                if guard.action == Action::Reject {
-                    hit.get_or_insert(rule);
-                }
-            };
-            let mut out = masker.push_with(&current, &mut on_match);
-            if last {
-                out.push_str(&masker.finish_with(&mut on_match));
-            }
-            if let Some(rule) = hit {
-                return Err(Denial {
-                    guard: i,
-                    rule: guard.set.rule(rule).name().to_owned(),
-                });
-            }
-            current = out;
-        }
-        Ok(current)
+        guards.feed(&mut position.maskers, text, last)
     }
 
     fn block(&mut self, denial: &Denial, out: &mut Vec<Frame>) {
@@ -208,27 +176,74 @@ impl GuardTransform {
         let guards = Arc::clone(&self.guards);
 
         let mut keys = Vec::new();
-        llm::for_each_delta(&json, |delta| keys.push(delta.key));
+        let mut visited = Visited::default();
+        llm::for_each_delta(&json, |delta| {
+            keys.push(delta.key);
+            visited.insert(delta.text);
+        });
+        let mut segments = 0;
+        llm::for_each_event_segment(&json, |segment| {
+            segments += 1;
+            visited.insert(segment.text);
+        });
+        visited.seal();
         let delta_kind = is_delta_kind(&json);
+        // Positions that take this event as the template to release held text with: the
+        // first increment, or the first real increment after a block start. One clone per
+        // position, not per event, taken once the event is masked.
+        let mut templates = Vec::new();
         for key in &keys {
             let position = self.position(*key)?;
-            // One clone per position, not per event: the first increment, or the first real
-            // increment after a block start.
             if position
                 .template
                 .as_ref()
                 .is_none_or(|t| !t.delta_kind && delta_kind)
             {
-                position.template = Some(Template {
-                    event: event.event.clone(),
-                    json: json.clone(),
-                    delta_kind,
-                });
+                templates.push(*key);
+            }
+        }
+
+        // Every string beside the texts: by the guards that cover all scopes, or by every
+        // guard when the event carries no LLM text at all.
+        let reach = if keys.is_empty() && segments == 0 {
+            Reach::All
+        } else {
+            Reach::Unscoped
+        };
+        let mut changed = 0;
+        match guards.scan_others(&json, &visited, reach) {
+            Ok(rewrites) => {
+                if apply_rewrites(&mut json, rewrites) {
+                    changed += 1;
+                    // A mask of a field the walker decides on (a `type`) would change which
+                    // strings are texts: refuse rather than forward an event read otherwise.
+                    let mut again = Visited::default();
+                    llm::for_each_delta(&json, |delta| again.insert(delta.text));
+                    llm::for_each_event_segment(&json, |segment| again.insert(segment.text));
+                    again.seal();
+                    if again != visited {
+                        return Err("prompt guard: masking changed how a stream event reads".into());
+                    }
+                }
+            }
+            Err(denial) => {
+                self.block(&denial, out);
+                return Ok(());
             }
         }
 
         let mut denial = None;
-        let mut changed = llm::rewrite_deltas(&mut json, |key, text| {
+        changed += llm::rewrite_event_segments(&mut json, |scope, text| {
+            if denial.is_some() {
+                return None;
+            }
+            guards
+                .apply(Some(scope), text)
+                .map_err(|d| denial = Some(d))
+                .ok()
+                .flatten()
+        });
+        changed += llm::rewrite_deltas(&mut json, |key, text| {
             if denial.is_some() {
                 return None;
             }
@@ -249,31 +264,6 @@ impl GuardTransform {
             }
             result.map_err(|d| denial = Some(d)).ok()
         });
-        let mut segments = 0;
-        changed += llm::rewrite_event_segments(&mut json, |scope, text| {
-            segments += 1;
-            if denial.is_some() {
-                return None;
-            }
-            guards
-                .apply(Some(scope), text)
-                .map_err(|d| denial = Some(d))
-                .ok()
-                .flatten()
-        });
-        if keys.is_empty() && segments == 0 {
-            let rewritten = rewrite_strings(&mut json, &mut |text| {
-                if denial.is_some() {
-                    return None;
-                }
-                guards
-                    .apply(None, text)
-                    .map_err(|d| denial = Some(d))
-                    .ok()
-                    .flatten()
-            });
-            changed += usize::from(rewritten);
-        }
         if denial.is_none()
             && let Err(d) = self.flush(&ending, out)
         {
@@ -282,6 +272,15 @@ impl GuardTransform {
         if let Some(denial) = denial {
             self.block(&denial, out);
             return Ok(());
+        }
+        for key in templates {
+            if let Some((_, position)) = self.positions.iter_mut().find(|(k, _)| *k == key) {
+                position.template = Some(Template {
+                    event: event.event.clone(),
+                    json: json.clone(),
+                    delta_kind,
+                });
+            }
         }
         if changed > 0 {
             event.data = serde_json::to_string(&json)?;
@@ -352,7 +351,11 @@ impl fmt::Debug for GuardTransform {
 fn is_delta_kind(json: &Value) -> bool {
     !matches!(
         json.get("type").and_then(Value::as_str),
-        Some("content_block_start" | "response.content_part.added")
+        Some(
+            "content_block_start"
+                | "response.content_part.added"
+                | "response.reasoning_summary_part.added"
+        )
     )
 }
 
@@ -367,6 +370,9 @@ fn ending(json: &Value) -> Ending {
     };
     match json.get("type").and_then(Value::as_str) {
         Some("content_block_stop") => Ending::Indexes(vec![index("index")]),
+        // The transcript has no output index; its position's index is 2^32 - 1 (see
+        // `DeltaKey`).
+        Some("response.audio.transcript.done") => Ending::Indexes(vec![u32::MAX]),
         Some(
             "message_delta"
             | "message_stop"
@@ -379,6 +385,8 @@ fn ending(json: &Value) -> Ending {
             Ending::Indexes(vec![index("output_index")])
         }
         Some(_) => Ending::None,
+        // Ollama's last line.
+        None if json.get("done") == Some(&Value::Bool(true)) => Ending::All,
         None => {
             let Some(choices) = json.get("choices").and_then(Value::as_array) else {
                 return Ending::None;
@@ -405,16 +413,40 @@ fn ending(json: &Value) -> Ending {
 /// An increment event releasing `text` at `key`, shaped like the position's last increment.
 fn synthesize(template: Option<&Template>, key: DeltaKey, text: String) -> Option<Event> {
     let template = template?;
+    let from = |field: &str| template.json.get(field).cloned().unwrap_or(Value::Null);
     let mut json = match template.json.get("type").and_then(Value::as_str) {
-        Some("content_block_start") => json!({
-            "type": "content_block_delta",
-            "index": key.index,
-            "delta": {"type": "text_delta", "text": ""},
-        }),
-        Some("response.content_part.added") => json!({
-            "type": "response.output_text.delta",
-            "output_index": key.index,
-            "content_index": key.sub_index,
+        Some("content_block_start") => {
+            let thinking = template
+                .json
+                .pointer("/content_block/type")
+                .and_then(Value::as_str)
+                == Some("thinking");
+            let delta = if thinking {
+                json!({"type": "thinking_delta", "thinking": ""})
+            } else {
+                json!({"type": "text_delta", "text": ""})
+            };
+            json!({"type": "content_block_delta", "index": key.index, "delta": delta})
+        }
+        Some("response.content_part.added") => {
+            let kind = match template.json.pointer("/part/type").and_then(Value::as_str) {
+                Some("refusal") => "response.refusal.delta",
+                Some("reasoning_text") => "response.reasoning_text.delta",
+                _ => "response.output_text.delta",
+            };
+            json!({
+                "type": kind,
+                "item_id": from("item_id"),
+                "output_index": from("output_index"),
+                "content_index": from("content_index"),
+                "delta": "",
+            })
+        }
+        Some("response.reasoning_summary_part.added") => json!({
+            "type": "response.reasoning_summary_text.delta",
+            "item_id": from("item_id"),
+            "output_index": from("output_index"),
+            "summary_index": from("summary_index"),
             "delta": "",
         }),
         _ => template.json.clone(),
@@ -561,6 +593,200 @@ mod tests {
         assert_eq!(rpc["result"]["content"][0]["text"], "<EMAIL>");
         let raw: String = out[1..].iter().map(|e| e.data.as_str()).collect();
         assert_eq!(raw, "raw <CREDIT_CARD> end");
+    }
+
+    /// Runs `events` and returns every output event's JSON.
+    fn run_json(events: Vec<Value>) -> Vec<Value> {
+        let events: Vec<Event> = events.into_iter().map(json_event).collect();
+        run(&mut transform(MASK), &events)
+            .iter()
+            .map(|e| serde_json::from_str(&e.data).unwrap())
+            .collect()
+    }
+
+    /// The concatenation of `pointer` over `events`, skipping events without it.
+    fn joined(events: &[Value], pointer: &str) -> String {
+        events
+            .iter()
+            .filter_map(|e| e.pointer(pointer).and_then(Value::as_str))
+            .collect()
+    }
+
+    /// Splits `text` into pieces of three characters.
+    fn pieces(text: &str) -> Vec<String> {
+        let chars: Vec<char> = text.chars().collect();
+        chars.chunks(3).map(|c| c.iter().collect()).collect()
+    }
+
+    const SECRET: &str = "card 4111 1111 1111 1111 and jo@example.com, bye";
+    const MASKED: &str = "card <CREDIT_CARD> and <EMAIL>, bye";
+
+    #[test]
+    fn chat_reasoning_audio_and_tool_argument_deltas_are_masked_across_events() {
+        for field in [
+            "reasoning_content",
+            "reasoning",
+            "audio",
+            "tool_calls",
+            "content",
+        ] {
+            let mut events: Vec<Value> = pieces(SECRET)
+                .iter()
+                .map(|piece| {
+                    let delta = match field {
+                        "audio" => json!({"audio": {"id": "a", "transcript": piece}}),
+                        "tool_calls" => {
+                            json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                        }
+                        _ => json!({field: piece}),
+                    };
+                    json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]})
+                })
+                .collect();
+            events.push(json!({"object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}));
+            let out = run_json(events);
+            let pointer = match field {
+                "audio" => "/choices/0/delta/audio/transcript".to_owned(),
+                "tool_calls" => "/choices/0/delta/tool_calls/0/function/arguments".to_owned(),
+                _ => format!("/choices/0/delta/{field}"),
+            };
+            assert_eq!(joined(&out, &pointer), MASKED, "{field}");
+            assert!(
+                !serde_json::to_string(&out).unwrap().contains("1111"),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn anthropic_thinking_and_tool_input_deltas_are_masked_across_events() {
+        for (kind, field) in [
+            ("thinking_delta", "thinking"),
+            ("input_json_delta", "partial_json"),
+        ] {
+            let mut events = vec![json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "thinking", "thinking": ""}})];
+            events.extend(pieces(SECRET).iter().map(|piece| {
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": kind, field: piece}})
+            }));
+            events.push(json!({"type": "content_block_stop", "index": 0}));
+            let out = run_json(events);
+            assert_eq!(joined(&out, &format!("/delta/{field}")), MASKED, "{kind}");
+        }
+    }
+
+    #[test]
+    fn responses_reasoning_audio_and_refusal_events_are_masked() {
+        for (kind, done, done_field) in [
+            (
+                "response.reasoning_text.delta",
+                "response.reasoning_text.done",
+                Some("text"),
+            ),
+            (
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                Some("text"),
+            ),
+            (
+                "response.refusal.delta",
+                "response.refusal.done",
+                Some("refusal"),
+            ),
+            (
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                Some("arguments"),
+            ),
+            (
+                "response.audio.transcript.delta",
+                "response.audio.transcript.done",
+                None,
+            ),
+        ] {
+            let mut events: Vec<Value> = pieces(SECRET)
+                .iter()
+                .map(|piece| {
+                    json!({"type": kind, "output_index": 1, "content_index": 0,
+                                    "summary_index": 0, "delta": piece})
+                })
+                .collect();
+            let mut end =
+                json!({"type": done, "output_index": 1, "content_index": 0, "summary_index": 0});
+            if let Some(field) = done_field {
+                end[field] = json!(SECRET);
+            }
+            events.push(end);
+            let out = run_json(events);
+            assert_eq!(joined(&out, "/delta"), MASKED, "{kind}");
+            if let Some(field) = done_field {
+                assert_eq!(out.last().unwrap()[field], MASKED, "{done}");
+            }
+            assert!(
+                !serde_json::to_string(&out).unwrap().contains("1111"),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn logprob_tokens_are_masked_across_events_with_consistent_bytes() {
+        let mut events: Vec<Value> = pieces(SECRET)
+            .iter()
+            .map(|piece| {
+                json!({"object": "chat.completion.chunk", "choices": [{"index": 0,
+                    "delta": {"content": piece},
+                    "logprobs": {"content": [{"token": piece, "logprob": -0.5, "bytes": piece.as_bytes(),
+                        "top_logprobs": [{"token": piece, "logprob": -0.5, "bytes": piece.as_bytes()}]}]}}]})
+            })
+            .collect();
+        events.push(json!({"object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {}, "logprobs": null, "finish_reason": "stop"}]}));
+        let out = run_json(events);
+        assert_eq!(joined(&out, "/choices/0/delta/content"), MASKED);
+        let mut tokens = String::new();
+        for event in &out {
+            for entry in event
+                .pointer("/choices/0/logprobs/content")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let token = entry["token"].as_str().unwrap();
+                tokens.push_str(token);
+                let bytes: Vec<u8> = entry["bytes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|b| u8::try_from(b.as_u64().unwrap()).unwrap())
+                    .collect();
+                assert_eq!(bytes, token.as_bytes());
+            }
+        }
+        assert_eq!(tokens, MASKED);
+        assert!(!serde_json::to_string(&out).unwrap().contains("1111"));
+    }
+
+    #[test]
+    fn fields_beside_the_deltas_are_scanned() {
+        let out = run_json(vec![
+            json!({"object": "chat.completion.chunk", "model": "jo@example.com",
+            "choices": [{"index": 0, "delta": {"content": "hi", "annotations": [{"note": "4111 1111 1111 1111"}]},
+                         "finish_reason": "stop"}]}),
+        ]);
+        assert_eq!(out[0]["model"], "<EMAIL>");
+        assert_eq!(
+            out[0]["choices"][0]["delta"]["annotations"][0]["note"],
+            "<CREDIT_CARD>"
+        );
+        assert_eq!(out[0]["choices"][0]["delta"]["content"], "hi");
+        // A clean event is forwarded as it came.
+        let clean = json!({"object": "chat.completion.chunk", "model": "gpt-4o",
+            "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}]});
+        let event = json_event(clean.clone());
+        let out = run(&mut transform(MASK), std::slice::from_ref(&event));
+        assert_eq!(out, [event]);
     }
 
     #[test]

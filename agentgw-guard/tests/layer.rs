@@ -228,12 +228,14 @@ request:
         seen["messages"][0]["content"][0]["text"],
         "Card [CC REDACTED], \"quoted\" SSN [SSN REDACTED]"
     );
-    // Only text segments change: image URLs and non-text fields stay.
+    // A guard without `scopes` also masks the strings outside the text segments (defence in
+    // depth: an upstream may read any of them); numbers and structure stay.
     assert_eq!(
         seen["messages"][0]["content"][1]["image_url"]["url"],
-        "https://x/4111111111111111.png"
+        "https://x/[CC REDACTED].png"
     );
-    assert_eq!(seen["user"], "jo@example.com");
+    assert_eq!(seen["user"], "[EMAIL REDACTED]");
+    assert_eq!(seen["messages"][0]["content"][1]["type"], "image_url");
     assert_eq!(seen["temperature"], 0.2);
     assert_eq!(
         seen["messages"][1]["tool_calls"][0]["function"]["arguments"],

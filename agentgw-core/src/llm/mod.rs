@@ -12,7 +12,7 @@
 //! | [`Format::AnthropicMessages`]  | `POST /v1/messages`             | `type: "message"`               |
 //!
 //! - [`for_each_segment`] visits every text segment of a parsed body, in document order, with its
-//!   [`Scope`] (system, user, assistant, tool result, tool-call arguments).
+//!   [`Scope`] (system, user, assistant, tool result, tool-call arguments, tool definition).
 //! - [`rewrite_segments`] replaces segments in place in the [`serde_json::Value`]; everything
 //!   that is not a text segment is left as it was, and the JSON stays valid whatever the new
 //!   text contains. [`rewrite_body`] does the same on raw bytes and returns `None` when nothing
@@ -21,10 +21,19 @@
 //!   chunks, keyed by their stream position ([`DeltaKey`]) so that a masker can keep one holdback
 //!   buffer per position; [`for_each_event_segment`] and [`rewrite_event_segments`] cover the
 //!   complete texts that stream events repeat (`response.output_text.done`, `message_start`, ...).
+//! - [`for_each_logprob_token`] and [`rewrite_logprob_tokens`] walk the logprob tokens of a
+//!   response, which spell its text again one token at a time, and keep each rewritten entry
+//!   consistent (`bytes`, `top_logprobs`).
 //!
 //! Which JSON fields count as text, and with which scope, is listed on [`Scope`] and on
-//! [`DeltaKey`]. Images, audio, files, reasoning and thinking blocks are not text segments.
-//! Nothing here panics on an unexpected shape: a field of the wrong type is skipped.
+//! [`DeltaKey`]: everything a model reads (messages and every text part of their content,
+//! message names, tool definitions with their parameter schemas) and everything a client shows
+//! (answers, refusals, reasoning and thinking, audio transcripts, tool-call arguments, logprob
+//! tokens), in OpenAI chat, completions and Responses, Anthropic messages and Ollama's streamed
+//! lines. Images, audio and file data (base64) and encrypted reasoning are not text. Strings
+//! outside these fields (ids, tool names, metadata) are not segments; a layer that must see
+//! everything scans them too, without a scope. Nothing here panics on an unexpected shape: a
+//! field of the wrong type is skipped.
 //!
 //! # Example
 //!
@@ -90,5 +99,6 @@ mod walk;
 pub use format::{Direction, Format};
 pub use segment::{LlmError, Scope, Segment, for_each_segment, rewrite_body, rewrite_segments};
 pub use stream::{
-    Delta, DeltaKey, for_each_delta, for_each_event_segment, rewrite_deltas, rewrite_event_segments,
+    Delta, DeltaKey, for_each_delta, for_each_event_segment, for_each_logprob_token,
+    rewrite_deltas, rewrite_event_segments, rewrite_logprob_tokens,
 };

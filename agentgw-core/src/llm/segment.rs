@@ -10,20 +10,39 @@ use super::{Direction, Format};
 
 /// Who wrote a text segment, as far as the model is concerned.
 ///
+/// A message's text is every text part of its content, whatever the part's type (`text`,
+/// `input_text`, `output_text`, `summary_text`, ... and Anthropic blocks with a `text`), and a
+/// chat message's `name`; it takes the message's scope:
+///
 /// - `System`: OpenAI chat and Responses roles `system` and `developer`, Responses
 ///   `instructions`, Anthropic `system`.
 /// - `User`: role `user`; Responses `input` given as a string; completions `prompt` and
-///   `suffix`; Anthropic plain-text `document` blocks in the message's scope. A request message
-///   with a missing or unknown role is read as `User`, so that no text escapes inspection.
+///   `suffix`; Anthropic plain-text `document` blocks and `search_result` blocks in the
+///   message's scope. A request message with a missing or unknown role is read as `User`, so
+///   that no text escapes inspection.
 /// - `Assistant`: role `assistant` in conversation history; `refusal` fields and parts; every
 ///   text of a response (chat `choices[].message`, completions `choices[].text`, Responses
-///   `output` messages and `output_text`, Anthropic `content`).
+///   `output` messages and `output_text`, Anthropic `content`); what the model writes besides
+///   its answer: chat `reasoning_content` and `reasoning`, `audio.transcript`, Anthropic
+///   `thinking` blocks, Responses `reasoning` items (`summary` and `content` parts).
 /// - `ToolResult`: chat roles `tool` and `function`, Responses `function_call_output.output`,
 ///   Anthropic `tool_result.content` (a string or nested text blocks).
 /// - `ToolCallArguments`: chat `tool_calls[].function.arguments` and legacy
 ///   `function_call.arguments` (JSON text in a string), custom tools' `input`, Responses
 ///   `function_call.arguments`, and each string leaf of Anthropic `tool_use.input` (an object,
 ///   walked so that a rewrite keeps its structure).
+/// - `ToolDefinition`: the tools a request offers the model, which it reads as instructions:
+///   the `description` and every string of the parameter schema (descriptions at any depth,
+///   titles, enum values, ...) of chat `tools[].function` and `tools[].custom` (`format`),
+///   legacy `functions[]`, Responses `tools[]` and Anthropic `tools[]` (`input_schema`).
+///
+/// Logprob tokens of chat and completions responses are not segments of a complete payload:
+/// they spell the answer a token at a time and are walked as increments ([`DeltaKey`]
+/// documents them), also in a buffered response. Strings outside these fields (ids, names of
+/// tools, metadata, keys' values of unknown fields) are not segments; a layer that must see
+/// everything scans them as well, without a scope.
+///
+/// [`DeltaKey`]: super::DeltaKey
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// System or developer instructions.
@@ -36,16 +55,19 @@ pub enum Scope {
     ToolResult,
     /// The arguments of a tool call the model made.
     ToolCallArguments,
+    /// A tool definition offered to the model: descriptions and parameter schemas.
+    ToolDefinition,
 }
 
 impl Scope {
     /// Every scope, in declaration order.
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::System,
         Scope::User,
         Scope::Assistant,
         Scope::ToolResult,
         Scope::ToolCallArguments,
+        Scope::ToolDefinition,
     ];
 
     /// A short, stable name for logs, audit events and metric labels.
@@ -56,6 +78,7 @@ impl Scope {
             Scope::Assistant => "assistant",
             Scope::ToolResult => "tool_result",
             Scope::ToolCallArguments => "tool_call_arguments",
+            Scope::ToolDefinition => "tool_definition",
         }
     }
 }
@@ -193,7 +216,7 @@ mod tests {
         (scope, text.to_owned())
     }
 
-    use Scope::{Assistant, System, ToolCallArguments, ToolResult, User};
+    use Scope::{Assistant, System, ToolCallArguments, ToolDefinition, ToolResult, User};
 
     #[test]
     fn chat_request_roles_parts_and_tool_calls() {
@@ -222,20 +245,27 @@ mod tests {
                 {"role": "mystery", "content": "unknown role"},
                 {"content": "no role"}
             ],
-            "tools": [{"type": "function", "function": {"name": "lookup", "description": "not a segment"}}],
-            "user": "not a segment either"
+            "tools": [
+                {"type": "function", "function": {"name": "lookup", "description": "Looks up",
+                 "parameters": {"type": "object", "properties": {"q": {"type": "string", "description": "query"}}}}},
+                {"type": "custom", "custom": {"name": "sh", "description": "Runs a command"}}
+            ],
+            "functions": [{"name": "old", "description": "Legacy function"}],
+            "user": "not a segment"
         });
         assert_eq!(
             segments(&body, Format::OpenAiChat, Direction::Request),
             [
                 seg(System, "sys"),
                 seg(System, "dev"),
+                seg(User, "bob"),
                 seg(User, "look"),
                 seg(User, "twice"),
                 seg(ToolCallArguments, "{\"q\":\"x\"}"),
                 seg(ToolCallArguments, "ls"),
                 seg(ToolResult, "result"),
                 seg(ToolResult, "parts result"),
+                seg(ToolResult, "old"),
                 seg(ToolResult, "legacy result"),
                 seg(Assistant, "said"),
                 seg(Assistant, "no"),
@@ -243,6 +273,12 @@ mod tests {
                 seg(Assistant, "cannot"),
                 seg(User, "unknown role"),
                 seg(User, "no role"),
+                seg(ToolDefinition, "Looks up"),
+                seg(ToolDefinition, "object"),
+                seg(ToolDefinition, "string"),
+                seg(ToolDefinition, "query"),
+                seg(ToolDefinition, "Runs a command"),
+                seg(ToolDefinition, "Legacy function"),
             ]
         );
     }
@@ -269,6 +305,38 @@ mod tests {
                 seg(ToolCallArguments, "{\"a\":1}"),
                 seg(Assistant, "parts"),
             ]
+        );
+    }
+
+    #[test]
+    fn response_reasoning_thinking_and_audio_transcripts() {
+        let chat = json!({"object": "chat.completion", "choices": [{"index": 0, "message": {
+            "role": "assistant", "content": "answer", "reasoning_content": "thought",
+            "reasoning": "more thought", "audio": {"id": "a", "data": "AAAA", "transcript": "spoken"}},
+            "logprobs": {"content": [{"token": "answer", "logprob": 0.0, "bytes": [97]}]}}]});
+        assert_eq!(
+            segments(&chat, Format::OpenAiChat, Direction::Response),
+            [
+                seg(Assistant, "answer"),
+                seg(Assistant, "thought"),
+                seg(Assistant, "more thought"),
+                seg(Assistant, "spoken"),
+            ]
+        );
+        let anthropic = json!({"type": "message", "role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+            {"type": "redacted_thinking", "data": "opaque"},
+            {"type": "text", "text": "done"}]});
+        assert_eq!(
+            segments(&anthropic, Format::AnthropicMessages, Direction::Response),
+            [seg(Assistant, "hmm"), seg(Assistant, "done")]
+        );
+        let responses = json!({"object": "response", "output": [{"type": "reasoning", "id": "rs",
+            "summary": [{"type": "summary_text", "text": "summary"}],
+            "content": [{"type": "reasoning_text", "text": "steps"}]}]});
+        assert_eq!(
+            segments(&responses, Format::OpenAiResponses, Direction::Response),
+            [seg(Assistant, "summary"), seg(Assistant, "steps")]
         );
     }
 
@@ -314,8 +382,10 @@ mod tests {
                     {"type": "input_text", "text": "tool parts"}
                 ]},
                 {"type": "custom_tool_call", "call_id": "c3", "name": "sh", "input": "ls -la"},
-                {"type": "reasoning", "summary": [{"type": "summary_text", "text": "not a segment"}]}
+                {"type": "reasoning", "summary": [{"type": "summary_text", "text": "earlier summary"}],
+                 "encrypted_content": "gAAAA"}
             ],
+            "tools": [{"type": "function", "name": "f", "description": "Does f", "parameters": {}}],
             "metadata": {"k": "not a segment"}
         });
         assert_eq!(
@@ -331,6 +401,8 @@ mod tests {
                 seg(ToolResult, "tool says"),
                 seg(ToolResult, "tool parts"),
                 seg(ToolCallArguments, "ls -la"),
+                seg(Assistant, "earlier summary"),
+                seg(ToolDefinition, "Does f"),
             ]
         );
         let body = json!({"model": "m", "input": "just a string"});
@@ -391,13 +463,15 @@ mod tests {
                     {"type": "text", "text": "thanks"}
                 ]}
             ],
-            "tools": [{"name": "search", "description": "not a segment", "input_schema": {}}]
+            "tools": [{"name": "search", "description": "Searches", "input_schema": {
+                "type": "object", "properties": {"q": {"description": "terms"}}}}]
         });
         assert_eq!(
             segments(&body, Format::AnthropicMessages, Direction::Request),
             [
                 seg(System, "sys block"),
                 seg(User, "hi"),
+                seg(Assistant, "hidden"),
                 seg(Assistant, "let me look"),
                 seg(ToolCallArguments, "secret"),
                 seg(ToolCallArguments, "a"),
@@ -407,6 +481,9 @@ mod tests {
                 seg(User, "doc text"),
                 seg(User, "doc block"),
                 seg(User, "thanks"),
+                seg(ToolDefinition, "Searches"),
+                seg(ToolDefinition, "object"),
+                seg(ToolDefinition, "terms"),
             ]
         );
         let body = json!({"system": "plain system", "messages": []});
@@ -569,7 +646,8 @@ mod tests {
                 "user",
                 "assistant",
                 "tool_result",
-                "tool_call_arguments"
+                "tool_call_arguments",
+                "tool_definition"
             ]
         );
         assert_eq!(Scope::ToolResult.to_string(), "tool_result");

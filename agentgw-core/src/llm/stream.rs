@@ -2,7 +2,8 @@
 //!
 //! One function serves every stream format: a chunk says what it is (`choices` for OpenAI chat
 //! and completions, `type: "response.*"` for the Responses API, `type: "content_block_*"` and
-//! `message_start` for Anthropic), so no format needs to be passed in.
+//! `message_start` for Anthropic, `message` or `response` for Ollama's JSON lines), so no
+//! format needs to be passed in.
 
 use serde_json::Value;
 
@@ -19,19 +20,34 @@ use super::{Scope, Segment};
 /// |----------------------------------------------------------------------|---------------------|----------------|-------------------|
 /// | chat `choices[].delta.content`                                       | `Assistant`         | choice `index` | 0                 |
 /// | chat `choices[].delta.refusal`                                       | `Assistant`         | choice `index` | 1                 |
+/// | chat `choices[].delta.reasoning_content`                             | `Assistant`         | choice `index` | 2                 |
+/// | chat `choices[].delta.reasoning` (a string)                          | `Assistant`         | choice `index` | 3                 |
+/// | chat `choices[].delta.audio.transcript`                              | `Assistant`         | choice `index` | 4                 |
+/// | chat `choices[].logprobs.content[].token`, completions `choices[].logprobs.tokens[]` | `Assistant` | choice `index` | 5          |
+/// | chat `choices[].logprobs.refusal[].token`                            | `Assistant`         | choice `index` | 6                 |
 /// | chat `choices[].delta.tool_calls[].function.arguments`               | `ToolCallArguments` | choice `index` | tool call `index` |
 /// | chat `choices[].delta.function_call.arguments` (legacy)              | `ToolCallArguments` | choice `index` | 0                 |
 /// | completions `choices[].text`                                         | `Assistant`         | choice `index` | 0                 |
-/// | Responses `response.output_text.delta`, `response.refusal.delta`     | `Assistant`         | `output_index` | `content_index`   |
+/// | Responses `response.output_text.delta`, `response.refusal.delta`, `response.reasoning_text.delta` | `Assistant` | `output_index` | `content_index` |
+/// | Responses `response.output_text.delta` `logprobs[].token`            | `Assistant`         | `output_index` | 2^30 + `content_index` |
 /// | Responses `response.content_part.added` (`part.text`, `part.refusal`) | `Assistant`        | `output_index` | `content_index`   |
+/// | Responses `response.reasoning_summary_text.delta`, `response.reasoning_summary_part.added` (`part.text`) | `Assistant` | `output_index` | 2^31 + `summary_index` |
+/// | Responses `response.audio.transcript.delta`                          | `Assistant`         | 2^32 - 1       | 0                 |
 /// | Responses `response.function_call_arguments.delta`, `response.custom_tool_call_input.delta` | `ToolCallArguments` | `output_index` | 0 |
-/// | Anthropic `content_block_start` of a `text` block (`content_block.text`) | `Assistant`     | `index`        | 0                 |
-/// | Anthropic `content_block_delta` `text_delta` (`delta.text`)          | `Assistant`         | `index`        | 0                 |
+/// | Anthropic `content_block_start` of a `text` or `thinking` block (`content_block.text`, `.thinking`) | `Assistant` | `index` | 0 |
+/// | Anthropic `content_block_delta` `text_delta` (`delta.text`), `thinking_delta` (`delta.thinking`) | `Assistant` | `index` | 0 |
 /// | Anthropic `content_block_delta` `input_json_delta` (`delta.partial_json`) | `ToolCallArguments` | `index`  | 0                 |
+/// | Ollama chat lines `message.content`, generate lines `response`       | `Assistant`         | 0              | 0                 |
+/// | Ollama `message.thinking`, `thinking`                                | `Assistant`         | 0              | 2                 |
 ///
 /// A missing choice or tool call `index` is taken from the array position; a missing
-/// `output_index`, `content_index` or block `index` is 0. Reasoning and thinking deltas are not
-/// text deltas.
+/// `output_index`, `content_index`, `summary_index` or block `index` is 0.
+///
+/// Logprob tokens spell the text a token at a time, so they are increments of their own
+/// position. When [`rewrite_deltas`] changes a token it keeps its entry consistent: `bytes`
+/// becomes the UTF-8 of the new token, and `top_logprobs` keeps only the alternative equal to
+/// the original token, rewritten the same way (the other alternatives would show what was
+/// masked).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DeltaKey {
     /// Who writes the text.
@@ -41,6 +57,21 @@ pub struct DeltaKey {
     /// The position within it: tool call, content part, or 0.
     pub sub_index: u32,
 }
+
+/// Sub-indexes of a choice's positions besides its tool calls; see [`DeltaKey`].
+const REFUSAL: u32 = 1;
+const REASONING_CONTENT: u32 = 2;
+const REASONING: u32 = 3;
+const AUDIO_TRANSCRIPT: u32 = 4;
+const LOGPROB_CONTENT: u32 = 5;
+const LOGPROB_REFUSAL: u32 = 6;
+/// Added to a Responses `content_index` for the logprob tokens of that part.
+const LOGPROB_PART: u32 = 1 << 30;
+/// Added to a Responses `summary_index`: summary parts and content parts of one reasoning item
+/// are distinct positions.
+const SUMMARY_PART: u32 = 1 << 31;
+/// The `index` of the Responses audio transcript, which has no output index.
+const AUDIO_OUTPUT: u32 = u32::MAX;
 
 impl DeltaKey {
     const fn new(scope: Scope, index: u32, sub_index: u32) -> DeltaKey {
@@ -85,21 +116,100 @@ pub fn for_each_delta<'a>(chunk: &'a Value, mut f: impl FnMut(Delta<'a>)) {
 /// A masker that holds text back returns the part it releases now, possibly `""`, and emits the
 /// rest with a later increment of the same [`DeltaKey`].
 pub fn rewrite_deltas(chunk: &mut Value, f: impl FnMut(DeltaKey, &str) -> Option<String>) -> usize {
+    let originals = logprob_originals(chunk);
     let mut rewrite = Rewriter::new(f);
-    deltas(chunk, &mut |key, text| rewrite.apply(key, text));
+    deltas(&mut *chunk, &mut |key, text| rewrite.apply(key, text));
+    fix_logprobs(chunk, originals, rewrite.changed);
     rewrite.changed
+}
+
+/// Calls `f` with every logprob token of a chat or completions body, buffered or streamed
+/// (`choices[].logprobs`: chat `content[].token` and `refusal[].token`, completions
+/// `tokens[]`), and of a Responses `response.output_text.delta` event, in order, keyed as in
+/// [`DeltaKey`].
+///
+/// A buffered response spells its answer again in these tokens, one piece at a time: mask
+/// them like the increments of a stream (one holdback per key), not one by one. In a streamed
+/// chunk they are also yielded by [`for_each_delta`].
+///
+/// ```
+/// use agentgw_core::llm;
+/// use serde_json::json;
+///
+/// let mut body = json!({"object": "chat.completion", "choices": [{"index": 0,
+///     "message": {"role": "assistant", "content": "Hi Bob"},
+///     "logprobs": {"content": [
+///         {"token": "Hi", "logprob": -0.1, "bytes": [72, 105], "top_logprobs": []},
+///         {"token": " Bob", "logprob": -0.2, "bytes": [32, 66, 111, 98],
+///          "top_logprobs": [{"token": " Bob", "logprob": -0.2, "bytes": [32, 66, 111, 98]},
+///                           {"token": " Bo", "logprob": -2.5, "bytes": [32, 66, 111]}]}]}}]});
+/// let mut tokens = Vec::new();
+/// llm::for_each_logprob_token(&body, |delta| tokens.push(delta.text.to_owned()));
+/// assert_eq!(tokens, ["Hi", " Bob"]);
+///
+/// // A changed token keeps its entry consistent: bytes, and no alternative left to tell.
+/// llm::rewrite_logprob_tokens(&mut body, |_, token| Some(token.replace("Bob", "<NAME>")));
+/// let entry = &body["choices"][0]["logprobs"]["content"][1];
+/// assert_eq!(entry["token"], " <NAME>");
+/// assert_eq!(entry["bytes"], json!(" <NAME>".as_bytes()));
+/// assert_eq!(entry["top_logprobs"], json!([{"token": " <NAME>", "logprob": -0.2, "bytes": " <NAME>".as_bytes()}]));
+/// ```
+pub fn for_each_logprob_token<'a>(json: &'a Value, mut f: impl FnMut(Delta<'a>)) {
+    logprob_lists(json, &mut |key, list, _| {
+        logprob_tokens(list, key, &mut |key, text: &'a str| f(Delta { key, text }));
+    });
+}
+
+/// Rewrites the tokens [`for_each_logprob_token`] yields, keeping each changed entry
+/// consistent (see [`DeltaKey`]). Returns how many tokens changed.
+pub fn rewrite_logprob_tokens(
+    json: &mut Value,
+    f: impl FnMut(DeltaKey, &str) -> Option<String>,
+) -> usize {
+    let originals = logprob_originals(json);
+    let mut rewrite = Rewriter::new(f);
+    logprob_lists(&mut *json, &mut |key, list, _| {
+        logprob_tokens(list, key, &mut |key, text| rewrite.apply(key, text));
+    });
+    fix_logprobs(json, originals, rewrite.changed);
+    rewrite.changed
+}
+
+/// The logprob tokens of a chunk before a rewrite, to tell afterwards which entries changed.
+fn logprob_originals(json: &Value) -> Vec<String> {
+    let mut originals = Vec::new();
+    logprob_lists(json, &mut |key, list, _| {
+        logprob_tokens(list, key, &mut |_, token: &str| {
+            originals.push(token.to_owned())
+        });
+    });
+    originals
+}
+
+/// Fixes the logprob entries whose token a rewrite changed.
+fn fix_logprobs(json: &mut Value, originals: Vec<String>, changed: usize) {
+    if changed == 0 || originals.is_empty() {
+        return;
+    }
+    let mut originals = originals.into_iter();
+    logprob_lists(json, &mut |_, list, legacy_top| {
+        fix_logprob_entries(list, legacy_top, &mut originals);
+    });
 }
 
 /// Calls `f` with every complete text that a stream event carries besides its increments, in
 /// document order.
 ///
 /// Increments are not the only text in a stream: the Responses API repeats the whole text in
-/// `response.output_text.done`, `response.refusal.done`, `response.function_call_arguments.done`,
-/// `response.content_part.done`, `response.output_item.added`/`.done` and the `response` of
+/// `response.output_text.done`, `response.refusal.done`, `response.reasoning_text.done`,
+/// `response.reasoning_summary_text.done`, `response.function_call_arguments.done`,
+/// `response.content_part.done`, `response.reasoning_summary_part.done`,
+/// `response.output_item.added`/`.done` and the `response` of
 /// `response.created`/`.in_progress`/`.completed`/`.incomplete`/`.failed`/`.queued`; Anthropic
 /// sends the message in `message_start` and a tool call's initial `input` in
-/// `content_block_start`. A masker must rewrite these as well, as whole texts. OpenAI chat and
-/// completions chunks have none.
+/// `content_block_start`; Ollama sends tool calls whole (`message.tool_calls[].function
+/// .arguments`, an object). A masker must rewrite these as well, as whole texts. OpenAI chat
+/// and completions chunks have none.
 pub fn for_each_event_segment<'a>(event: &'a Value, mut f: impl FnMut(Segment<'a>)) {
     event_segments(event, &mut |scope, text: &'a str| {
         f(Segment { scope, text })
@@ -122,13 +232,22 @@ pub fn rewrite_event_segments(
 enum Event {
     /// OpenAI chat or completions chunk.
     Choices,
-    /// Responses `*.delta` of message text: `delta` at (output_index, content_index).
+    /// Responses `*.delta` of message or reasoning text: `delta` at (output_index,
+    /// content_index), and `logprobs` of output text.
     ResponsesTextDelta,
+    /// Responses `response.reasoning_summary_text.delta`: `delta` at (output_index,
+    /// summary_index).
+    ResponsesSummaryDelta,
+    /// Responses `response.audio.transcript.delta`.
+    ResponsesTranscriptDelta,
     /// Responses `*.delta` of tool-call input: `delta` at output_index.
     ResponsesArgumentsDelta,
     /// Responses `response.content_part.added`: the part starts its position's text.
     ResponsesPartAdded,
-    /// Responses `response.content_part.done`: the complete part.
+    /// Responses `response.reasoning_summary_part.added`: the same for a summary part.
+    ResponsesSummaryPartAdded,
+    /// Responses `response.content_part.done` and `response.reasoning_summary_part.done`: the
+    /// complete part.
     ResponsesPartDone,
     /// A Responses `*.done` event with the complete text in a field.
     ResponsesDone(&'static str, Scope),
@@ -142,6 +261,10 @@ enum Event {
     BlockStart,
     /// Anthropic `content_block_delta`.
     BlockDelta,
+    /// An Ollama `/api/chat` line: `message.content`, `message.thinking`.
+    OllamaChat,
+    /// An Ollama `/api/generate` line: `response`, `thinking`.
+    OllamaGenerate,
     /// Anything else: no text.
     Other,
 }
@@ -151,18 +274,33 @@ impl Event {
         let Some(kind) = kind(chunk) else {
             return if chunk.get("choices").is_some() {
                 Event::Choices
+            } else if chunk.get("message").is_some_and(Value::is_object) {
+                Event::OllamaChat
+            } else if chunk.get("response").is_some_and(Value::is_string) {
+                Event::OllamaGenerate
             } else {
                 Event::Other
             };
         };
         match kind {
-            "response.output_text.delta" | "response.refusal.delta" => Event::ResponsesTextDelta,
+            "response.output_text.delta"
+            | "response.refusal.delta"
+            | "response.reasoning_text.delta" => Event::ResponsesTextDelta,
+            "response.reasoning_summary_text.delta" => Event::ResponsesSummaryDelta,
+            "response.audio.transcript.delta" => Event::ResponsesTranscriptDelta,
             "response.function_call_arguments.delta" | "response.custom_tool_call_input.delta" => {
                 Event::ResponsesArgumentsDelta
             }
             "response.content_part.added" => Event::ResponsesPartAdded,
-            "response.content_part.done" => Event::ResponsesPartDone,
-            "response.output_text.done" => Event::ResponsesDone("text", Scope::Assistant),
+            "response.reasoning_summary_part.added" => Event::ResponsesSummaryPartAdded,
+            "response.content_part.done" | "response.reasoning_summary_part.done" => {
+                Event::ResponsesPartDone
+            }
+            "response.output_text.done"
+            | "response.reasoning_text.done"
+            | "response.reasoning_summary_text.done" => {
+                Event::ResponsesDone("text", Scope::Assistant)
+            }
             "response.refusal.done" => Event::ResponsesDone("refusal", Scope::Assistant),
             "response.function_call_arguments.done" => {
                 Event::ResponsesDone("arguments", Scope::ToolCallArguments)
@@ -200,62 +338,104 @@ fn emit<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(node: N, key: DeltaKey, f:
     }
 }
 
+/// Emits the string under `field` of `node` at `key`.
+fn emit_field<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(
+    node: N,
+    field: &str,
+    key: DeltaKey,
+    f: &mut F,
+) {
+    if let Some(child) = node.get(field) {
+        emit(child, key, f);
+    }
+}
+
 fn deltas<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(chunk: N, f: &mut F) {
     let v = chunk.peek();
     let event = Event::of(v);
     let output_index = position(v, "output_index", 0);
     let content_index = position(v, "content_index", 0);
+    let summary_index = position(v, "summary_index", 0).min(SUMMARY_PART - 1);
     let block_index = position(v, "index", 0);
+    let assistant = |sub_index| DeltaKey::new(Scope::Assistant, output_index, sub_index);
     match event {
         Event::Choices => choices(chunk, f),
         Event::ResponsesTextDelta => {
-            if let Some(delta) = chunk.get("delta") {
-                emit(
-                    delta,
-                    DeltaKey::new(Scope::Assistant, output_index, content_index),
-                    f,
-                );
-            }
-        }
-        Event::ResponsesArgumentsDelta => {
-            if let Some(delta) = chunk.get("delta") {
-                emit(
-                    delta,
-                    DeltaKey::new(Scope::ToolCallArguments, output_index, 0),
-                    f,
-                );
-            }
-        }
-        Event::ResponsesPartAdded => {
-            let key = DeltaKey::new(Scope::Assistant, output_index, content_index);
-            if let Some(part) = chunk.get("part") {
-                let field = match kind(part.peek()) {
-                    Some("output_text" | "text") => "text",
-                    Some("refusal") => "refusal",
-                    _ => return,
-                };
-                if let Some(text) = part.get(field) {
-                    emit(text, key, f);
+            let logprobs = LOGPROB_PART | content_index.min(LOGPROB_PART - 1);
+            for (key, child) in chunk.entries() {
+                match key {
+                    "delta" => emit(child, assistant(content_index), f),
+                    "logprobs" => logprob_tokens(child, assistant(logprobs), f),
+                    _ => {}
                 }
             }
         }
+        Event::ResponsesSummaryDelta => {
+            emit_field(chunk, "delta", assistant(SUMMARY_PART | summary_index), f);
+        }
+        Event::ResponsesTranscriptDelta => {
+            let key = DeltaKey::new(Scope::Assistant, AUDIO_OUTPUT, 0);
+            emit_field(chunk, "delta", key, f);
+        }
+        Event::ResponsesArgumentsDelta => {
+            let key = DeltaKey::new(Scope::ToolCallArguments, output_index, 0);
+            emit_field(chunk, "delta", key, f);
+        }
+        Event::ResponsesPartAdded | Event::ResponsesSummaryPartAdded => {
+            let key = if event == Event::ResponsesPartAdded {
+                assistant(content_index)
+            } else {
+                assistant(SUMMARY_PART | summary_index)
+            };
+            if let Some(part) = chunk.get("part") {
+                let field = match kind(part.peek()) {
+                    Some("refusal") => "refusal",
+                    _ => "text",
+                };
+                emit_field(part, field, key, f);
+            }
+        }
         Event::BlockStart => {
-            if let Some(block) = chunk.get("content_block")
-                && kind(block.peek()) == Some("text")
-                && let Some(text) = block.get("text")
-            {
-                emit(text, DeltaKey::new(Scope::Assistant, block_index, 0), f);
+            if let Some(block) = chunk.get("content_block") {
+                let field = match kind(block.peek()) {
+                    Some("text") => "text",
+                    Some("thinking") => "thinking",
+                    _ => return,
+                };
+                emit_field(
+                    block,
+                    field,
+                    DeltaKey::new(Scope::Assistant, block_index, 0),
+                    f,
+                );
             }
         }
         Event::BlockDelta => {
             if let Some(delta) = chunk.get("delta") {
                 let (field, scope) = match kind(delta.peek()) {
                     Some("text_delta") => ("text", Scope::Assistant),
+                    Some("thinking_delta") => ("thinking", Scope::Assistant),
                     Some("input_json_delta") => ("partial_json", Scope::ToolCallArguments),
                     _ => return,
                 };
-                if let Some(text) = delta.get(field) {
-                    emit(text, DeltaKey::new(scope, block_index, 0), f);
+                emit_field(delta, field, DeltaKey::new(scope, block_index, 0), f);
+            }
+        }
+        Event::OllamaChat => {
+            if let Some(message) = chunk.get("message") {
+                ollama_text(message, f);
+            }
+        }
+        Event::OllamaGenerate => {
+            for (key, child) in chunk.entries() {
+                match key {
+                    "response" => emit(child, DeltaKey::new(Scope::Assistant, 0, 0), f),
+                    "thinking" => emit(
+                        child,
+                        DeltaKey::new(Scope::Assistant, 0, REASONING_CONTENT),
+                        f,
+                    ),
+                    _ => {}
                 }
             }
         }
@@ -268,7 +448,22 @@ fn deltas<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(chunk: N, f: &mut F) {
     }
 }
 
-/// OpenAI chat (`delta`) and completions (`text`) chunks.
+/// An Ollama chat `message`: `content` and `thinking`.
+fn ollama_text<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(message: N, f: &mut F) {
+    for (key, child) in message.entries() {
+        match key {
+            "content" => emit(child, DeltaKey::new(Scope::Assistant, 0, 0), f),
+            "thinking" => emit(
+                child,
+                DeltaKey::new(Scope::Assistant, 0, REASONING_CONTENT),
+                f,
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// OpenAI chat (`delta`) and completions (`text`) chunks, and their `logprobs`.
 fn choices<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(chunk: N, f: &mut F) {
     let Some(choices) = chunk.get("choices") else {
         return;
@@ -279,6 +474,9 @@ fn choices<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(chunk: N, f: &mut F) {
             match key {
                 "text" => emit(child, DeltaKey::new(Scope::Assistant, index, 0), f),
                 "delta" => chat_delta(child, index, f),
+                "logprobs" => logprob_object(child, index, &mut |key, list, _| {
+                    logprob_tokens(list, key, f);
+                }),
                 _ => {}
             }
         }
@@ -286,10 +484,14 @@ fn choices<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(chunk: N, f: &mut F) {
 }
 
 fn chat_delta<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(delta: N, choice: u32, f: &mut F) {
+    let assistant = |sub_index| DeltaKey::new(Scope::Assistant, choice, sub_index);
     for (key, child) in delta.entries() {
         match key {
-            "content" => emit(child, DeltaKey::new(Scope::Assistant, choice, 0), f),
-            "refusal" => emit(child, DeltaKey::new(Scope::Assistant, choice, 1), f),
+            "content" => emit(child, assistant(0), f),
+            "refusal" => emit(child, assistant(REFUSAL), f),
+            "reasoning_content" => emit(child, assistant(REASONING_CONTENT), f),
+            "reasoning" => emit(child, assistant(REASONING), f),
+            "audio" => emit_field(child, "transcript", assistant(AUDIO_TRANSCRIPT), f),
             "tool_calls" => {
                 for (ordinal, call) in child.elements().enumerate() {
                     let key = DeltaKey::new(
@@ -297,26 +499,157 @@ fn chat_delta<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(delta: N, choice: u3
                         choice,
                         position(call.peek(), "index", ordinal),
                     );
-                    if let Some(arguments) = call
-                        .get("function")
-                        .and_then(|function| function.get("arguments"))
-                    {
-                        emit(arguments, key, f);
+                    if let Some(function) = call.get("function") {
+                        emit_field(function, "arguments", key, f);
                     }
                 }
             }
             "function_call" => {
-                if let Some(arguments) = child.get("arguments") {
-                    emit(
-                        arguments,
-                        DeltaKey::new(Scope::ToolCallArguments, choice, 0),
-                        f,
-                    );
+                let key = DeltaKey::new(Scope::ToolCallArguments, choice, 0);
+                emit_field(child, "arguments", key, f);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Calls `g` with every logprob token list of a chunk, in the order [`deltas`] emits them:
+/// the lists of each choice's `logprobs`, and the `logprobs` of a Responses text delta.
+fn logprob_lists<'a, N: Node<'a>>(chunk: N, g: &mut impl FnMut(DeltaKey, N, Option<N>)) {
+    match Event::of(chunk.peek()) {
+        Event::Choices => {
+            let Some(choices) = chunk.get("choices") else {
+                return;
+            };
+            for (ordinal, choice) in choices.elements().enumerate() {
+                let index = position(choice.peek(), "index", ordinal);
+                if let Some(logprobs) = choice.get("logprobs") {
+                    logprob_object(logprobs, index, g);
+                }
+            }
+        }
+        Event::ResponsesTextDelta => {
+            let v = chunk.peek();
+            let key = DeltaKey::new(
+                Scope::Assistant,
+                position(v, "output_index", 0),
+                LOGPROB_PART | position(v, "content_index", 0).min(LOGPROB_PART - 1),
+            );
+            if let Some(list) = chunk.get("logprobs") {
+                g(key, list, None);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The token lists of one choice's `logprobs`: chat `content` and `refusal` (entries with a
+/// `token`), and legacy completions `tokens` (strings) with their parallel `top_logprobs`.
+fn logprob_object<'a, N: Node<'a>>(
+    logprobs: N,
+    choice: u32,
+    g: &mut impl FnMut(DeltaKey, N, Option<N>),
+) {
+    let (mut tokens, mut top) = (None, None);
+    for (key, child) in logprobs.entries() {
+        match key {
+            "content" => g(
+                DeltaKey::new(Scope::Assistant, choice, LOGPROB_CONTENT),
+                child,
+                None,
+            ),
+            "refusal" => g(
+                DeltaKey::new(Scope::Assistant, choice, LOGPROB_REFUSAL),
+                child,
+                None,
+            ),
+            "tokens" => tokens = Some(child),
+            "top_logprobs" => top = Some(child),
+            _ => {}
+        }
+    }
+    if let Some(tokens) = tokens {
+        g(
+            DeltaKey::new(Scope::Assistant, choice, LOGPROB_CONTENT),
+            tokens,
+            top,
+        );
+    }
+}
+
+/// Emits the tokens of one logprob list: entries' `token`, or the entries themselves when
+/// they are strings.
+fn logprob_tokens<'a, N: Node<'a>, F: FnMut(DeltaKey, N::Text)>(list: N, key: DeltaKey, f: &mut F) {
+    for entry in list.elements() {
+        if entry.peek().is_string() {
+            emit(entry, key, f);
+        } else {
+            emit_field(entry, "token", key, f);
+        }
+    }
+}
+
+/// After a rewrite, makes every changed entry of a logprob list consistent with its new token
+/// (see [`DeltaKey`]). `originals` yields the tokens before the rewrite, in list order.
+fn fix_logprob_entries(
+    list: &mut Value,
+    legacy_top: Option<&mut Value>,
+    originals: &mut impl Iterator<Item = String>,
+) {
+    let Some(entries) = list.as_array_mut() else {
+        return;
+    };
+    let mut legacy_top = legacy_top.and_then(Value::as_array_mut);
+    for (i, entry) in entries.iter_mut().enumerate() {
+        match entry {
+            Value::String(token) => {
+                let Some(original) = originals.next() else {
+                    return;
+                };
+                if *token == original {
+                    continue;
+                }
+                // Legacy completions: `top_logprobs[i]` maps alternative tokens to logprobs.
+                if let Some(Value::Object(top)) = legacy_top.as_mut().and_then(|t| t.get_mut(i)) {
+                    let kept = top.remove(&original);
+                    top.clear();
+                    if let Some(logprob) = kept {
+                        top.insert(token.clone(), logprob);
+                    }
+                }
+            }
+            Value::Object(entry) => {
+                let Some(Value::String(token)) = entry.get("token") else {
+                    continue;
+                };
+                let Some(original) = originals.next() else {
+                    return;
+                };
+                if *token == original {
+                    continue;
+                }
+                let token = token.clone();
+                if let Some(bytes @ Value::Array(_)) = entry.get_mut("bytes") {
+                    *bytes = utf8_bytes(&token);
+                }
+                if let Some(Value::Array(top)) = entry.get_mut("top_logprobs") {
+                    top.retain(|alt| alt.get("token").and_then(Value::as_str) == Some(&original));
+                    for alt in top.iter_mut().filter_map(Value::as_object_mut) {
+                        alt.insert("token".to_owned(), Value::String(token.clone()));
+                        if let Some(bytes @ Value::Array(_)) = alt.get_mut("bytes") {
+                            *bytes = utf8_bytes(&token);
+                        }
+                    }
                 }
             }
             _ => {}
         }
     }
+}
+
+/// A token's `bytes`: its UTF-8 as an array of numbers.
+fn utf8_bytes(text: &str) -> Value {
+    Value::Array(text.bytes().map(Value::from).collect())
 }
 
 fn event_segments<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(event: N, f: &mut F) {
@@ -343,19 +676,37 @@ fn event_segments<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(event: N, f: &mut F
             }
         }
         Event::BlockStart => {
-            // A text block's initial text is the first increment of its position, not a
-            // complete text; a tool call's initial `input` is complete.
+            // A text or thinking block's initial text is the first increment of its position,
+            // not a complete text; a tool call's initial `input` is complete.
             if let Some(block) = event.get("content_block")
-                && kind(block.peek()) != Some("text")
+                && !matches!(kind(block.peek()), Some("text" | "thinking"))
             {
                 walk::anthropic_block(block, Scope::Assistant, f);
             }
         }
+        Event::OllamaChat => {
+            // Ollama sends a tool call whole, its `arguments` an object.
+            let calls = event
+                .get("message")
+                .and_then(|message| message.get("tool_calls"));
+            for call in calls.into_iter().flat_map(|calls| calls.elements()) {
+                if let Some(arguments) = call
+                    .get("function")
+                    .and_then(|function| function.get("arguments"))
+                {
+                    walk::leaves(arguments, Scope::ToolCallArguments, f);
+                }
+            }
+        }
         Event::Choices
         | Event::ResponsesTextDelta
+        | Event::ResponsesSummaryDelta
+        | Event::ResponsesTranscriptDelta
         | Event::ResponsesArgumentsDelta
         | Event::ResponsesPartAdded
+        | Event::ResponsesSummaryPartAdded
         | Event::BlockDelta
+        | Event::OllamaGenerate
         | Event::Other => {}
     }
 }
@@ -427,6 +778,95 @@ mod tests {
     }
 
     #[test]
+    fn openai_chat_reasoning_audio_and_logprobs() {
+        let chunk = json!({"object":"chat.completion.chunk","choices":[{"index":1,
+            "delta":{"reasoning_content":"r1","reasoning":"r2","audio":{"id":"a","data":"AAAA","transcript":"t"}},
+            "logprobs":{"content":[{"token":"a","logprob":0.0,"bytes":[97],"top_logprobs":[]},
+                                   {"token":"b","logprob":0.0,"bytes":null}],
+                        "refusal":[{"token":"no","logprob":0.0}]}}]});
+        assert_eq!(
+            deltas_of(&chunk),
+            [
+                (key(Assistant, 1, REASONING_CONTENT), "r1".into()),
+                (key(Assistant, 1, REASONING), "r2".into()),
+                (key(Assistant, 1, AUDIO_TRANSCRIPT), "t".into()),
+                (key(Assistant, 1, LOGPROB_CONTENT), "a".into()),
+                (key(Assistant, 1, LOGPROB_CONTENT), "b".into()),
+                (key(Assistant, 1, LOGPROB_REFUSAL), "no".into()),
+            ]
+        );
+        let mut tokens = Vec::new();
+        for_each_logprob_token(&chunk, |d| tokens.push(d.text));
+        assert_eq!(tokens, ["a", "b", "no"]);
+
+        // Rewriting a token fixes its bytes (null stays null) and alternatives; the others keep
+        // theirs.
+        let mut chunk = json!({"choices":[{"index":0,"logprobs":{"content":[
+            {"token":"4111","bytes":[52,49,49,49],"top_logprobs":[
+                {"token":"4111","logprob":-0.1,"bytes":[52,49,49,49]},{"token":"411","logprob":-2.0,"bytes":[52,49,49]}]},
+            {"token":"ok","bytes":null,"top_logprobs":[{"token":"ok","logprob":0.0},{"token":"OK","logprob":-1.0}]}]}}]});
+        let changed = rewrite_deltas(&mut chunk, |_, t| Some(t.replace("4111", "")));
+        assert_eq!(changed, 1);
+        assert_eq!(
+            chunk["choices"][0]["logprobs"]["content"],
+            json!([
+                {"token":"","bytes":[],"top_logprobs":[{"token":"","logprob":-0.1,"bytes":[]}]},
+                {"token":"ok","bytes":null,"top_logprobs":[{"token":"ok","logprob":0.0},{"token":"OK","logprob":-1.0}]}
+            ])
+        );
+
+        // Legacy completions: tokens are strings, alternatives a map per position.
+        let mut legacy = json!({"object":"text_completion","choices":[{"index":0,"text":"a b","logprobs":{
+            "tokens":["a"," b"],"token_logprobs":[-0.1,-0.2],"top_logprobs":[{"a":-0.1,"A":-3.0},{" b":-0.2," B":-2.0}],
+            "text_offset":[0,1]}}]});
+        assert_eq!(
+            rewrite_logprob_tokens(&mut legacy, |_, t| Some(t.replace('b', "<X>"))),
+            1
+        );
+        assert_eq!(legacy["choices"][0]["text"], "a b", "not a logprob token");
+        assert_eq!(
+            legacy["choices"][0]["logprobs"]["tokens"],
+            json!(["a", " <X>"])
+        );
+        assert_eq!(
+            legacy["choices"][0]["logprobs"]["top_logprobs"],
+            json!([{"a":-0.1,"A":-3.0},{" <X>":-0.2}])
+        );
+        // Identity rewrites change nothing.
+        let original = legacy.clone();
+        assert_eq!(
+            rewrite_logprob_tokens(&mut legacy, |_, t| Some(t.to_owned())),
+            0
+        );
+        assert_eq!(legacy, original);
+    }
+
+    #[test]
+    fn ollama_lines() {
+        let chat = json!({"model":"llama3","created_at":"2025-01-01T00:00:00Z",
+            "message":{"role":"assistant","content":"Hel","thinking":"hmm"},"done":false});
+        assert_eq!(
+            deltas_of(&chat),
+            [
+                (key(Assistant, 0, 0), "Hel".into()),
+                (key(Assistant, 0, REASONING_CONTENT), "hmm".into())
+            ]
+        );
+        let generate = json!({"model":"llama3","response":"lo","done":false});
+        assert_eq!(deltas_of(&generate), [(key(Assistant, 0, 0), "lo".into())]);
+        let tool = json!({"message":{"role":"assistant","content":"","tool_calls":[
+            {"function":{"name":"f","arguments":{"path":"/etc","n":1}}}]},"done":false});
+        assert_eq!(
+            event_segments_of(&tool),
+            [(ToolCallArguments, "/etc".into())]
+        );
+        let end = json!({"model":"llama3","done":true,"context":[1,2,3],"total_duration":5});
+        assert!(deltas_of(&end).is_empty());
+        let not_ollama = json!({"message":"text","response":{"x":1}});
+        assert!(deltas_of(&not_ollama).is_empty());
+    }
+
+    #[test]
     fn openai_completions_chunks() {
         let chunk = json!({"object":"text_completion","choices":[
             {"index":0,"text":" once","logprobs":null},{"text":" upon"}]});
@@ -494,9 +934,51 @@ mod tests {
         );
         assert!(deltas_of(&completed).is_empty());
 
-        let other = json!({"type":"response.reasoning_summary_text.delta","delta":"thinking"});
-        assert!(deltas_of(&other).is_empty());
-        assert!(event_segments_of(&other).is_empty());
+        let summary = json!({"type":"response.reasoning_summary_text.delta","output_index":0,
+            "summary_index":1,"delta":"thinking"});
+        assert_eq!(
+            deltas_of(&summary),
+            [(key(Assistant, 0, SUMMARY_PART | 1), "thinking".into())]
+        );
+        assert!(event_segments_of(&summary).is_empty());
+
+        let reasoning = json!({"type":"response.reasoning_text.delta","output_index":0,"content_index":0,"delta":"step"});
+        assert_eq!(
+            deltas_of(&reasoning),
+            [(key(Assistant, 0, 0), "step".into())]
+        );
+        let transcript = json!({"type":"response.audio.transcript.delta","delta":"spoken"});
+        assert_eq!(
+            deltas_of(&transcript),
+            [(key(Assistant, AUDIO_OUTPUT, 0), "spoken".into())]
+        );
+        let summary_added = json!({"type":"response.reasoning_summary_part.added","output_index":0,
+            "summary_index":0,"part":{"type":"summary_text","text":""}});
+        assert_eq!(
+            deltas_of(&summary_added),
+            [(key(Assistant, 0, SUMMARY_PART), String::new())]
+        );
+        for (done, text) in [
+            json!({"type":"response.reasoning_text.done","output_index":0,"content_index":0,"text":"all steps"}),
+            json!({"type":"response.reasoning_summary_text.done","output_index":0,"summary_index":0,"text":"all steps"}),
+            json!({"type":"response.reasoning_summary_part.done","output_index":0,"summary_index":0,
+                   "part":{"type":"summary_text","text":"all steps"}}),
+        ]
+        .into_iter()
+        .map(|done| (done, "all steps"))
+        {
+            assert!(deltas_of(&done).is_empty(), "{done}");
+            assert_eq!(event_segments_of(&done), [(Assistant, text.into())], "{done}");
+        }
+        let with_logprobs = json!({"type":"response.output_text.delta","output_index":2,"content_index":1,
+            "delta":"Hi","logprobs":[{"token":"Hi","logprob":-0.1,"top_logprobs":[]}]});
+        assert_eq!(
+            deltas_of(&with_logprobs),
+            [
+                (key(Assistant, 2, 1), "Hi".into()),
+                (key(Assistant, 2, LOGPROB_PART | 1), "Hi".into())
+            ]
+        );
     }
 
     #[test]
@@ -538,7 +1020,16 @@ mod tests {
         );
 
         let thinking = json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}});
-        assert!(deltas_of(&thinking).is_empty());
+        assert_eq!(deltas_of(&thinking), [(key(Assistant, 0, 0), "hmm".into())]);
+        let thinking_start = json!({"type":"content_block_start","index":0,
+            "content_block":{"type":"thinking","thinking":"","signature":""}});
+        assert_eq!(
+            deltas_of(&thinking_start),
+            [(key(Assistant, 0, 0), String::new())]
+        );
+        assert!(event_segments_of(&thinking_start).is_empty());
+        let signature = json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQ"}});
+        assert!(deltas_of(&signature).is_empty());
         for quiet in [
             json!({"type":"ping"}),
             json!({"type":"content_block_stop","index":0}),

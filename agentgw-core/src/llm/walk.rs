@@ -157,11 +157,41 @@ fn openai_role(message: &Value, default: Scope) -> Scope {
 }
 
 fn chat_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
-    if let Some(messages) = root.get("messages") {
-        // An unknown role is read as user input: text no rule looks at would be a bypass.
-        messages
-            .elements()
-            .for_each(|message| chat_message(message, Scope::User, f));
+    for (key, child) in root.entries() {
+        match key {
+            // An unknown role is read as user input: text no rule looks at would be a bypass.
+            "messages" => child
+                .elements()
+                .for_each(|message| chat_message(message, Scope::User, f)),
+            // `{type: "function", function: {...}}` or `{type: "custom", custom: {...}}`.
+            "tools" => {
+                for tool in child.elements() {
+                    for (key, definition) in tool.entries() {
+                        if matches!(key, "function" | "custom") {
+                            tool_definition(definition, f);
+                        }
+                    }
+                }
+            }
+            // The legacy `functions` list: definitions without a wrapper.
+            "functions" => child
+                .elements()
+                .for_each(|definition| tool_definition(definition, f)),
+            _ => {}
+        }
+    }
+}
+
+/// A tool or function definition: its `description`, and every string of its parameter
+/// schema (`parameters`, Anthropic's `input_schema`) or custom-tool `format`: descriptions,
+/// titles, enum values and examples are all read by the model. Names are identifiers.
+fn tool_definition<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(definition: N, f: &mut F) {
+    for (key, child) in definition.entries() {
+        match key {
+            "description" => text(child, Scope::ToolDefinition, f),
+            "parameters" | "input_schema" | "format" => leaves(child, Scope::ToolDefinition, f),
+            _ => {}
+        }
     }
 }
 
@@ -175,14 +205,17 @@ fn chat_response<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) 
     }
 }
 
-/// One chat message: `content`, `refusal`, `tool_calls[].function.arguments` and the legacy
+/// One chat message: `content`, `name`, `refusal`, reasoning (`reasoning_content`,
+/// `reasoning`), `audio.transcript`, `tool_calls[].function.arguments` and the legacy
 /// `function_call.arguments`.
 fn chat_message<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(message: N, default: Scope, f: &mut F) {
     let scope = openai_role(message.peek(), default);
     for (key, child) in message.entries() {
         match key {
             "content" => chat_content(child, scope, f),
-            "refusal" => text(child, Scope::Assistant, f),
+            "name" => text(child, scope, f),
+            "refusal" | "reasoning_content" | "reasoning" => text(child, Scope::Assistant, f),
+            "audio" => field(child, "transcript", Scope::Assistant, f),
             "tool_calls" => child.elements().for_each(|call| tool_call(call, f)),
             "function_call" => field(child, "arguments", Scope::ToolCallArguments, f),
             _ => {}
@@ -201,16 +234,20 @@ fn tool_call<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(call: N, f: &mut F) {
     }
 }
 
-/// Chat `content`: a string, or an array of parts of which `text` and `refusal` are text.
+/// Chat `content`: a string, or an array of parts: `refusal` parts carry `refusal`, every
+/// other part its `text` when it has one (whatever its type: a lenient upstream may read an
+/// `input_text` part), and a bare string part is text.
 fn chat_content<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(content: N, scope: Scope, f: &mut F) {
     if content.peek().is_string() {
         return text(content, scope, f);
     }
     for part in content.elements() {
-        match kind(part.peek()) {
-            Some("text") => field(part, "text", scope, f),
-            Some("refusal") => field(part, "refusal", Scope::Assistant, f),
-            _ => {}
+        match part.peek() {
+            Value::String(_) => text(part, scope, f),
+            value if kind(value) == Some("refusal") => {
+                field(part, "refusal", Scope::Assistant, f);
+            }
+            _ => field(part, "text", scope, f),
         }
     }
 }
@@ -247,6 +284,10 @@ fn completions_response<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &
 fn responses_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
     for (key, child) in root.entries() {
         match key {
+            // Function and custom tools are flat: `{type, name, description, parameters}`.
+            "tools" => child
+                .elements()
+                .for_each(|definition| tool_definition(definition, f)),
             "instructions" | "input" => {
                 let scope = if key == "input" {
                     Scope::User
@@ -301,6 +342,14 @@ pub(super) fn response_item<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
                 responses_content(output, Scope::ToolResult, f);
             }
         }
+        // Reasoning written by the model: `summary` and `content` parts.
+        Some("reasoning") => {
+            for (key, child) in item.entries() {
+                if matches!(key, "summary" | "content") {
+                    responses_content(child, Scope::Assistant, f);
+                }
+            }
+        }
         Some(_) => {}
     }
 }
@@ -319,17 +368,17 @@ fn responses_content<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
         .for_each(|part| responses_part(part, scope, f));
 }
 
-/// One content part: `input_text`, `output_text` (and plain `text`) carry `text`; `refusal`
-/// carries `refusal`; images, files and audio are not text.
+/// One content part: `refusal` carries `refusal`; every other part (`input_text`,
+/// `output_text`, `summary_text`, `reasoning_text`, ...) its `text` when it has one. Images,
+/// files and audio have none.
 pub(super) fn responses_part<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
     part: N,
     scope: Scope,
     f: &mut F,
 ) {
     match kind(part.peek()) {
-        Some("input_text" | "output_text" | "text") => field(part, "text", scope, f),
         Some("refusal") => field(part, "refusal", Scope::Assistant, f),
-        _ => {}
+        _ => field(part, "text", scope, f),
     }
 }
 
@@ -340,6 +389,9 @@ fn anthropic_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut
     for (key, child) in root.entries() {
         match key {
             "system" => anthropic_content(child, Scope::System, f),
+            "tools" => child
+                .elements()
+                .for_each(|definition| tool_definition(definition, f)),
             "messages" => {
                 for message in child.elements() {
                     let scope = match message.peek().get("role").and_then(Value::as_str) {
@@ -377,15 +429,17 @@ fn anthropic_content<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
         .for_each(|block| anthropic_block(block, scope, f));
 }
 
-/// One content block: `text`, `tool_use.input` (its string leaves), `tool_result.content`
-/// (nested blocks) and plain-text documents. Thinking, images and search results are skipped.
+/// One content block: `text`, `thinking`, `tool_use.input` (its string leaves),
+/// `tool_result.content` and `search_result.content` (nested blocks), plain-text documents,
+/// and the `text` of any other block that has one. Images and redacted thinking (encrypted)
+/// have no text.
 pub(super) fn anthropic_block<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
     block: N,
     scope: Scope,
     f: &mut F,
 ) {
     match kind(block.peek()) {
-        Some("text") => field(block, "text", scope, f),
+        Some("thinking") => field(block, "thinking", scope, f),
         Some("tool_use" | "server_tool_use") => {
             if let Some(input) = block.get("input") {
                 leaves(input, Scope::ToolCallArguments, f);
@@ -394,6 +448,11 @@ pub(super) fn anthropic_block<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
         Some("tool_result") => {
             if let Some(content) = block.get("content") {
                 anthropic_content(content, Scope::ToolResult, f);
+            }
+        }
+        Some("search_result") => {
+            if let Some(content) = block.get("content") {
+                anthropic_content(content, scope, f);
             }
         }
         Some("document") => {
@@ -409,6 +468,6 @@ pub(super) fn anthropic_block<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(
                 }
             }
         }
-        _ => {}
+        _ => field(block, "text", scope, f),
     }
 }
