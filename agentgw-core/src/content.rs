@@ -75,7 +75,10 @@ impl MediaType {
         let Ok(value) = std::str::from_utf8(value) else {
             return MediaType::Ambiguous;
         };
-        if !value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
             return MediaType::Ambiguous;
         }
         let mut parts = value.split(';');
@@ -245,7 +248,10 @@ mod tests {
         assert_eq!(mt("APPLICATION/Json ; Charset=\"UTF-8\""), MediaType::Json);
         assert_eq!(mt("application/json;"), MediaType::Json);
         assert_eq!(mt("application/vnd.api+json"), MediaType::JsonSuffix);
-        assert_eq!(mt("text/event-stream; charset=utf-8"), MediaType::EventStream);
+        assert_eq!(
+            mt("text/event-stream; charset=utf-8"),
+            MediaType::EventStream
+        );
         assert_eq!(mt("application/x-ndjson"), MediaType::NdJson);
         assert_eq!(mt("application/jsonl"), MediaType::NdJson);
         assert_eq!(mt("text/plain"), MediaType::Text);

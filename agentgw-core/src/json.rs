@@ -217,14 +217,13 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
-        // Folded keys seen so far; objects are small, a linear scan beats hashing up to a point.
-        let mut folded: Vec<String> = Vec::new();
+        // Objects are small: comparing with the keys already read costs less than hashing
+        // folded copies. Past 32 keys, a set of folded keys keeps it linear.
+        let mut folded: Option<std::collections::HashSet<String>> = None;
         while let Some(key) = map.next_key::<String>()? {
-            let lower = key.to_ascii_lowercase();
-            let duplicate = if folded.len() < 32 {
-                folded.contains(&lower)
-            } else {
-                object.keys().any(|k| k.eq_ignore_ascii_case(&key))
+            let duplicate = match folded.as_mut() {
+                Some(set) => !set.insert(key.to_ascii_lowercase()),
+                None => object.keys().any(|k| k.eq_ignore_ascii_case(&key)),
             };
             if duplicate {
                 *self.violation = Some(JsonError::DuplicateKey {
@@ -232,7 +231,7 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
                 });
                 return Err(de::Error::custom("duplicate key"));
             }
-            if let Some(field) = FIELDS.iter().find(|field| **field == lower)
+            if let Some(field) = FIELDS.iter().find(|field| field.eq_ignore_ascii_case(&key))
                 && key != *field
             {
                 *self.violation = Some(JsonError::FieldCase {
@@ -241,8 +240,11 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
                 });
                 return Err(de::Error::custom("key case"));
             }
-            if folded.len() < 32 {
-                folded.push(lower);
+            if folded.is_none() && object.len() == 32 {
+                let mut set: std::collections::HashSet<String> =
+                    object.keys().map(|k| k.to_ascii_lowercase()).collect();
+                set.insert(key.to_ascii_lowercase());
+                folded = Some(set);
             }
             let value = map.next_value_seed(StrictSeed {
                 violation: &mut *self.violation,
@@ -297,7 +299,10 @@ mod tests {
             (br#"{'a':1}"#, "json_invalid"),
             (br#"{"a":1,"a":2}"#, "json_duplicate_key"),
             (br#"{"x":{"k":1,"K":2}}"#, "json_duplicate_key"),
-            (br#"{"messages":[],"messag\u0065s":[]}"#, "json_duplicate_key"),
+            (
+                br#"{"messages":[],"messag\u0065s":[]}"#,
+                "json_duplicate_key",
+            ),
             (br#"{"messages":[],"Messages":[]}"#, "json_duplicate_key"),
             (br#"{"Model":"m"}"#, "json_key_case"),
             (br#"{"params":{"Name":"t"}}"#, "json_key_case"),
@@ -324,7 +329,10 @@ mod tests {
             body.push_str(&format!("\"k{i}\":{i},"));
         }
         body.push_str("\"K77\":0}");
-        assert_eq!(parse(body.as_bytes()).unwrap_err().reason(), "json_duplicate_key");
+        assert_eq!(
+            parse(body.as_bytes()).unwrap_err().reason(),
+            "json_duplicate_key"
+        );
     }
 
     #[test]

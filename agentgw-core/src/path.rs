@@ -187,7 +187,8 @@ pub fn canonicalize_request<B>(req: &mut Request<B>, layer: &'static str) -> Res
         PathAndQuery::try_from(path_and_query)
             .map_err(|_| PathError::BadEscape.into_rejection(layer))?,
     );
-    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| PathError::BadEscape.into_rejection(layer))?;
+    *req.uri_mut() =
+        Uri::from_parts(parts).map_err(|_| PathError::BadEscape.into_rejection(layer))?;
     Ok(())
 }
 
@@ -198,7 +199,13 @@ mod tests {
 
     #[test]
     fn canonical_paths_are_borrowed() {
-        for path in ["/", "/v1/chat/completions", "/mcp/", "/a/b.c/~d_e-f", "/x;y=1"] {
+        for path in [
+            "/",
+            "/v1/chat/completions",
+            "/mcp/",
+            "/a/b.c/~d_e-f",
+            "/x;y=1",
+        ] {
             assert!(matches!(canonical(path), Ok(Cow::Borrowed(p)) if p == path));
         }
     }
@@ -208,7 +215,10 @@ mod tests {
         assert_eq!(canonical("/%76%31/chat").unwrap(), "/v1/chat");
         assert_eq!(canonical("/a%7eb%2D").unwrap(), "/a~b-");
         assert_eq!(canonical("/a%20b%3f").unwrap(), "/a%20b%3F");
-        assert_eq!(canonical("/mcp%2f").unwrap_err(), PathError::EncodedSeparator);
+        assert_eq!(
+            canonical("/mcp%2f").unwrap_err(),
+            PathError::EncodedSeparator
+        );
     }
 
     #[test]

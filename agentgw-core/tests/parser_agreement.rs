@@ -20,12 +20,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
 /// The fields compared: a path of object keys.
-const FIELDS: &[&[&str]] = &[
-    &["model"],
-    &["messages"],
-    &["method"],
-    &["params", "name"],
-];
+const FIELDS: &[&[&str]] = &[&["model"], &["messages"], &["method"], &["params", "name"]];
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -144,7 +139,10 @@ fn accepted_bodies_read_the_same_in_every_parser() {
             Err(_) => refused += 1,
         }
     }
-    assert!(accepted.len() > 20 && refused > 20, "the generator covers both sides");
+    assert!(
+        accepted.len() > 20 && refused > 20,
+        "the generator covers both sides"
+    );
 
     // Python's json, on the bytes forwarded (the body as it came).
     let mut python = Command::new("python3")
@@ -188,7 +186,11 @@ for line in sys.stdin:
         let serde: Value = serde_json::from_str(body).unwrap();
         for (i, path) in FIELDS.iter().enumerate() {
             let ours = exact_field(inspected, path);
-            assert_eq!(exact_field(&serde, path), ours, "serde_json, {path:?}: {body}");
+            assert_eq!(
+                exact_field(&serde, path),
+                ours,
+                "serde_json, {path:?}: {body}"
+            );
             assert_eq!(
                 python[i].clone(),
                 ours.clone().unwrap_or(Value::Null),
