@@ -74,9 +74,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
+use crate::content::{self, MediaType};
 use bytes::Bytes;
 use http::HeaderMap;
-use http::header::CONTENT_TYPE;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Number, Value};
@@ -92,6 +92,70 @@ pub mod methods {
     pub const TOOLS_LIST: &str = "tools/list";
     /// Invokes one tool; its params carry `name` and `arguments`.
     pub const TOOLS_CALL: &str = "tools/call";
+    /// Lists the prompts a server offers; its result carries `prompts`.
+    pub const PROMPTS_LIST: &str = "prompts/list";
+    /// Gets one prompt; its result carries `messages` the model reads.
+    pub const PROMPTS_GET: &str = "prompts/get";
+    /// Lists the resources a server offers; its result carries `resources`.
+    pub const RESOURCES_LIST: &str = "resources/list";
+    /// Lists resource templates; its result carries `resourceTemplates`.
+    pub const RESOURCES_TEMPLATES_LIST: &str = "resources/templates/list";
+    /// Reads a resource; its result carries `contents`.
+    pub const RESOURCES_READ: &str = "resources/read";
+    /// Server to client: asks the client's model for a completion.
+    pub const SAMPLING_CREATE_MESSAGE: &str = "sampling/createMessage";
+    /// Server to client: asks the user for input.
+    pub const ELICITATION_CREATE: &str = "elicitation/create";
+
+    /// The methods of the MCP specification (2025-06-18), requests and notifications.
+    pub const ALL: &[&str] = &[
+        INITIALIZE,
+        "ping",
+        TOOLS_LIST,
+        TOOLS_CALL,
+        PROMPTS_LIST,
+        PROMPTS_GET,
+        RESOURCES_LIST,
+        RESOURCES_TEMPLATES_LIST,
+        RESOURCES_READ,
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "completion/complete",
+        "logging/setLevel",
+        SAMPLING_CREATE_MESSAGE,
+        ELICITATION_CREATE,
+        "roots/list",
+        "notifications/initialized",
+        "notifications/cancelled",
+        "notifications/progress",
+        "notifications/message",
+        "notifications/resources/updated",
+        "notifications/resources/list_changed",
+        "notifications/tools/list_changed",
+        "notifications/prompts/list_changed",
+        "notifications/roots/list_changed",
+    ];
+
+    /// The MCP method `method` imitates without being it: equal to one of [`ALL`] when ASCII
+    /// case and surrounding whitespace are ignored, but not byte for byte (`Tools/Call`,
+    /// `TOOLS/CALL`, `tools/call `). MCP method names are case-sensitive; a server that
+    /// folds case would run such a request without the checks its real name gets, so layers
+    /// refuse it. `None` for an exact method name and for names unrelated to MCP's.
+    ///
+    /// ```
+    /// use agentgw_core::mcp::methods::{self, lookalike};
+    ///
+    /// assert_eq!(lookalike("Tools/Call"), Some(methods::TOOLS_CALL));
+    /// assert_eq!(lookalike("tools/call"), None);
+    /// assert_eq!(lookalike("vendor/custom"), None);
+    /// ```
+    pub fn lookalike(method: &str) -> Option<&'static str> {
+        let trimmed = method.trim_matches(|c: char| c.is_whitespace() || c.is_control());
+        ALL.iter()
+            .copied()
+            .find(|known| known.eq_ignore_ascii_case(trimmed))
+            .filter(|known| *known != method)
+    }
 }
 
 /// JSON-RPC 2.0 error codes, and the server-range codes agentgw answers denials with.
@@ -237,6 +301,40 @@ impl Id {
             Self::Number(n) => Value::Number(n.clone()),
             Self::String(s) => Value::String(s.clone()),
             Self::Null => Value::Null,
+        }
+    }
+
+    /// Whether a lenient client could take a response carrying `other` as the answer to the
+    /// request with this id: the same id, or a number and a string that reads as that number
+    /// (the TypeScript SDK matches responses with `Number(id)`: `"1"`, `" 1"` and `1.0`
+    /// answer request `1`). A layer that inspects the answers to some requests must look at
+    /// every answer that matches loosely, not only at the exact one.
+    ///
+    /// ```
+    /// use agentgw_core::mcp::Id;
+    ///
+    /// assert!(Id::from(1_i64).loosely_matches(&Id::from("1")));
+    /// assert!(Id::from("01").loosely_matches(&Id::from(1_i64)));
+    /// assert!(!Id::from(1_i64).loosely_matches(&Id::from(2_i64)));
+    /// assert!(Id::from("a").loosely_matches(&Id::from("a")));
+    /// ```
+    pub fn loosely_matches(&self, other: &Id) -> bool {
+        if self == other {
+            return true;
+        }
+        match (self.as_number(), other.as_number()) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The id read as a number, the way `Number(id)` of JavaScript reads it (`None` for
+    /// `null`, empty strings and text that is not a number).
+    fn as_number(&self) -> Option<f64> {
+        match self {
+            Self::Number(n) => n.as_f64(),
+            Self::String(s) if !s.trim().is_empty() => s.trim().parse::<f64>().ok(),
+            Self::String(_) | Self::Null => None,
         }
     }
 
@@ -875,41 +973,66 @@ impl<'a> ToolDef<'a> {
 }
 
 /// How an MCP Streamable HTTP response carries its JSON-RPC messages.
+///
+/// The classification is strict so that a layer inspects exactly what a client will parse:
+/// anything a layer cannot read as JSON-RPC is [`ResponseKind::Unsupported`], to be refused
+/// rather than forwarded uninspected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResponseKind {
-    /// `application/json`: the body is one message or a batch; use [`parse`].
+    /// `application/json` (optionally `; charset=utf-8`): the body is one message or a batch;
+    /// use [`parse`].
     Json,
-    /// `text/event-stream`: each event's data is one message; use [`parse_sse_data`].
+    /// `text/event-stream` (optionally `; charset=utf-8`): each event's data is one message;
+    /// use [`parse_sse_data`].
     EventStream,
-    /// Anything else, or no `Content-Type` (for instance the empty `202 Accepted` answering a
-    /// notification).
-    Other,
+    /// No `Content-Type` at all: acceptable only for an empty body, such as the `202 Accepted`
+    /// answering a notification or the answer to a `DELETE`. A body is refused.
+    Untyped,
+    /// A type a layer cannot inspect: any other media type (`text/plain`,
+    /// `application/json-rpc`), a list of types (`application/json, text/plain`), a charset
+    /// other than UTF-8, several `Content-Type` headers, a value that is not text, or a
+    /// `Content-Encoding` other than `identity` (see [`crate::content`]).
+    Unsupported,
 }
 
 impl ResponseKind {
-    /// Classifies a `Content-Type` value, ignoring parameters (`; charset=utf-8`) and case.
+    /// Classifies one `Content-Type` value with [`MediaType::parse`](crate::content::MediaType::parse):
+    /// only `application/json` and `text/event-stream` (any ASCII case, a UTF-8 `charset`
+    /// allowed) are readable.
     pub fn from_content_type(content_type: &str) -> Self {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        if essence.eq_ignore_ascii_case("application/json") {
-            Self::Json
-        } else if essence.eq_ignore_ascii_case("text/event-stream") {
-            Self::EventStream
-        } else {
-            Self::Other
+        Self::from_media_type(MediaType::parse(content_type.as_bytes()))
+    }
+
+    fn from_media_type(media_type: MediaType) -> Self {
+        match media_type {
+            MediaType::Json => Self::Json,
+            MediaType::EventStream => Self::EventStream,
+            MediaType::Missing => Self::Untyped,
+            _ => Self::Unsupported,
         }
     }
 }
 
-/// Classifies a response by its `Content-Type` header (see [`ResponseKind::from_content_type`]).
+/// Classifies a response by its headers, as [`crate::content`] reads them: exactly one
+/// `Content-Type` (see [`ResponseKind::from_content_type`]) and no `Content-Encoding` other
+/// than `identity`.
+///
+/// ```
+/// use agentgw_core::mcp::{ResponseKind, response_kind};
+/// use http::HeaderMap;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("content-type", "application/json; charset=utf-8".parse().unwrap());
+/// assert_eq!(response_kind(&headers), ResponseKind::Json);
+/// headers.insert("content-encoding", "gzip".parse().unwrap());
+/// assert_eq!(response_kind(&headers), ResponseKind::Unsupported);
+/// assert_eq!(response_kind(&HeaderMap::new()), ResponseKind::Untyped);
+/// ```
 pub fn response_kind(headers: &HeaderMap) -> ResponseKind {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map_or(ResponseKind::Other, ResponseKind::from_content_type)
+    if content::is_encoded(headers) {
+        return ResponseKind::Unsupported;
+    }
+    ResponseKind::from_media_type(content::media_type(headers))
 }
 
 /// Remembers the method of requests still waiting for their response, so a response can be
@@ -1251,6 +1374,7 @@ mod tests {
         assert_eq!(parse(&envelope.to_bytes()).unwrap(), envelope);
     }
     use http::HeaderValue;
+    use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
     use serde_json::json;
 
     fn single(bytes: &[u8]) -> Message {
@@ -1954,22 +2078,89 @@ mod tests {
         assert_eq!(kind("application/json"), ResponseKind::Json);
         assert_eq!(kind("application/json; charset=utf-8"), ResponseKind::Json);
         assert_eq!(kind("Application/JSON;charset=UTF-8"), ResponseKind::Json);
+        assert_eq!(
+            kind("application/json; charset=\"utf-8\""),
+            ResponseKind::Json
+        );
         assert_eq!(kind("text/event-stream"), ResponseKind::EventStream);
         assert_eq!(
             kind("text/event-stream; charset=utf-8"),
             ResponseKind::EventStream
         );
         assert_eq!(kind(" text/event-stream "), ResponseKind::EventStream);
-        assert_eq!(kind("text/plain"), ResponseKind::Other);
-        assert_eq!(kind("application/jsonl"), ResponseKind::Other);
-        assert_eq!(kind(""), ResponseKind::Other);
-        assert_eq!(response_kind(&HeaderMap::new()), ResponseKind::Other);
+        for unsupported in [
+            "text/plain",
+            "application/jsonl",
+            "application/json-rpc",
+            "application/json, text/plain",
+            "application/json; charset=iso-8859-1",
+            "application/json; charset=utf-16",
+            "application/json; charset",
+            "text/event-stream; charset=latin1",
+            "",
+        ] {
+            assert_eq!(
+                kind(unsupported),
+                ResponseKind::Unsupported,
+                "{unsupported}"
+            );
+        }
+        assert_eq!(response_kind(&HeaderMap::new()), ResponseKind::Untyped);
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_bytes(b"application/json\xff").expect("opaque header value"),
         );
-        assert_eq!(response_kind(&headers), ResponseKind::Other);
+        assert_eq!(response_kind(&headers), ResponseKind::Unsupported);
+
+        // Two Content-Type headers: which one a client believes is anyone's guess.
+        let mut headers = HeaderMap::new();
+        headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert_eq!(response_kind(&headers), ResponseKind::Unsupported);
+
+        // Encoded bodies are not inspected as bytes.
+        for (encoding, expected) in [
+            ("gzip", ResponseKind::Unsupported),
+            ("identity, br", ResponseKind::Unsupported),
+            ("identity", ResponseKind::Json),
+            ("IDENTITY", ResponseKind::Json),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            assert_eq!(response_kind(&headers), expected, "{encoding}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        assert_eq!(response_kind(&headers), ResponseKind::Unsupported);
+    }
+
+    #[test]
+    fn case_variants_of_mcp_methods_are_lookalikes() {
+        for variant in [
+            "Tools/Call",
+            "TOOLS/CALL",
+            "tools/Call",
+            " tools/call",
+            "tools/call\n",
+        ] {
+            assert_eq!(
+                methods::lookalike(variant),
+                Some(methods::TOOLS_CALL),
+                "{variant:?}"
+            );
+        }
+        assert_eq!(methods::lookalike("Tools/List"), Some(methods::TOOLS_LIST));
+        assert_eq!(
+            methods::lookalike("Sampling/CreateMessage"),
+            Some(methods::SAMPLING_CREATE_MESSAGE)
+        );
+        for exact in methods::ALL {
+            assert_eq!(methods::lookalike(exact), None, "{exact}");
+        }
+        assert_eq!(methods::lookalike("tools/calls"), None);
+        assert_eq!(methods::lookalike("x/custom"), None);
     }
 
     #[test]

@@ -26,8 +26,9 @@ pub(crate) type CancelFn = Box<dyn FnOnce(Vec<Id>) + Send>;
 pin_project! {
     /// The response body of [`ToolSecurityService`](crate::ToolSecurityService).
     ///
-    /// The upstream's body passed through untouched, a body the layer produced (a denial, a
-    /// rewritten JSON answer), or an event stream rewritten event by event as it arrives.
+    /// A body the layer produced or read whole (a denial, an inspected JSON answer, an empty
+    /// acknowledgement), or an event stream inspected event by event as it arrives. The
+    /// upstream's body is never passed through uninspected.
     pub struct ToolSecurityBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -37,19 +38,12 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<B> {
-        Inner { #[pin] body: B },
         Full { #[pin] body: Full<Bytes> },
         Events { #[pin] body: EventStreamBody<B> },
     }
 }
 
 impl<B> ToolSecurityBody<B> {
-    pub(crate) fn inner(body: B) -> Self {
-        Self {
-            kind: Kind::Inner { body },
-        }
-    }
-
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         Self {
             kind: Kind::Full {
@@ -74,7 +68,6 @@ impl<B> ToolSecurityBody<B> {
 impl<B> fmt::Debug for ToolSecurityBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
-            Kind::Inner { .. } => "inner",
             Kind::Full { .. } => "full",
             Kind::Events { .. } => "events",
         };
@@ -97,7 +90,6 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         match self.project().kind.project() {
-            KindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
             KindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
             KindProj::Events { body } => body.poll_frame(cx),
         }
@@ -105,7 +97,6 @@ where
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
             Kind::Full { body } => body.is_end_stream(),
             Kind::Events { body } => body.done,
         }
@@ -113,7 +104,6 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Inner { body } => body.size_hint(),
             Kind::Full { body } => body.size_hint(),
             Kind::Events { .. } => SizeHint::default(),
         }

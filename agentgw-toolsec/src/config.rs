@@ -52,6 +52,7 @@
 //!       - action: Truncate
 //!         maxLength: 50000
 //!         truncationMessage: "[Response truncated for safety]"
+//!   unlistedTools: Fetch        # tools/call of a tool no tools/list showed: Fetch | Deny | Allow
 //!   sandbox:
 //!     limits:
 //!       maxExecutionTime: 30s
@@ -104,6 +105,30 @@ pub struct ToolSecurityConfig {
     /// Name spoofing: flags tool names confusable with trusted tools or other servers' tools.
     #[serde(default)]
     pub name_spoofing: Option<NameSpoofingConfig>,
+    /// What happens to a `tools/call` of a tool no `tools/list` has shown the layer yet
+    /// (default `Fetch`: the layer lists the upstream's tools itself first).
+    #[serde(default)]
+    pub unlisted_tools: UnlistedTools,
+}
+
+/// `unlistedTools`: a `tools/call` of a tool whose definition the layer has not checked yet,
+/// because no `tools/list` answer of that upstream has shown it (a fresh gateway, a client
+/// that calls without listing, pins reset by
+/// [`ToolSecurityLayer::reset_pins`](crate::ToolSecurityLayer::reset_pins)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum UnlistedTools {
+    /// The layer sends its own `tools/list` to the upstream first, on the caller's session
+    /// (same `Mcp-Session-Id`, credentials and other headers, through the inner service),
+    /// following `nextCursor` for a bounded number of pages. The definitions are checked and
+    /// recorded (pins, schemas) as those of a client's `tools/list`; then the call is decided.
+    /// A tool the upstream does not list, or a listing that fails, refuses the call.
+    #[default]
+    Fetch,
+    /// The call is refused with a JSON-RPC error: clients must list tools first.
+    Deny,
+    /// The call is forwarded unchecked against a definition (arguments still go through the
+    /// allowlist and input validation rules). Use only when every tool is allowlisted.
+    Allow,
 }
 
 fn yes() -> bool {

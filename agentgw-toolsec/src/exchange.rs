@@ -1,7 +1,7 @@
 //! One HTTP exchange with an MCP server: the requests the client sent, and what to do with each
 //! message of the answer (JSON body or event stream alike).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Auditor, LAYER, mask_text, masked};
 use crate::denial::{Denial, rules};
-use crate::policy::{ListOutcome, Policy};
+use crate::policy::{DefinitionOutcome, ListOutcome, Policy};
 
 /// A `tools/call` waiting for its answer.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ pub(crate) struct Exchange {
     path: String,
     started: Instant,
     calls: HashMap<Id, PendingCall>,
-    lists: HashSet<Id>,
+    lists: HashMap<Id, ()>,
 }
 
 /// The outcome of checking the client's messages.
@@ -62,7 +62,7 @@ impl Exchange {
             path,
             started: Instant::now(),
             calls: HashMap::new(),
-            lists: HashSet::new(),
+            lists: HashMap::new(),
         }
     }
 
@@ -80,19 +80,37 @@ impl Exchange {
         self.calls.keys().cloned().collect()
     }
 
+    /// Names of the tools the calls of `envelope` invoke that must be listed before the calls
+    /// can be decided (`unlistedTools: Fetch`).
+    pub(crate) fn unlisted_tools(&self, envelope: &Envelope) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for message in envelope.messages() {
+            if let Ok(Some(call)) = message.try_tool_call()
+                && self.policy.needs_listing(&self.upstream, call.name)
+                && !names.iter().any(|name| name == call.name)
+            {
+                names.push(call.name.to_owned());
+            }
+        }
+        names
+    }
+
     /// Checks the client's messages; remembers the calls and lists whose answers to inspect.
     pub(crate) fn inspect(&mut self, envelope: &Envelope) -> Inspection {
-        let invoking_notification = envelope.messages().iter().any(|message| {
-            matches!(message, Message::Notification { method, .. } if method == methods::TOOLS_CALL)
+        let smuggling_notification = envelope.messages().iter().find_map(|message| {
+            let Message::Notification { method, .. } = message else {
+                return None;
+            };
+            if method == methods::TOOLS_CALL {
+                // It invokes nothing by the book, but a lenient server might run it unchecked.
+                return Some("a tools/call must be a request with an id".to_owned());
+            }
+            mcp::methods::lookalike(method).map(case_variant_message)
         });
-        if invoking_notification {
-            // It invokes nothing by the book, but a lenient server might run it unchecked.
+        if let Some(message) = smuggling_notification {
             record_rejection(LAYER, rules::INVALID_REQUEST);
-            let denial = Denial::forbidden(
-                rules::INVALID_REQUEST,
-                "a tools/call must be a request with an id",
-            )
-            .with_code(codes::INVALID_REQUEST);
+            let denial = Denial::forbidden(rules::INVALID_REQUEST, message)
+                .with_code(codes::INVALID_REQUEST);
             return Inspection::Deny(error_message(Id::Null, &denial).into_value());
         }
         let mut denials: Vec<(Id, Denial)> = Vec::new();
@@ -101,9 +119,16 @@ impl Exchange {
             let Message::Request { id, method, .. } = message else {
                 continue;
             };
+            if let Some(known) = mcp::methods::lookalike(method) {
+                // A server that folds case would run it without the checks of `known`.
+                let denial = Denial::forbidden(rules::INVALID_REQUEST, case_variant_message(known))
+                    .with_code(codes::INVALID_REQUEST);
+                denials.push((id.clone(), denial));
+                continue;
+            }
             match method.as_str() {
                 methods::TOOLS_LIST => {
-                    self.lists.insert(id.clone());
+                    self.lists.insert(id.clone(), ());
                 }
                 methods::TOOLS_CALL => match message.try_tool_call() {
                     Err(error) => {
@@ -167,14 +192,27 @@ impl Exchange {
 
     /// Applies the policy to one message of the server's answer; `raw_len` is its size as
     /// sent (`None` when unknown, e.g. inside a batch). Returns whether it changed.
+    ///
+    /// Answers are matched to the requests of this exchange loosely (see
+    /// [`Id::loosely_matches`]), as lenient clients match them; every answer is inspected
+    /// whatever it answers: a `tools` list is validated, the texts of prompts, resources and
+    /// instructions are checked, and every text is sanitized.
     pub(crate) fn on_message(&mut self, message: &mut Message, raw_len: Option<usize>) -> bool {
         match message {
             Message::Response { id, result } => {
-                if self.lists.remove(id)
-                    || (!self.calls.contains_key(id) && mcp::is_tools_list_result(result))
-                {
-                    let outcome = self.policy.process_tools_list(&self.upstream, result);
-                    self.audit_list(&outcome);
+                if let Some((id, call)) = take_loosely(&mut self.calls, id) {
+                    return self.on_call_result(id, call, message, raw_len);
+                }
+                let listed = take_loosely(&mut self.lists, id).is_some();
+                if listed || result.get("tools").is_some() {
+                    if mcp::tools_from_list_result(result).is_none() {
+                        let denial =
+                            invalid_answer("the upstream's tools/list answer has no tool list");
+                        record_rejection(LAYER, &denial.rule);
+                        *message = error_message(id.clone(), &denial);
+                        return true;
+                    }
+                    let outcome = self.record_list(result);
                     if let Some(denial) = outcome.rejected {
                         record_rejection(LAYER, &denial.rule);
                         *message = error_message(id.clone(), &denial);
@@ -182,36 +220,43 @@ impl Exchange {
                     }
                     return outcome.changed;
                 }
-                if let Some(call) = self.calls.remove(id) {
-                    return self.on_call_result(id.clone(), call, message, raw_len);
+                let outcome = self.policy.check_definitions(result);
+                self.audit_definitions(&outcome);
+                if let Some(denial) = outcome.rejected {
+                    record_rejection(LAYER, &denial.rule);
+                    *message = error_message(id.clone(), &denial);
+                    return true;
                 }
-                if result.get("content").is_some_and(Value::is_array) {
-                    // An answer this exchange did not ask for (a resumed stream): a tool result
-                    // by its shape, sanitized all the same.
-                    return self.policy.sanitize_result(result).changed();
-                }
-                false
+                outcome.changed | self.policy.sanitize_result(result).changed()
             }
             Message::Error { id, error } => {
-                self.lists.remove(id);
-                match self.calls.remove(id) {
-                    Some(call) => {
-                        let sanitized = self.policy.sanitize_error(error);
-                        let decision = if sanitized.changed() {
-                            Decision::Modify
-                        } else {
-                            Decision::Allow
-                        };
-                        self.audit_call(&call.tool, decision, None, "error", None, |event| {
-                            event.with_detail("errorCode", error.code)
-                        });
-                        sanitized.changed()
-                    }
-                    None => false,
+                take_loosely(&mut self.lists, id);
+                let sanitized = self.policy.sanitize_error(error);
+                if let Some((_, call)) = take_loosely(&mut self.calls, id) {
+                    let decision = if sanitized.changed() {
+                        Decision::Modify
+                    } else {
+                        Decision::Allow
+                    };
+                    self.audit_call(&call.tool, decision, None, "error", None, |event| {
+                        event.with_detail("errorCode", error.code)
+                    });
                 }
+                sanitized.changed()
             }
-            Message::Request { .. } | Message::Notification { .. } => false,
+            // Requests from the server (`sampling/createMessage`, `elicitation/create`) and
+            // its notifications carry text the client's model or user reads.
+            Message::Request { params, .. } | Message::Notification { params, .. } => params
+                .as_mut()
+                .is_some_and(|params| self.policy.sanitize_result(params).changed()),
         }
+    }
+
+    /// Validates and records a `tools/list` result (the client's, or one the layer fetched).
+    pub(crate) fn record_list(&mut self, result: &mut Value) -> ListOutcome {
+        let outcome = self.policy.process_tools_list(&self.upstream, result);
+        self.audit_list(&outcome);
+        outcome
     }
 
     fn on_call_result(
@@ -335,7 +380,7 @@ impl Exchange {
     /// be read.
     pub(crate) fn fail_all(&mut self, denial: &Denial, outcome: &'static str) -> Vec<Message> {
         let mut messages = self.fail_calls(denial, outcome);
-        for id in self.lists.drain() {
+        for (id, ()) in self.lists.drain() {
             messages.push(error_message(id, denial));
         }
         messages
@@ -425,6 +470,22 @@ impl Exchange {
         self.auditor.record(&event);
     }
 
+    fn audit_definitions(&self, outcome: &DefinitionOutcome) {
+        if !self.auditor.is_on() {
+            return;
+        }
+        for finding in &outcome.findings {
+            let mut event = self
+                .event("definition_validation", Decision::Deny)
+                .with_rule(finding.rule.as_ref())
+                .with_detail("kind", finding.kind);
+            if !finding.name.is_empty() {
+                event = event.with_detail("name", mask_text(&finding.name));
+            }
+            self.auditor.record(&event);
+        }
+    }
+
     fn event(&self, kind: &'static str, decision: Decision) -> AuditEvent {
         let mut event = AuditEvent::new(LAYER, kind, decision)
             .with_request(self.http_method.clone(), self.path.clone())
@@ -434,6 +495,24 @@ impl Exchange {
         }
         event
     }
+}
+
+/// Removes the entry of `id`, or else of an id that loosely matches it, from `entries`.
+fn take_loosely<V>(entries: &mut HashMap<Id, V>, id: &Id) -> Option<(Id, V)> {
+    if let Some(entry) = entries.remove_entry(id) {
+        return Some(entry);
+    }
+    let key = entries.keys().find(|key| key.loosely_matches(id))?.clone();
+    entries.remove_entry(&key)
+}
+
+fn case_variant_message(known: &str) -> String {
+    format!("MCP method names are case-sensitive: a case variant of `{known}` is refused")
+}
+
+/// The denial of an answer the layer cannot inspect.
+pub(crate) fn invalid_answer(message: &str) -> Denial {
+    Denial::forbidden(rules::INVALID_RESPONSE, message).with_code(codes::INTERNAL_ERROR)
 }
 
 fn count_call(label: &str, allowed: bool) {

@@ -114,20 +114,6 @@ pub(crate) fn for_each_scalar<'a>(
     }
 }
 
-/// Applies `f` to every string under `value`, in place; returns whether any changed.
-pub(crate) fn rewrite_strings(value: &mut Value, f: &mut impl FnMut(&mut String) -> bool) -> bool {
-    match value {
-        Value::String(text) => f(text),
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |changed, item| rewrite_strings(item, f) | changed),
-        Value::Object(map) => map
-            .values_mut()
-            .fold(false, |changed, child| rewrite_strings(child, f) | changed),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,20 +182,5 @@ mod tests {
             count < 2
         }));
         assert_eq!(count, 2);
-    }
-
-    #[test]
-    fn rewrite_in_place() {
-        let mut value = json!({"a": "keep", "b": ["drop me", {"c": "drop too"}]});
-        let changed = rewrite_strings(&mut value, &mut |s| {
-            if s.starts_with("drop") {
-                s.clear();
-                true
-            } else {
-                false
-            }
-        });
-        assert!(changed);
-        assert_eq!(value, json!({"a": "keep", "b": ["", {"c": ""}]}));
     }
 }

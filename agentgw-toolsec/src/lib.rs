@@ -143,8 +143,18 @@
 //!
 //! **Response sanitization** (`responseSanitization`): `Remove` patterns (on the normalized
 //! skeleton), `Mask` with the guard's validated PII recognizers (`CREDIT_CARD`, `EMAIL`, ...),
-//! `Truncate` to `maxLength` characters with a `truncationMessage`; applied to text content,
-//! embedded resources and `structuredContent` of tool results, and to error messages.
+//! `Truncate` to `maxLength` characters with a `truncationMessage`; applied to every string the
+//! server sends (tool results of every content type, `structuredContent` and `_meta`,
+//! `resources/read` contents, `prompts/get` messages, errors, and the server's requests such as
+//! `sampling/createMessage` and `elicitation/create`), base64 payloads excepted.
+//!
+//! **Other server texts**: the builtin detectors also check the `initialize` instructions and
+//! the entries of `prompts/list`, `resources/list` and `resources/templates/list`; what fails is
+//! removed (or the answer refused with `validation.action: Reject`).
+//!
+//! **Unlisted tools** (`unlistedTools`): a `tools/call` of a tool no `tools/list` has shown the
+//! layer is decided after the layer lists the upstream's tools itself, on the caller's session
+//! (`Fetch`, the default), refused (`Deny`) or forwarded unchecked (`Allow`).
 //!
 //! **Limits** (`sandbox.limits`): `maxExecutionTime` cancels a call (the client gets error
 //! -32004, the server a `notifications/cancelled`); `maxOutputSize` replaces a larger result by
@@ -170,8 +180,11 @@
 //! one error per request. MCP clients (the official Rust SDK, `rmcp`, among them) report such an
 //! error as the failure of that call, while they treat a 403 as an authorization failure of
 //! the transport (see the `rmcp_reports_a_403_as_a_transport_error...` test). Requests that are
-//! not JSON-RPC get 400, bodies over the limit 413, and an upstream answer that cannot be
-//! inspected 502, each with a JSON-RPC error body. Messages name the tool and argument, never
+//! not JSON-RPC, requests other than POST with a body, and case variants of MCP method names
+//! (`Tools/Call`) get 400 or a JSON-RPC error, bodies over the limit 413, and a successful
+//! upstream answer that cannot be inspected (not exactly JSON or an event stream, encoded, a
+//! body without a content type) 502, each with a JSON-RPC error body. An upstream error status
+//! is kept, with its body only when that is JSON-RPC. Messages name the tool and argument, never
 //! the offending value.
 //!
 //! # State

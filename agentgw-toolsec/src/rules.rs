@@ -40,7 +40,12 @@ pub const NAME_SPOOFING: &str = "name-spoofing";
 pub const EXECUTION_TIME: &str = "max-execution-time";
 /// The tool's output exceeds `maxOutputSize`.
 pub const OUTPUT_SIZE: &str = "max-output-size";
-/// The request is not valid JSON-RPC, or a `tools/call` has malformed params.
+/// No `tools/list` answer of the upstream showed the called tool, so its definition was never
+/// checked (see `unlistedTools`).
+pub const UNLISTED_TOOL: &str = "unlisted-tool";
+/// The request is not valid JSON-RPC, a `tools/call` has malformed params, a method name is a
+/// case variant of an MCP method (`Tools/Call`), or a request other than a POST has a body.
 pub const INVALID_REQUEST: &str = "invalid-request";
-/// The upstream's answer could not be inspected (not JSON-RPC, too large).
+/// The upstream's answer could not be inspected (not JSON-RPC, too large, a content type or
+/// encoding other than plain JSON or an event stream, a body where none belongs).
 pub const INVALID_RESPONSE: &str = "invalid-upstream-response";

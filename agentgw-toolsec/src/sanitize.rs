@@ -1,19 +1,29 @@
-//! `responseSanitization`: rewrites the text of `tools/call` results.
+//! `responseSanitization`: rewrites the text the server sends before the client (and its
+//! model) reads it.
 //!
-//! Text lives in `content[].text` (text blocks), `content[].resource.text` (embedded
-//! resources) and every string of `structuredContent`. `Remove` rules run first (on the
+//! Every string of a result, of the params of a server request or notification
+//! (`sampling/createMessage` messages and `systemPrompt`, `elicitation/create` message and
+//! schema texts) and of an error's message and data is cleaned, whatever member holds it:
+//! text blocks, embedded resources, `resource_link` names and descriptions,
+//! `structuredContent`, annotations and `_meta` alike, so that a member the layer does not know
+//! is not a way around it. Only base64 payloads (`data` and `blob` of binary content, beside a
+//! `mimeType` or in an `image` or `audio` block) are skipped. `Remove` rules run first (on the
 //! normalized skeleton, so look-alikes do not evade them), then `Mask` (builtin PII recognizers
-//! of the guard), then `Truncate`, which counts characters over the text blocks and embedded
-//! resources in order, cuts where the budget ends, appends the truncation message and empties
-//! the text that follows. `structuredContent` must keep the shape of the tool's
-//! `outputSchema`, so it is cleaned but never truncated (use `sandbox.limits.maxOutputSize`).
+//! of the guard). `Truncate` then counts characters over the primary texts in order: the text
+//! blocks and embedded resources of `content` (a tool result, a sampling message), the
+//! `contents[].text` of `resources/read` and the content of `messages[]` (`prompts/get`,
+//! `sampling/createMessage`); it cuts where the budget ends, appends the truncation message and
+//! empties the texts that follow. Other strings (`structuredContent` must keep the shape of
+//! the tool's `outputSchema`) are cleaned but never truncated (use
+//! `sandbox.limits.maxOutputSize`).
 
 use agentgw_guard::PatternSet;
 use serde_json::Value;
 
+use agentgw_core::mcp::ErrorObject;
+
 use crate::config::{ResponseSanitizationConfig, SanitizationAction};
 use crate::error::ToolSecError;
-use crate::field::rewrite_strings;
 use crate::patterns::PatternList;
 
 /// What sanitization changed in one result.
@@ -144,40 +154,56 @@ impl Sanitizer {
         })
     }
 
-    /// Sanitizes a `tools/call` result in place.
+    /// Sanitizes a result (or the params of a server message) in place: every string is
+    /// cleaned, then the primary texts are truncated. See the [module docs](self).
     pub(crate) fn sanitize_result(&self, result: &mut Value) -> Sanitized {
         let mut report = Sanitized::default();
-        let mut budget = self.truncate.as_ref().map(|t| t.max_chars);
-        if let Some(content) = result.get_mut("content").and_then(Value::as_array_mut) {
-            for block in content {
-                let text = match block.get("type").and_then(Value::as_str) {
-                    Some("text") => block.get_mut("text"),
-                    Some("resource") => block.get_mut("resource").and_then(|r| r.get_mut("text")),
-                    _ => None,
-                };
-                if let Some(Value::String(text)) = text {
-                    self.clean(text, &mut report);
-                    if let (Some(budget), Some(truncate)) = (budget.as_mut(), &self.truncate) {
-                        truncate_text(text, budget, &truncate.message, &mut report);
-                    }
-                }
-            }
+        if self.remove.is_some() || self.mask.is_some() {
+            self.clean_all(result, &mut report);
         }
-        if let Some(structured) = result.get_mut("structuredContent") {
-            rewrite_strings(structured, &mut |text| {
-                let before = report;
-                self.clean(text, &mut report);
-                report != before
+        if let Some(truncate) = &self.truncate {
+            let mut budget = truncate.max_chars;
+            for_each_primary_text(result, &mut |text| {
+                truncate_text(text, &mut budget, &truncate.message, &mut report);
             });
         }
         report
     }
 
-    /// Applies `Remove` and `Mask` to an error message or other free text.
-    pub(crate) fn sanitize_text(&self, text: &mut String) -> Sanitized {
+    /// Applies `Remove` and `Mask` to an error's message and every string of its data.
+    pub(crate) fn sanitize_error(&self, error: &mut ErrorObject) -> Sanitized {
         let mut report = Sanitized::default();
-        self.clean(text, &mut report);
+        self.clean(&mut error.message, &mut report);
+        if let Some(data) = &mut error.data {
+            self.clean_all(data, &mut report);
+        }
         report
+    }
+
+    /// Cleans every string under `value` but base64 payloads.
+    fn clean_all(&self, value: &mut Value, report: &mut Sanitized) {
+        match value {
+            Value::String(text) => self.clean(text, report),
+            Value::Array(items) => {
+                for item in items {
+                    self.clean_all(item, report);
+                }
+            }
+            Value::Object(map) => {
+                let binary = map.get("mimeType").is_some_and(Value::is_string)
+                    || matches!(
+                        map.get("type").and_then(Value::as_str),
+                        Some("image" | "audio")
+                    );
+                for (key, child) in map.iter_mut() {
+                    if binary && matches!(key.as_str(), "data" | "blob") {
+                        continue;
+                    }
+                    self.clean_all(child, report);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
     }
 
     fn clean(&self, text: &mut String, report: &mut Sanitized) {
@@ -195,6 +221,50 @@ impl Sanitizer {
             }
             report.masked += hits;
         }
+    }
+}
+
+/// Calls `f` with the primary texts of a result or of server message params, in order: the
+/// text of `content` blocks (an array, or one block) and of their embedded resources, the
+/// `contents[].text` of a resource read, and the content of each of `messages[]`.
+fn for_each_primary_text(value: &mut Value, f: &mut impl FnMut(&mut String)) {
+    let Value::Object(map) = value else {
+        return;
+    };
+    if let Some(content) = map.get_mut("content") {
+        for_each_block_text(content, f);
+    }
+    if let Some(Value::Array(contents)) = map.get_mut("contents") {
+        for item in contents {
+            if let Some(Value::String(text)) = item.get_mut("text") {
+                f(text);
+            }
+        }
+    }
+    if let Some(Value::Array(messages)) = map.get_mut("messages") {
+        for message in messages {
+            if let Some(content) = message.get_mut("content") {
+                for_each_block_text(content, f);
+            }
+        }
+    }
+}
+
+/// The text of a content block, or of each block of an array.
+fn for_each_block_text(content: &mut Value, f: &mut impl FnMut(&mut String)) {
+    if let Value::Array(blocks) = content {
+        for block in blocks {
+            for_each_block_text(block, f);
+        }
+        return;
+    }
+    let text = match content.get("type").and_then(Value::as_str) {
+        Some("text") => content.get_mut("text"),
+        Some("resource") => content.get_mut("resource").and_then(|r| r.get_mut("text")),
+        _ => None,
+    };
+    if let Some(Value::String(text)) = text {
+        f(text);
     }
 }
 

@@ -91,6 +91,16 @@ impl DefinitionRules {
         None
     }
 
+    /// The builtin rule a server text other than a tool definition breaks (a prompt, a
+    /// resource, the `initialize` instructions); configured rules select fields of tool
+    /// definitions and do not apply.
+    pub(crate) fn check_server_text(&self, value: &Value) -> Option<Arc<str>> {
+        if !self.builtins {
+            return None;
+        }
+        Detectors::get().check_tool(value).map(Arc::from)
+    }
+
     /// Whether the definition gives orders about one of `other_tools` (builtin detectors only).
     pub(crate) fn check_shadowing(
         &self,

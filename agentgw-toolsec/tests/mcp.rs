@@ -697,3 +697,84 @@ async fn identity_is_audited() {
     assert_eq!(call_line["subject"], "alice");
     assert_eq!(call_line["details"]["upstream"], "tools-a");
 }
+
+/// `unlistedTools: Fetch` (the default): a fresh gateway lists the upstream's tools itself, on
+/// the caller's session, before it decides a call of a tool it has not seen.
+#[tokio::test]
+async fn a_call_before_any_listing_is_checked_against_the_fetched_definition() {
+    for mode in MODES {
+        let gateway = start(layer("{}"), mode).await;
+        let client = client(&gateway.url).await;
+        // No tools/list by the client: the poisoned tool is still refused, unrun.
+        let error = rpc_error(
+            call(&client, "add-numbers", json!({"a": 1, "b": 2}))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(error.code.0, -32003, "{mode:?}: {error:?}");
+        assert!(
+            error.message.contains("withheld by tool validation"),
+            "{error:?}"
+        );
+        assert_eq!(gateway.state.calls(), 0, "{mode:?}");
+        // A benign tool runs, its schema learned from the fetched list enforced.
+        let result = call(&client, "get-weather", json!({"city": "Oslo"}))
+            .await
+            .expect("allowed");
+        assert_eq!(first_text(&result), "Weather in Oslo: 18°C, partly cloudy");
+        let error = rpc_error(
+            call(&client, "kubectl-logs", json!({"tail": 3}))
+                .await
+                .unwrap_err(),
+        );
+        assert_eq!(
+            error.code.0, -32602,
+            "{mode:?}: the fetched schema requires `pod`"
+        );
+        // A tool the upstream does not list is refused.
+        let error = rpc_error(call(&client, "not-offered", json!({})).await.unwrap_err());
+        assert!(error.message.contains("not in any tools/list"), "{error:?}");
+        assert_eq!(gateway.state.calls(), 1, "{mode:?}");
+        let fetched = gateway
+            .audit
+            .events()
+            .into_iter()
+            .filter(|e| e.event == "tool_list")
+            .count();
+        assert!(fetched >= 1, "{mode:?}: the layer's listing is audited");
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unlisted_tools_deny_and_allow() {
+    let gateway = start(layer("unlistedTools: Deny\n"), Mode::Sessions).await;
+    let peer = client(&gateway.url).await;
+    let error = rpc_error(
+        call(&peer, "get-weather", json!({"city": "Oslo"}))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(error.code.0, -32003);
+    assert_eq!(error.data.unwrap()["reason"], "unlisted-tool");
+    assert_eq!(gateway.state.calls(), 0);
+    tool_names(&peer).await;
+    assert!(
+        call(&peer, "get-weather", json!({"city": "Oslo"}))
+            .await
+            .is_ok()
+    );
+    peer.cancel().await.unwrap();
+
+    // `Allow`: today's behaviour, the unlisted poisoned tool runs.
+    let gateway = start(layer("unlistedTools: Allow\n"), Mode::Sessions).await;
+    let peer = client(&gateway.url).await;
+    assert!(
+        call(&peer, "add-numbers", json!({"a": 1, "b": 2}))
+            .await
+            .is_err(),
+        "the server does not implement it"
+    );
+    assert_eq!(gateway.state.calls(), 1, "but the call reached it");
+    peer.cancel().await.unwrap();
+}

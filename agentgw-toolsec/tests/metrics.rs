@@ -7,7 +7,7 @@ use agentgw_core::RequestBody;
 use agentgw_core::metrics::{
     REJECTED_REQUESTS_TOTAL, TOOL_CALLS_TOTAL, TOOL_VALIDATION_REJECTED_TOTAL,
 };
-use agentgw_toolsec::ToolSecurityLayer;
+use agentgw_toolsec::{ToolSecurityConfig, ToolSecurityLayer};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -87,7 +87,11 @@ fn tool_metrics() {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let service = ToolSecurityLayer::new().layer(tower::service_fn(upstream));
+            // `Deny`: the made-up tools are refused without the layer listing tools again.
+            let config: ToolSecurityConfig = serde_saphyr::from_str("unlistedTools: Deny").unwrap();
+            let service = ToolSecurityLayer::from_config(&config)
+                .unwrap()
+                .layer(tower::service_fn(upstream));
             let calls = [
                 rpc(1, "tools/list", json!({})),
                 rpc(
@@ -147,7 +151,7 @@ fn tool_metrics() {
         count(
             &snapshot,
             TOOL_CALLS_TOTAL,
-            &[("tool", "unknown"), ("allowed", "true")]
+            &[("tool", "unknown"), ("allowed", "false")]
         ),
         2
     );
@@ -163,5 +167,13 @@ fn tool_metrics() {
             &[("layer", "toolsec"), ("reason", "hidden-instructions")]
         ),
         1
+    );
+    assert_eq!(
+        count(
+            &snapshot,
+            REJECTED_REQUESTS_TOTAL,
+            &[("layer", "toolsec"), ("reason", "unlisted-tool")]
+        ),
+        2
     );
 }

@@ -170,7 +170,9 @@ fn wrap<ResB>(
     let body = match kind {
         ResponseKind::Json => RbacBody::filtered_json(body, filter, limit.bytes()),
         ResponseKind::EventStream => RbacBody::filtered_sse(body, filter),
-        ResponseKind::Other => return Response::from_parts(parts, RbacBody::inner(body)),
+        ResponseKind::Untyped | ResponseKind::Unsupported => {
+            return Response::from_parts(parts, RbacBody::inner(body));
+        }
     };
     // The filtered body may be shorter.
     parts.headers.remove(CONTENT_LENGTH);
