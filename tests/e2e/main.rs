@@ -6,4 +6,5 @@ mod common;
 mod demo;
 mod gateway;
 mod mcp;
+mod parity;
 mod tls;
