@@ -358,3 +358,143 @@ async fn bodies_over_the_limit_are_rejected_before_the_handler() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(json_of(&body)["error"]["code"], "body_too_large");
 }
+
+type Headers = Vec<(&'static str, &'static str)>;
+
+/// A `tools/list` server answering with `headers` and `body` (the request id replaces `ID`).
+async fn list_server(headers: Headers, body: &'static str) -> SocketAddr {
+    let app = Router::new()
+        .route(
+            "/mcp",
+            post(move |bytes: Bytes| {
+                let headers = headers.clone();
+                async move {
+                    let request: Value = serde_json::from_slice(&bytes).unwrap();
+                    let body = body.replace("ID", &request["id"].to_string());
+                    let mut response = Response::builder();
+                    for (name, value) in headers {
+                        response = response.header(name, value);
+                    }
+                    response.body(Body::from(body)).unwrap()
+                }
+            }),
+        )
+        .layer(policy(SEED_MCP))
+        .layer(claims_layer());
+    serve(app).await
+}
+
+#[tokio::test]
+async fn tools_list_answers_that_cannot_be_filtered_are_502() {
+    const JSON: (&str, &str) = ("content-type", "application/json");
+    let listed = r#"{"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"kubectl-delete"},{"name":"list-pods"}]}}"#;
+    let cases: Vec<(&str, Headers, &'static str)> = vec![
+        (
+            "not JSON",
+            vec![JSON],
+            "{\"tools\": [{\"name\": \"kubectl-delete\"}",
+        ),
+        (
+            "not JSON-RPC",
+            vec![JSON],
+            r#"{"tools":[{"name":"kubectl-delete"}]}"#,
+        ),
+        (
+            "gzip",
+            vec![JSON, ("content-encoding", "gzip")],
+            r#"{"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"kubectl-delete"}]}}"#,
+        ),
+        (
+            "text/plain",
+            vec![("content-type", "text/plain")],
+            r#"{"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"kubectl-delete"}]}}"#,
+        ),
+        (
+            "untyped",
+            vec![],
+            r#"{"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"kubectl-delete"}]}}"#,
+        ),
+        (
+            "tools not a list",
+            vec![JSON],
+            r#"{"jsonrpc":"2.0","id":ID,"result":{"tools":{"name":"kubectl-delete"}}}"#,
+        ),
+        (
+            "a nameless tool",
+            vec![JSON],
+            r#"{"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"list-pods"},{"name":7}]}}"#,
+        ),
+        (
+            "no tools",
+            vec![JSON],
+            r#"{"jsonrpc":"2.0","id":ID,"result":{}}"#,
+        ),
+    ];
+    let list = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"});
+    let user = json!({"sub": "a", "role": "user"});
+    for (case, headers, body) in cases {
+        let client = Client::new(list_server(headers, body).await);
+        let (status, headers, bytes) = client.post("/mcp", Some(user.clone()), list.clone()).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{case}");
+        assert_eq!(headers["content-type"], "application/json", "{case}");
+        let error = json_of(&bytes);
+        assert_eq!(error["id"], 4, "{case}");
+        assert_eq!(error["error"]["code"], -32603, "{case}");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("kubectl-delete"),
+            "{case}"
+        );
+    }
+
+    // Filtered: JSON with a charset, an answer whose id is the request's id as a string (a
+    // lenient client's answer to request 4), and an empty untyped acknowledgement.
+    let client = Client::new(
+        list_server(
+            vec![("content-type", "application/json; charset=utf-8")],
+            listed,
+        )
+        .await,
+    );
+    let (status, _, bytes) = client.post("/mcp", Some(user.clone()), list.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tool_names(&json_of(&bytes)["result"]), ["list-pods"]);
+    let stringly = r#"{"jsonrpc":"2.0","id":"4","result":{"tools":[{"name":"kubectl-delete"},{"name":"list-pods"}]}}"#;
+    let client = Client::new(list_server(vec![JSON], stringly).await);
+    let (_, _, bytes) = client.post("/mcp", Some(user.clone()), list.clone()).await;
+    assert_eq!(tool_names(&json_of(&bytes)["result"]), ["list-pods"]);
+    let client = Client::new(list_server(vec![], "").await);
+    let (status, _, bytes) = client.post("/mcp", Some(user.clone()), list.clone()).await;
+    assert_eq!((status, bytes.len()), (StatusCode::OK, 0));
+}
+
+#[tokio::test]
+async fn streamed_tools_list_events_that_cannot_be_filtered_are_not_forwarded() {
+    let body = concat!(
+        "event: other\ndata: {\"jsonrpc\":\"2.0\",\"id\":ID,\"result\":{\"tools\":[{\"name\":\"kubectl-delete\"},{\"name\":\"list-pods\"}]}}\n\n",
+        "data: {\"tools\":[{\"name\":\"kubectl-delete\"}]\n\n",
+        "data: {\"jsonrpc\":\"2.0\",\"id\":ID,\"result\":{\"tools\":\"kubectl-delete\"}}\n\n",
+    );
+    let client = Client::new(list_server(vec![("content-type", "text/event-stream")], body).await);
+    let list = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"});
+    let (status, _, bytes) = client
+        .post("/mcp", Some(json!({"sub": "a", "role": "user"})), list)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(!text.contains("kubectl-delete"), "{text}");
+    let data: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+        .map(|d| json_of(d.as_bytes()))
+        .collect();
+    assert_eq!(data.len(), 2, "the unparsable event is dropped: {text}");
+    assert_eq!(
+        tool_names(&data[0]["result"]),
+        ["list-pods"],
+        "every event type is filtered"
+    );
+    assert_eq!(
+        (data[1]["id"].as_i64(), data[1]["error"]["code"].as_i64()),
+        (Some(4), Some(-32603))
+    );
+}

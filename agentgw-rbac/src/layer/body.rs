@@ -2,27 +2,27 @@
 //! caller may not call removed.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use agentgw_core::mcp::{self, ToolDef};
 use agentgw_core::sse::{self, Frame as SseFrame, Transform, TransformBody};
 use agentgw_core::{Attributes, BoxError};
-use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 
-use crate::policy::CelPolicy;
+use crate::policy::{CelPolicy, LAYER};
+use agentgw_core::metrics::record_rejection;
 use std::sync::Arc;
 
 pin_project! {
     /// The response body of [`CelPolicyService`](crate::CelPolicyService).
     ///
-    /// The inner service's body unchanged; the JSON of a denial; or the response to an MCP
-    /// `tools/list` request, from which tools the caller may not call are removed: a JSON body
-    /// is read (bounded by the layer's body limit), filtered and sent as one chunk, an event
-    /// stream is filtered event by event.
+    /// The inner service's body unchanged; a body the layer produced (a denial, a filtered
+    /// JSON answer to an MCP `tools/list` request, read whole and bounded by the layer's body
+    /// limit); or an event stream answering `tools/list`, from which tools the caller may not
+    /// call are removed event by event.
     pub struct RbacBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -39,15 +39,6 @@ pin_project! {
         Full {
             #[pin]
             body: Full<Bytes>,
-        },
-        Json {
-            #[pin]
-            body: B,
-            collected: BytesMut,
-            limit: usize,
-            filter: Box<ToolFilter>,
-            trailers: Option<HeaderMap>,
-            done: bool,
         },
         Sse {
             #[pin]
@@ -66,19 +57,6 @@ impl<B> RbacBody<B> {
     pub(crate) fn full(body: Full<Bytes>) -> Self {
         RbacBody {
             kind: Kind::Full { body },
-        }
-    }
-
-    pub(crate) fn filtered_json(body: B, filter: Box<ToolFilter>, limit: usize) -> Self {
-        RbacBody {
-            kind: Kind::Json {
-                body,
-                collected: BytesMut::new(),
-                limit,
-                filter,
-                trailers: None,
-                done: false,
-            },
         }
     }
 
@@ -107,48 +85,6 @@ where
             KindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
             KindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
             KindProj::Sse { body } => body.poll_frame(cx),
-            KindProj::Json {
-                mut body,
-                collected,
-                limit,
-                filter,
-                trailers,
-                done,
-            } => {
-                if *done {
-                    return Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))));
-                }
-                loop {
-                    match ready!(body.as_mut().poll_frame(cx)) {
-                        Some(Ok(frame)) => match frame.into_data() {
-                            Ok(data) => {
-                                if collected.len() + data.len() > *limit {
-                                    *done = true;
-                                    return Poll::Ready(Some(Err(format!(
-                                        "tools/list response exceeds the limit of {limit} bytes"
-                                    )
-                                    .into())));
-                                }
-                                collected.extend_from_slice(&data);
-                            }
-                            Err(frame) => {
-                                if let Ok(t) = frame.into_trailers() {
-                                    *trailers = Some(t);
-                                }
-                            }
-                        },
-                        Some(Err(error)) => {
-                            *done = true;
-                            return Poll::Ready(Some(Err(error.into())));
-                        }
-                        None => {
-                            *done = true;
-                            let bytes = filter.filter_json(collected.split().freeze());
-                            return Poll::Ready(Some(Ok(Frame::data(bytes))));
-                        }
-                    }
-                }
-            }
         }
     }
 
@@ -157,7 +93,6 @@ where
             Kind::Inner { body } => body.is_end_stream(),
             Kind::Full { body } => body.is_end_stream(),
             Kind::Sse { body } => body.is_end_stream(),
-            Kind::Json { done, trailers, .. } => *done && trailers.is_none(),
         }
     }
 
@@ -166,7 +101,6 @@ where
             Kind::Inner { body } => body.size_hint(),
             Kind::Full { body } => body.size_hint(),
             Kind::Sse { body } => body.size_hint(),
-            Kind::Json { .. } => SizeHint::default(),
         }
     }
 }
@@ -176,7 +110,6 @@ impl<B> std::fmt::Debug for RbacBody<B> {
         let kind = match &self.kind {
             Kind::Inner { .. } => "inner",
             Kind::Full { .. } => "full",
-            Kind::Json { .. } => "filtered json",
             Kind::Sse { .. } => "filtered event stream",
         };
         f.debug_struct("RbacBody").field("kind", &kind).finish()
@@ -201,65 +134,106 @@ impl ToolFilter {
         }
     }
 
-    /// Filters one message in place; the number of tools removed.
-    fn filter_message(&self, message: &mut mcp::Message) -> usize {
-        if message.id() != Some(&self.id) {
-            return 0;
-        }
-        let Some(tools) = message
-            .result_mut()
-            .and_then(mcp::tools_from_list_result_mut)
-        else {
-            return 0;
+    /// The JSON-RPC id of the `tools/list` request.
+    pub(crate) fn id(&self) -> &mcp::Id {
+        &self.id
+    }
+
+    /// Filters one message in place; the number of tools removed. The answer to the request
+    /// (its id, or an id a lenient client would take for it) and any result carrying `tools`
+    /// must hold a list of tool definitions (objects with a string `name`): anything else is
+    /// an error, never forwarded unfiltered.
+    fn filter_message(&self, message: &mut mcp::Message) -> Result<usize, &'static str> {
+        let mcp::Message::Response { id, result } = message else {
+            return Ok(0);
         };
+        if !id.loosely_matches(&self.id) && result.get("tools").is_none() {
+            return Ok(0);
+        }
+        let Some(tools) = mcp::tools_from_list_result_mut(result) else {
+            return Err("the upstream's tools/list answer has no tool list");
+        };
+        if !tools.iter().all(|tool| ToolDef::from_value(tool).is_some()) {
+            return Err("the upstream's tools/list answer has an entry that is not a tool");
+        }
         let attrs = Attributes::from_parts(&self.request);
         let before = tools.len();
         tools.retain(|tool| {
-            ToolDef::from_value(tool).is_none_or(|def| self.policy.tool_visible(&attrs, def.name))
+            ToolDef::from_value(tool).is_some_and(|def| self.policy.tool_visible(&attrs, def.name))
         });
         let removed = before - tools.len();
         if removed > 0 {
             tracing::debug!(removed, "RBAC policy hid tools from a tools/list result");
         }
-        removed
+        Ok(removed)
     }
 
-    fn filter_envelope(&self, envelope: &mut mcp::Envelope) -> usize {
-        envelope
-            .messages_mut()
-            .iter_mut()
-            .map(|m| self.filter_message(m))
-            .sum()
+    fn filter_envelope(&self, envelope: &mut mcp::Envelope) -> Result<usize, &'static str> {
+        let mut removed = 0;
+        for message in envelope.messages_mut() {
+            removed += self.filter_message(message)?;
+        }
+        Ok(removed)
     }
 
-    /// Filters a JSON response body; bodies that are not JSON-RPC pass unchanged.
-    fn filter_json(&self, bytes: Bytes) -> Bytes {
-        let Ok(mut envelope) = mcp::parse(&bytes) else {
-            return bytes;
-        };
-        if self.filter_envelope(&mut envelope) > 0 {
-            envelope.to_bytes()
+    /// Filters a whole JSON response body. An empty body passes; a body that is not JSON-RPC,
+    /// or whose list is not a list of tools, is an error.
+    pub(crate) fn filter_json(&self, bytes: Bytes) -> Result<Bytes, &'static str> {
+        if bytes.trim_ascii().is_empty() {
+            return Ok(bytes);
+        }
+        let mut envelope =
+            mcp::parse(&bytes).map_err(|_| "the upstream's tools/list answer is not JSON-RPC")?;
+        if self.filter_envelope(&mut envelope)? > 0 {
+            Ok(envelope.to_bytes())
         } else {
-            bytes
+            Ok(bytes)
         }
     }
+
+    /// The JSON-RPC error, carrying the request's id, that replaces an answer the filter
+    /// cannot read.
+    pub(crate) fn error_message(&self, message: &'static str) -> serde_json::Value {
+        mcp::error_response(
+            &self.id,
+            mcp::codes::INTERNAL_ERROR,
+            message,
+            Some(serde_json::json!({ "status": 502, "layer": LAYER, "reason": INVALID_RESPONSE })),
+        )
+    }
 }
+
+/// The rejection reason of an upstream `tools/list` answer the layer cannot filter.
+pub(crate) const INVALID_RESPONSE: &str = "invalid_upstream_response";
 
 /// Filters the `tools/list` result carried by an event of an MCP event stream.
 pub(crate) struct SseToolFilter(Box<ToolFilter>);
 
 impl Transform for SseToolFilter {
     fn frame(&mut self, frame: SseFrame, out: &mut Vec<SseFrame>) -> Result<(), BoxError> {
-        match frame {
-            SseFrame::Event(mut event) if event.event_type() == "message" => {
-                if let Ok(Some(mut envelope)) = mcp::parse_sse_data(&event.data)
-                    && self.0.filter_envelope(&mut envelope) > 0
-                {
-                    event.data = String::from_utf8(envelope.to_bytes().to_vec())?;
+        let SseFrame::Event(mut event) = frame else {
+            out.push(frame);
+            return Ok(());
+        };
+        // Every event with data is read, whatever its type: a client may read it too.
+        match mcp::parse_sse_data(&event.data) {
+            Ok(None) => out.push(SseFrame::Event(event)),
+            Ok(Some(mut envelope)) => {
+                match self.0.filter_envelope(&mut envelope) {
+                    Ok(0) => {}
+                    Ok(_) => event.data = String::from_utf8(envelope.to_bytes().to_vec())?,
+                    Err(message) => {
+                        record_rejection(LAYER, INVALID_RESPONSE);
+                        event.data = self.0.error_message(message).to_string();
+                    }
                 }
                 out.push(SseFrame::Event(event));
             }
-            other => out.push(other),
+            Err(_) => {
+                // Not forwarded: the client's parser might read a list ours could not.
+                tracing::warn!("dropping an event of a tools/list answer that is not JSON-RPC");
+                record_rejection(LAYER, INVALID_RESPONSE);
+            }
         }
         Ok(())
     }

@@ -8,34 +8,37 @@ use std::task::{Context, Poll, ready};
 
 use agentgw_core::body::{BodyLimit, RequestBody};
 use agentgw_core::mcp::{self, ResponseKind};
-use agentgw_core::{Rejection, ResponseShape};
-use bytes::Bytes;
+use agentgw_core::{BoxError, Rejection, ResponseShape};
+use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
 use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::body::{RbacBody, ToolFilter};
+use super::body::{INVALID_RESPONSE, RbacBody, ToolFilter};
 use super::service::{Shared, Verdict};
+use crate::policy::LAYER;
 
 type Buffering<B> =
     Pin<Box<dyn Future<Output = Result<Request<RequestBody<B>>, Rejection>> + Send>>;
 
 pin_project! {
-    /// The response future of [`CelPolicyService`](crate::CelPolicyService).
-    pub struct ResponseFuture<S, B>
+    /// The response future of [`CelPolicyService`](crate::CelPolicyService); `ResB` is the
+    /// inner service's response body.
+    pub struct ResponseFuture<S, B, ResB>
     where
         S: Service<Request<RequestBody<B>>>,
     {
         #[pin]
-        state: State<S, B>,
+        state: State<S, B, ResB>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, B>
+    enum State<S, B, ResB>
     where
         S: Service<Request<RequestBody<B>>>,
     {
@@ -57,10 +60,20 @@ pin_project! {
             filter: Option<Box<ToolFilter>>,
             limit: BodyLimit,
         },
+        // Reading a JSON (or untyped) answer to `tools/list` whole, to filter it before the
+        // status is sent: what cannot be filtered becomes a 502.
+        Collecting {
+            #[pin]
+            body: ResB,
+            parts: Option<http::response::Parts>,
+            collected: BytesMut,
+            limit: usize,
+            filter: Box<ToolFilter>,
+        },
     }
 }
 
-impl<S, B> ResponseFuture<S, B>
+impl<S, B, ResB> ResponseFuture<S, B, ResB>
 where
     S: Service<Request<RequestBody<B>>>,
 {
@@ -99,9 +112,11 @@ where
     }
 }
 
-impl<S, B, ResB> Future for ResponseFuture<S, B>
+impl<S, B, ResB> Future for ResponseFuture<S, B, ResB>
 where
     S: Service<Request<RequestBody<B>>, Response = Response<ResB>>,
+    ResB: Body<Data = Bytes>,
+    ResB::Error: Into<BoxError>,
 {
     type Output = Result<Response<RbacBody<ResB>>, S::Error>;
 
@@ -148,38 +163,139 @@ where
                 }
                 StateProj::Calling { fut, filter, limit } => {
                     let response = ready!(fut.poll(cx))?;
-                    return Poll::Ready(Ok(wrap(response, filter.take(), *limit)));
+                    match wrap(response, filter.take(), *limit) {
+                        Wrapped::Ready(response) => return Poll::Ready(Ok(response)),
+                        Wrapped::Collect {
+                            parts,
+                            body,
+                            limit,
+                            filter,
+                        } => State::Collecting {
+                            body,
+                            parts: Some(parts),
+                            collected: BytesMut::new(),
+                            limit,
+                            filter,
+                        },
+                    }
                 }
+                StateProj::Collecting {
+                    mut body,
+                    parts,
+                    collected,
+                    limit,
+                    filter,
+                } => loop {
+                    let failure = match ready!(body.as_mut().poll_frame(cx)) {
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(data) if collected.len() + data.len() > *limit => {
+                                "the upstream's tools/list answer is too large to filter"
+                            }
+                            Ok(data) => {
+                                collected.extend_from_slice(&data);
+                                continue;
+                            }
+                            // Trailers of a body read whole are not forwarded.
+                            Err(_) => continue,
+                        },
+                        Some(Err(_)) => "the upstream's tools/list answer could not be read",
+                        None => match filter.filter_json(collected.split().freeze()) {
+                            Ok(bytes) => {
+                                let mut parts = parts
+                                    .take()
+                                    .expect("ResponseFuture polled after completion");
+                                parts
+                                    .headers
+                                    .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                                return Poll::Ready(Ok(Response::from_parts(
+                                    parts,
+                                    RbacBody::full(Full::new(bytes)),
+                                )));
+                            }
+                            Err(message) => message,
+                        },
+                    };
+                    return Poll::Ready(Ok(bad_gateway(filter, failure)));
+                },
             };
             self.as_mut().project().state.set(next);
         }
     }
 }
 
-/// Wraps the inner response's body, filtering it when it answers a `tools/list` request.
+/// What to do with the inner service's response.
+// Moved once per response, never stored: boxing a variant would cost an allocation instead.
+#[allow(clippy::large_enum_variant)]
+enum Wrapped<ResB> {
+    /// Send it as it is (its body possibly filtered as it streams).
+    Ready(Response<RbacBody<ResB>>),
+    /// Read its body whole (at most `limit` bytes) and filter it first.
+    Collect {
+        parts: http::response::Parts,
+        body: ResB,
+        limit: usize,
+        filter: Box<ToolFilter>,
+    },
+}
+
+/// Wraps the inner response's body, filtering it when it answers a `tools/list` request:
+/// an event stream event by event, a JSON body read whole, an untyped body only when it is
+/// empty; any other type or a `Content-Encoding` (which cannot be filtered) is a 502.
 fn wrap<ResB>(
     response: Response<ResB>,
     filter: Option<Box<ToolFilter>>,
     limit: BodyLimit,
-) -> Response<RbacBody<ResB>> {
+) -> Wrapped<ResB> {
+    // Clients do not read an error status's body as the list.
     let Some(filter) = filter.filter(|_| response.status().is_success()) else {
-        return response.map(RbacBody::inner);
+        return Wrapped::Ready(response.map(RbacBody::inner));
     };
     let kind = mcp::response_kind(response.headers());
     let (mut parts, body) = response.into_parts();
-    let body = match kind {
-        ResponseKind::Json => RbacBody::filtered_json(body, filter, limit.bytes()),
-        ResponseKind::EventStream => RbacBody::filtered_sse(body, filter),
-        ResponseKind::Untyped | ResponseKind::Unsupported => {
-            return Response::from_parts(parts, RbacBody::inner(body));
+    match kind {
+        ResponseKind::Json => Wrapped::Collect {
+            parts,
+            body,
+            limit: limit.bytes(),
+            filter,
+        },
+        ResponseKind::Untyped => Wrapped::Collect {
+            parts,
+            body,
+            limit: 0,
+            filter,
+        },
+        ResponseKind::EventStream => {
+            // The filtered body may be shorter.
+            parts.headers.remove(CONTENT_LENGTH);
+            Wrapped::Ready(Response::from_parts(
+                parts,
+                RbacBody::filtered_sse(body, filter),
+            ))
         }
-    };
-    // The filtered body may be shorter.
-    parts.headers.remove(CONTENT_LENGTH);
-    Response::from_parts(parts, body)
+        ResponseKind::Unsupported => Wrapped::Ready(bad_gateway(
+            &filter,
+            "the upstream's tools/list answer has a content type or encoding that cannot be filtered",
+        )),
+    }
 }
 
-impl<S, B> fmt::Debug for ResponseFuture<S, B>
+/// The 502 JSON-RPC error, with the `tools/list` request's id, that replaces an answer the
+/// layer cannot filter.
+fn bad_gateway<ResB>(filter: &ToolFilter, message: &'static str) -> Response<RbacBody<ResB>> {
+    tracing::warn!(message, "RBAC could not filter a tools/list answer");
+    let rejection = Rejection::new(StatusCode::BAD_GATEWAY, LAYER, INVALID_RESPONSE)
+        .with_message(message)
+        .with_jsonrpc_code(mcp::codes::INTERNAL_ERROR);
+    rejection.record();
+    rejection
+        .into_response(&ResponseShape::JsonRpc {
+            id: filter.id().to_value(),
+        })
+        .map(RbacBody::full)
+}
+
+impl<S, B, ResB> fmt::Debug for ResponseFuture<S, B, ResB>
 where
     S: Service<Request<RequestBody<B>>>,
 {
@@ -188,6 +304,7 @@ where
             State::Denied { .. } => "denied",
             State::Buffering { .. } => "buffering",
             State::Calling { .. } => "calling",
+            State::Collecting { .. } => "filtering",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)

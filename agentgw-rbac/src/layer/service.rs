@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use agentgw_core::body::{BodyLimit, RequestBody, buffer_request};
-use agentgw_core::path::canonicalize_request;
 use agentgw_core::mcp::methods::TOOLS_LIST;
+use agentgw_core::path::canonicalize_request;
 use agentgw_core::{Attributes, BoxError, Rejection, ResponseShape};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -29,7 +29,10 @@ use crate::policy::{CelPolicy, Decision, LAYER};
 ///   rule reads `request.body` or `mcp.*`; otherwise it streams through untouched.
 /// - When some rule reads `mcp.*`, the result of an MCP `tools/list` request loses the tools
 ///   the caller could never call (JSON or event-stream responses alike); see
-///   [`CelPolicy::tool_visible`]. JSON-RPC batches are then denied (reason `jsonrpc_batch`):
+///   [`CelPolicy::tool_visible`]. An answer that cannot be filtered (not JSON-RPC, encoded,
+///   of another content type, a `tools` member that is not a list of tools) becomes a 502
+///   JSON-RPC error rather than pass unfiltered. JSON-RPC batches are then denied (reason
+///   `jsonrpc_batch`):
 ///   the `mcp.*` attributes describe a single message.
 #[derive(Clone)]
 pub struct CelPolicyLayer {
@@ -132,7 +135,7 @@ where
 {
     type Response = Response<RbacBody<ResB>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, B>;
+    type Future = ResponseFuture<S, B, ResB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
