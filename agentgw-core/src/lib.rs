@@ -29,6 +29,7 @@ pub mod json;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;
+pub mod ndjson;
 pub mod path;
 pub mod payload;
 pub mod rejection;

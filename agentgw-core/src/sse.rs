@@ -6,7 +6,9 @@
 //! servers answer over SSE too. Layers that inspect or rewrite those responses (streaming PII
 //! masking, tool response sanitization) work on [`Frame`]s: the [`Decoder`] turns bytes, split
 //! anywhere, into frames; [`Frame::encode`] turns frames back into bytes; [`TransformBody`] runs a
-//! [`Transform`] between the two without ever buffering the whole stream.
+//! [`Transform`] between the two without ever buffering the whole stream. The framing is
+//! pluggable ([`Framing`]): the same body runs a transform over line-delimited JSON with
+//! [`ndjson::Decoder`](crate::ndjson::Decoder).
 //!
 //! # Decoding
 //!
@@ -612,25 +614,70 @@ fn strip_one_space(value: &str) -> &str {
     value.strip_prefix(' ').unwrap_or(value)
 }
 
-/// Rewrites an event stream frame by frame; run by [`TransformBody`].
+/// How a streamed body is cut into frames and put back together: the pluggable part of
+/// [`TransformBody`].
+///
+/// [`Decoder`] frames Server-Sent Events ([`Frame`]); [`ndjson::Decoder`](crate::ndjson::Decoder)
+/// frames line-delimited JSON. Decoding must not depend on how the stream was split into
+/// chunks, and must be bounded: an oversized frame is an error, never unbounded growth.
+pub trait Framing: Send + 'static {
+    /// One unit of the stream: an event, a line.
+    type Frame;
+
+    /// Decodes the next chunk, pushing every frame it completes to `out`.
+    ///
+    /// # Errors
+    ///
+    /// The stream cannot be framed (too large, not UTF-8, ...); the body fails closed.
+    fn decode_chunk(&mut self, chunk: &[u8], out: &mut Vec<Self::Frame>) -> Result<(), BoxError>;
+
+    /// Ends the stream, pushing a last frame the end completes (an unterminated last line).
+    ///
+    /// # Errors
+    ///
+    /// The stream ended where it must not (inside an SSE event).
+    fn decode_end(&mut self, out: &mut Vec<Self::Frame>) -> Result<(), BoxError>;
+
+    /// Appends the wire form of `frame` to `out`.
+    fn encode_frame(&self, frame: &Self::Frame, out: &mut BytesMut);
+}
+
+impl Framing for Decoder {
+    type Frame = Frame;
+
+    fn decode_chunk(&mut self, chunk: &[u8], out: &mut Vec<Frame>) -> Result<(), BoxError> {
+        self.decode(chunk, out).map_err(Into::into)
+    }
+
+    fn decode_end(&mut self, _out: &mut Vec<Frame>) -> Result<(), BoxError> {
+        self.finish().map_err(Into::into)
+    }
+
+    fn encode_frame(&self, frame: &Frame, out: &mut BytesMut) {
+        frame.encode(out);
+    }
+}
+
+/// Rewrites a stream frame by frame; run by [`TransformBody`]. `F` is the frame of the
+/// [`Framing`]: an SSE [`Frame`] unless said otherwise.
 ///
 /// A transform may hold frames back (to see what follows) and release them later; whatever it
 /// still holds at the end of the stream it emits from [`finish`](Transform::finish). An error
 /// ends the stream with that error, and the transform is not called again.
-pub trait Transform: Send + 'static {
+pub trait Transform<F = Frame>: Send + 'static {
     /// Called for every decoded frame; push zero or more frames to `out`.
-    fn frame(&mut self, frame: Frame, out: &mut Vec<Frame>) -> Result<(), BoxError>;
+    fn frame(&mut self, frame: F, out: &mut Vec<F>) -> Result<(), BoxError>;
 
     /// Called once at the end of the stream (after the last frame) to flush held-back content.
-    fn finish(&mut self, out: &mut Vec<Frame>) -> Result<(), BoxError>;
+    fn finish(&mut self, out: &mut Vec<F>) -> Result<(), BoxError>;
 }
 
-impl<T: Transform + ?Sized> Transform for Box<T> {
-    fn frame(&mut self, frame: Frame, out: &mut Vec<Frame>) -> Result<(), BoxError> {
+impl<F, T: Transform<F> + ?Sized> Transform<F> for Box<T> {
+    fn frame(&mut self, frame: F, out: &mut Vec<F>) -> Result<(), BoxError> {
         (**self).frame(frame, out)
     }
 
-    fn finish(&mut self, out: &mut Vec<Frame>) -> Result<(), BoxError> {
+    fn finish(&mut self, out: &mut Vec<F>) -> Result<(), BoxError> {
         (**self).finish(out)
     }
 }
@@ -679,8 +726,9 @@ impl<F> fmt::Debug for MapEvents<F> {
 }
 
 pin_project! {
-    /// A body that decodes an event stream, runs a [`Transform`] on every frame and encodes the
-    /// result, chunk by chunk.
+    /// A body that decodes a stream (an event stream by default; any [`Framing`], such as
+    /// [`ndjson::Decoder`](crate::ndjson::Decoder)), runs a [`Transform`] on every frame and
+    /// encodes the result, chunk by chunk.
     ///
     /// Each data frame of the inner body yields at most one data frame, holding the encoded
     /// output of the frames that chunk completed; nothing waits for the end of the stream.
@@ -689,18 +737,18 @@ pin_project! {
     /// error: the stream fails closed and the transform is not called again.
     ///
     /// See the [module docs](self) for an example.
-    pub struct TransformBody<B, T> {
+    pub struct TransformBody<B, T, D: Framing = Decoder> {
         #[pin]
         inner: B,
-        pipeline: Pipeline<T>,
+        pipeline: Pipeline<T, D>,
         trailers: Option<HeaderMap>,
         done: bool,
     }
 }
 
-impl<B, T> TransformBody<B, T> {
+impl<B, T, D: Framing> TransformBody<B, T, D> {
     /// Wraps `body`, decoding it with `decoder` and rewriting it with `transform`.
-    pub fn new(body: B, transform: T, decoder: Decoder) -> Self {
+    pub fn new(body: B, transform: T, decoder: D) -> Self {
         TransformBody {
             inner: body,
             pipeline: Pipeline {
@@ -716,11 +764,12 @@ impl<B, T> TransformBody<B, T> {
     }
 }
 
-impl<B, T> Body for TransformBody<B, T>
+impl<B, T, D> Body for TransformBody<B, T, D>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
-    T: Transform,
+    D: Framing,
+    T: Transform<D::Frame>,
 {
     type Data = Bytes;
     type Error = BoxError;
@@ -765,7 +814,7 @@ where
                 }
                 Ok(None) => {}
                 Err(err) => {
-                    tracing::debug!(error = %err, "SSE stream transform failed closed");
+                    tracing::debug!(error = %err, "stream transform failed closed");
                     *this.done = true;
                     *this.trailers = None;
                     return Poll::Ready(Some(Err(err)));
@@ -787,7 +836,7 @@ where
     }
 }
 
-impl<B: fmt::Debug, T: fmt::Debug> fmt::Debug for TransformBody<B, T> {
+impl<B: fmt::Debug, T: fmt::Debug, D: Framing + fmt::Debug> fmt::Debug for TransformBody<B, T, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TransformBody")
             .field("inner", &self.inner)
@@ -799,21 +848,21 @@ impl<B: fmt::Debug, T: fmt::Debug> fmt::Debug for TransformBody<B, T> {
 }
 
 /// Decoder, transform and encoder, with buffers reused across chunks.
-struct Pipeline<T> {
+struct Pipeline<T, D: Framing> {
     transform: T,
-    decoder: Decoder,
-    decoded: Vec<Frame>,
-    transformed: Vec<Frame>,
+    decoder: D,
+    decoded: Vec<D::Frame>,
+    transformed: Vec<D::Frame>,
     encoded: BytesMut,
 }
 
-impl<T: Transform> Pipeline<T> {
+impl<T: Transform<D::Frame>, D: Framing> Pipeline<T, D> {
     /// Runs one chunk through; returns its encoded output, if any.
     fn push(&mut self, chunk: &[u8]) -> Result<Option<Bytes>, BoxError> {
-        let decoded = self.decoder.decode(chunk, &mut self.decoded);
+        let decoded = self.decoder.decode_chunk(chunk, &mut self.decoded);
         if let Err(err) = decoded {
             self.decoded.clear();
-            return Err(err.into());
+            return Err(err);
         }
         for frame in self.decoded.drain(..) {
             self.transform.frame(frame, &mut self.transformed)?;
@@ -823,14 +872,17 @@ impl<T: Transform> Pipeline<T> {
 
     /// Ends the stream; returns the transform's final output, if any.
     fn finish(&mut self) -> Result<Option<Bytes>, BoxError> {
-        self.decoder.finish()?;
+        self.decoder.decode_end(&mut self.decoded)?;
+        for frame in self.decoded.drain(..) {
+            self.transform.frame(frame, &mut self.transformed)?;
+        }
         self.transform.finish(&mut self.transformed)?;
         Ok(self.flush())
     }
 
     fn flush(&mut self) -> Option<Bytes> {
         for frame in self.transformed.drain(..) {
-            frame.encode(&mut self.encoded);
+            self.decoder.encode_frame(&frame, &mut self.encoded);
         }
         if self.encoded.is_empty() {
             None

@@ -12,6 +12,7 @@ use agentgw_core::path::canonicalize_request;
 use agentgw_core::rejection::RouteKind;
 use agentgw_core::sse::{DEFAULT_MAX_EVENT_BYTES, Decoder, TransformBody};
 use agentgw_core::{BoxError, Payload, Rejection, ResponseShape};
+use agentgw_core::{content, ndjson};
 use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Extensions, HeaderValue, Request, Response, StatusCode};
@@ -71,8 +72,8 @@ impl PromptGuardLayer {
         })
     }
 
-    /// Sets the largest event of a response stream, in bytes (default 1 MiB); a larger event
-    /// ends the stream with an error.
+    /// Sets the largest event of a response stream (an SSE event, or a line of a JSON-lines
+    /// stream), in bytes (default 1 MiB); a larger one ends the stream with an error.
     #[must_use]
     pub fn max_event_bytes(self, bytes: usize) -> Self {
         self.with(|shared| Shared {
@@ -289,36 +290,33 @@ fn uninspectable(reason: &'static str) -> Rejection {
 /// What kind of body a response carries, from its headers.
 enum Kind {
     EventStream,
+    /// Line-delimited JSON: masked line by line, as a stream.
+    JsonLines,
     Json,
     Text,
     Other,
 }
 
 fn kind(headers: &http::HeaderMap) -> Kind {
-    let Some(content_type) = headers.get(CONTENT_TYPE) else {
-        return Kind::Text;
-    };
-    let Ok(content_type) = content_type.to_str() else {
-        return Kind::Other;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "text/event-stream" {
-        Kind::EventStream
-    } else if essence == "application/json" || essence.ends_with("+json") {
-        Kind::Json
-    } else if essence.starts_with("text/")
-        || essence == "application/x-ndjson"
-        || essence == "application/xml"
-        || essence == "application/x-www-form-urlencoded"
-    {
-        Kind::Text
-    } else {
-        Kind::Other
+    match content::media_type(headers) {
+        content::MediaType::EventStream => Kind::EventStream,
+        content::MediaType::NdJson => Kind::JsonLines,
+        content::MediaType::Json | content::MediaType::JsonSuffix => Kind::Json,
+        content::MediaType::Text | content::MediaType::Missing => Kind::Text,
+        // A type two parsers could read differently is not inspected as either.
+        content::MediaType::Ambiguous => Kind::Other,
+        _ => {
+            let textual = headers
+                .get(CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(';').next())
+                .map(str::trim)
+                .is_some_and(|essence| {
+                    essence.eq_ignore_ascii_case("application/xml")
+                        || essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                });
+            if textual { Kind::Text } else { Kind::Other }
+        }
     }
 }
 
@@ -360,6 +358,18 @@ where
         let transform = GuardTransform::new(Arc::clone(&shared.response));
         let body = TransformBody::new(body, transform, Decoder::new(shared.max_event_bytes));
         return Response::from_parts(parts, GuardBody::stream(body));
+    }
+    if let Kind::JsonLines = kind {
+        parts.headers.remove(CONTENT_LENGTH);
+        let transform = GuardTransform::new(Arc::clone(&shared.response));
+        let decoder = ndjson::Decoder::new(shared.max_event_bytes);
+        let body = TransformBody::new(body, transform, decoder);
+        return Response::from_parts(
+            parts,
+            GuardBody {
+                kind: BodyKind::Lines { body },
+            },
+        );
     }
     if let Kind::Other = kind {
         return fail("response_not_text");
@@ -403,7 +413,8 @@ where
 
 pin_project! {
     /// The response body of [`PromptGuardService`]: the inner body untouched, a buffered
-    /// (possibly masked) body, or an event stream masked event by event.
+    /// (possibly masked) body, an event stream masked event by event, or a JSON-lines stream
+    /// masked line by line.
     pub struct GuardBody<B> {
         #[pin]
         kind: BodyKind<B>,
@@ -416,6 +427,7 @@ pin_project! {
         Inner { #[pin] body: B },
         Full { #[pin] body: Full<Bytes> },
         Stream { #[pin] body: TransformBody<B, GuardTransform> },
+        Lines { #[pin] body: TransformBody<B, GuardTransform, ndjson::Decoder> },
     }
 }
 
@@ -455,6 +467,7 @@ where
             BodyKindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
             BodyKindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
             BodyKindProj::Stream { body } => body.poll_frame(cx),
+            BodyKindProj::Lines { body } => body.poll_frame(cx),
         }
     }
 
@@ -463,6 +476,7 @@ where
             BodyKind::Inner { body } => body.is_end_stream(),
             BodyKind::Full { body } => body.is_end_stream(),
             BodyKind::Stream { body } => body.is_end_stream(),
+            BodyKind::Lines { body } => body.is_end_stream(),
         }
     }
 
@@ -471,6 +485,7 @@ where
             BodyKind::Inner { body } => body.size_hint(),
             BodyKind::Full { body } => body.size_hint(),
             BodyKind::Stream { body } => body.size_hint(),
+            BodyKind::Lines { body } => body.size_hint(),
         }
     }
 }
@@ -481,6 +496,7 @@ impl<B> fmt::Debug for GuardBody<B> {
             BodyKind::Inner { .. } => "inner",
             BodyKind::Full { .. } => "full",
             BodyKind::Stream { .. } => "stream",
+            BodyKind::Lines { .. } => "lines",
         };
         f.debug_struct("GuardBody").field("kind", &kind).finish()
     }

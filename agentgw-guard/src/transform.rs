@@ -1,10 +1,13 @@
-//! Response guards on event streams: masking deltas across events, one holdback per position.
+//! Response guards on streams (Server-Sent Events, JSON lines): masking deltas across events,
+//! one holdback per position.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use agentgw_core::BoxError;
 use agentgw_core::llm::{self, DeltaKey};
+use agentgw_core::ndjson::Line;
 use agentgw_core::sse::{Event, Frame, Transform};
 use serde_json::{Value, json};
 
@@ -15,7 +18,8 @@ use crate::stream::StreamMasker;
 /// more fails closed instead of growing without bound.
 const MAX_POSITIONS: usize = 256;
 
-/// The [`Transform`] applying response guards to an LLM event stream.
+/// The [`Transform`] applying response guards to an LLM stream: SSE events, or JSON lines
+/// (each line is read like the data of an event).
 ///
 /// Text increments are masked per [`DeltaKey`] with a [`StreamMasker`] chain (one masker per
 /// response guard, in order); complete texts that events repeat are masked whole; the other
@@ -24,7 +28,7 @@ const MAX_POSITIONS: usize = 256;
 /// masked as one text stream.
 /// Held-back text is released into the position's next increment, or in an extra increment
 /// event (shaped like the position's last one) before the event that ends the position. A
-/// `Reject` match cuts the stream with an error event.
+/// `Reject` match cuts the stream with an error event (an error line).
 pub(crate) struct GuardTransform {
     guards: Arc<Guards>,
     positions: Vec<(DeltaKey, Position)>,
@@ -104,7 +108,7 @@ impl GuardTransform {
         guards.feed(&mut position.maskers, text, last)
     }
 
-    fn block(&mut self, denial: &Denial, out: &mut Vec<Frame>) {
+    fn block<U: Unit>(&mut self, denial: &Denial, out: &mut Vec<U::Frame>) {
         let rejection = self.guards.get(denial.guard).rejection(&denial.rule);
         rejection.record();
         tracing::debug!(rule = %denial.rule, "prompt guard cut a response stream");
@@ -121,16 +125,14 @@ impl GuardTransform {
                 "message": rejection.message(),
             }
         });
-        out.push(Frame::Event(
-            Event::data(data.to_string()).with_event("error"),
-        ));
+        out.push(U::error(data.to_string()).into());
         self.blocked = true;
         self.positions.clear();
         self.raw = None;
     }
 
     /// Releases what positions matching `ending` still hold, as extra increment events.
-    fn flush(&mut self, ending: &Ending, out: &mut Vec<Frame>) -> Result<(), Denial> {
+    fn flush<U: Unit>(&mut self, ending: &Ending, out: &mut Vec<U::Frame>) -> Result<(), Denial> {
         let guards = Arc::clone(&self.guards);
         let mut i = 0;
         while i < self.positions.len() {
@@ -141,37 +143,50 @@ impl GuardTransform {
             let (key, mut position) = self.positions.swap_remove(i);
             let text = Self::feed(&guards, &mut position, "", true)?;
             if !text.is_empty()
-                && let Some(event) = synthesize(position.template.as_ref(), key, text)
+                && let Some((name, data)) = synthesize(position.template.as_ref(), key, text)
             {
-                out.push(Frame::Event(event));
+                out.push(U::synthesized(name, data).into());
             }
         }
-        if matches!(ending, Ending::All)
-            && let Some(mut raw) = self.raw.take()
-        {
-            let text = Self::feed(&guards, &mut raw, "", true)?;
+        if matches!(ending, Ending::All) {
+            self.flush_raw::<U>(out)?;
+        }
+        Ok(())
+    }
+
+    /// Releases what the raw text stream still holds.
+    fn flush_raw<U: Unit>(&mut self, out: &mut Vec<U::Frame>) -> Result<(), Denial> {
+        if let Some(mut raw) = self.raw.take() {
+            let text = Self::feed(&self.guards, &mut raw, "", true)?;
             if !text.is_empty() {
-                out.push(Frame::Event(Event::data(text)));
+                out.push(U::raw(text).into());
             }
         }
         Ok(())
     }
 
-    fn event(&mut self, mut event: Event, out: &mut Vec<Frame>) -> Result<(), BoxError> {
+    fn event<U: Unit>(&mut self, mut event: U, out: &mut Vec<U::Frame>) -> Result<(), BoxError> {
         if event.is_done() {
-            if let Err(denial) = self.flush(&Ending::All, out) {
-                self.block(&denial, out);
+            if let Err(denial) = self.flush::<U>(&Ending::All, out) {
+                self.block::<U>(&denial, out);
                 return Ok(());
             }
-            out.push(Frame::Event(event));
+            out.push(event.into());
             return Ok(());
         }
         // Objects and arrays are structured events; anything else (`4111111111111111` parses
         // as a JSON number) is masked as text.
-        let mut json = match serde_json::from_str::<Value>(&event.data) {
+        let mut json = match serde_json::from_str::<Value>(event.data()) {
             Ok(json) if json.is_object() || json.is_array() => json,
             _ => return self.raw_event(event, out),
         };
+        // Raw text between JSON lines is written in place: release it before this line.
+        if U::INLINE_RAW
+            && let Err(denial) = self.flush_raw::<U>(out)
+        {
+            self.block::<U>(&denial, out);
+            return Ok(());
+        }
         let ending = ending(&json);
         let guards = Arc::clone(&self.guards);
 
@@ -227,7 +242,7 @@ impl GuardTransform {
                 }
             }
             Err(denial) => {
-                self.block(&denial, out);
+                self.block::<U>(&denial, out);
                 return Ok(());
             }
         }
@@ -265,48 +280,47 @@ impl GuardTransform {
             result.map_err(|d| denial = Some(d)).ok()
         });
         if denial.is_none()
-            && let Err(d) = self.flush(&ending, out)
+            && let Err(d) = self.flush::<U>(&ending, out)
         {
             denial = Some(d);
         }
         if let Some(denial) = denial {
-            self.block(&denial, out);
+            self.block::<U>(&denial, out);
             return Ok(());
         }
         for key in templates {
             if let Some((_, position)) = self.positions.iter_mut().find(|(k, _)| *k == key) {
                 position.template = Some(Template {
-                    event: event.event.clone(),
+                    event: event.name().map(str::to_owned),
                     json: json.clone(),
                     delta_kind,
                 });
             }
         }
         if changed > 0 {
-            event.data = serde_json::to_string(&json)?;
+            event.set_data(serde_json::to_string(&json)?);
         }
-        out.push(Frame::Event(event));
+        out.push(event.into());
         Ok(())
     }
 
-    fn raw_event(&mut self, mut event: Event, out: &mut Vec<Frame>) -> Result<(), BoxError> {
-        if event.data.is_empty() {
-            out.push(Frame::Event(event));
+    /// Masks data that is not a JSON object or array as one text stream across frames.
+    fn raw_event<U: Unit>(&mut self, event: U, out: &mut Vec<U::Frame>) -> Result<(), BoxError> {
+        let input = event.raw_input();
+        // Nothing to mask, and no held text it could continue: forward as is.
+        if input.trim().is_empty() && (self.raw.is_none() || !U::INLINE_RAW) {
+            out.push(event.into());
             return Ok(());
         }
-        let guards = Arc::clone(&self.guards);
         let mut raw = match self.raw.take() {
             Some(raw) => raw,
             None => self.new_position(None),
         };
-        let result = Self::feed(&guards, &mut raw, &event.data, false);
+        let result = Self::feed(&self.guards, &mut raw, &input, false);
         self.raw = Some(raw);
         match result {
-            Ok(text) => {
-                event.data = text;
-                out.push(Frame::Event(event));
-            }
-            Err(denial) => self.block(&denial, out),
+            Ok(text) => out.push(event.with_raw(text).into()),
+            Err(denial) => self.block::<U>(&denial, out),
         }
         Ok(())
     }
@@ -330,10 +344,145 @@ impl Transform for GuardTransform {
         if self.blocked {
             return Ok(());
         }
-        if let Err(denial) = self.flush(&Ending::All, out) {
-            self.block(&denial, out);
+        if let Err(denial) = self.flush::<Event>(&Ending::All, out) {
+            self.block::<Event>(&denial, out);
         }
         Ok(())
+    }
+}
+
+impl Transform<Line> for GuardTransform {
+    fn frame(&mut self, line: Line, out: &mut Vec<Line>) -> Result<(), BoxError> {
+        if self.blocked {
+            return Ok(());
+        }
+        self.event(line, out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<Line>) -> Result<(), BoxError> {
+        if self.blocked {
+            return Ok(());
+        }
+        if let Err(denial) = self.flush::<Line>(&Ending::All, out) {
+            self.block::<Line>(&denial, out);
+        }
+        Ok(())
+    }
+}
+
+/// What the transform needs of the frames of a stream: SSE events or JSON lines.
+trait Unit: Sized {
+    /// What the transform outputs.
+    type Frame: From<Self>;
+    /// Raw text (data that is not JSON) is written in place between JSON frames, so held raw
+    /// text must be released before the next JSON frame.
+    const INLINE_RAW: bool;
+
+    /// The data: JSON, or text.
+    fn data(&self) -> &str;
+    fn set_data(&mut self, data: String);
+    /// The SSE event type, if any.
+    fn name(&self) -> Option<&str>;
+    /// OpenAI's `[DONE]` sentinel.
+    fn is_done(&self) -> bool;
+    /// A frame releasing held text, shaped like a position's template.
+    fn synthesized(name: Option<String>, data: String) -> Self;
+    /// The frame that ends a cut stream.
+    fn error(data: String) -> Self;
+    /// A frame releasing held raw text.
+    fn raw(text: String) -> Self;
+    /// The text this frame adds to the raw text stream.
+    fn raw_input(&self) -> Cow<'_, str>;
+    /// This frame, carrying released raw text instead of its own.
+    fn with_raw(self, text: String) -> Self;
+}
+
+impl Unit for Event {
+    type Frame = Frame;
+    const INLINE_RAW: bool = false;
+
+    fn data(&self) -> &str {
+        &self.data
+    }
+
+    fn set_data(&mut self, data: String) {
+        self.data = data;
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.event.as_deref()
+    }
+
+    fn is_done(&self) -> bool {
+        Event::is_done(self)
+    }
+
+    fn synthesized(name: Option<String>, data: String) -> Self {
+        let mut event = Event::data(data);
+        event.event = name;
+        event
+    }
+
+    fn error(data: String) -> Self {
+        Event::data(data).with_event("error")
+    }
+
+    fn raw(text: String) -> Self {
+        Event::data(text)
+    }
+
+    fn raw_input(&self) -> Cow<'_, str> {
+        Cow::Borrowed(&self.data)
+    }
+
+    fn with_raw(mut self, text: String) -> Self {
+        self.data = text;
+        self
+    }
+}
+
+impl Unit for Line {
+    type Frame = Line;
+    const INLINE_RAW: bool = true;
+
+    fn data(&self) -> &str {
+        &self.text
+    }
+
+    fn set_data(&mut self, data: String) {
+        self.text = data;
+    }
+
+    fn name(&self) -> Option<&str> {
+        None
+    }
+
+    fn is_done(&self) -> bool {
+        false
+    }
+
+    fn synthesized(_name: Option<String>, data: String) -> Self {
+        Line::new(data)
+    }
+
+    fn error(data: String) -> Self {
+        Line::new(data)
+    }
+
+    fn raw(text: String) -> Self {
+        Line::unterminated(text)
+    }
+
+    fn raw_input(&self) -> Cow<'_, str> {
+        if self.terminated {
+            Cow::Owned(format!("{}\n", self.text))
+        } else {
+            Cow::Borrowed(&self.text)
+        }
+    }
+
+    fn with_raw(self, text: String) -> Self {
+        Line::unterminated(text)
     }
 }
 
@@ -410,8 +559,13 @@ fn ending(json: &Value) -> Ending {
     }
 }
 
-/// An increment event releasing `text` at `key`, shaped like the position's last increment.
-fn synthesize(template: Option<&Template>, key: DeltaKey, text: String) -> Option<Event> {
+/// An increment event releasing `text` at `key`, shaped like the position's last increment:
+/// its event type and data.
+fn synthesize(
+    template: Option<&Template>,
+    key: DeltaKey,
+    text: String,
+) -> Option<(Option<String>, String)> {
     let template = template?;
     let from = |field: &str| template.json.get(field).cloned().unwrap_or(Value::Null);
     let mut json = match template.json.get("type").and_then(Value::as_str) {
@@ -471,10 +625,14 @@ fn synthesize(template: Option<&Template>, key: DeltaKey, text: String) -> Optio
             }
         }
     }
+    // An Ollama template line must not end the stream either.
+    if let Some(done) = json.get_mut("done")
+        && done.is_boolean()
+    {
+        *done = Value::Bool(false);
+    }
     let data = serde_json::to_string(&json).ok()?;
-    let mut event = Event::data(data);
-    event.event = event_name;
-    Some(event)
+    Some((event_name, data))
 }
 
 #[cfg(test)]
@@ -787,6 +945,94 @@ mod tests {
         let event = json_event(clean.clone());
         let out = run(&mut transform(MASK), std::slice::from_ref(&event));
         assert_eq!(out, [event]);
+    }
+
+    /// Runs JSON lines through the transform; returns the output bytes.
+    fn run_lines(yaml: &str, lines: &[Line]) -> String {
+        let mut t = transform(yaml);
+        let mut out = Vec::new();
+        for line in lines {
+            Transform::<Line>::frame(&mut t, line.clone(), &mut out).unwrap();
+        }
+        Transform::<Line>::finish(&mut t, &mut out).unwrap();
+        let mut bytes = bytes::BytesMut::new();
+        for line in &out {
+            line.encode(&mut bytes);
+        }
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn ollama_lines_are_masked_across_lines() {
+        for (field, pointer) in [("chat", "/message/content"), ("generate", "/response")] {
+            let mut lines: Vec<Line> = pieces(SECRET)
+                .iter()
+                .map(|piece| {
+                    let json = if field == "chat" {
+                        json!({"model": "llama3", "message": {"role": "assistant", "content": piece}, "done": false})
+                    } else {
+                        json!({"model": "llama3", "response": piece, "done": false})
+                    };
+                    Line::new(json.to_string())
+                })
+                .collect();
+            lines.push(Line::new(
+                json!({"model": "llama3", "done": true, "eval_count": 9}).to_string(),
+            ));
+            let out = run_lines(MASK, &lines);
+            let json: Vec<Value> = out
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(joined(&json, pointer), MASKED, "{field}");
+            assert!(!out.contains("1111") && !out.contains("jo@"), "{out}");
+            assert_eq!(
+                json.last().unwrap()["done"],
+                true,
+                "the last line stays last"
+            );
+            assert_eq!(json.iter().filter(|j| j["done"] == true).count(), 1);
+        }
+    }
+
+    #[test]
+    fn plain_lines_are_masked_as_text_and_clean_lines_pass_untouched() {
+        let lines = [
+            Line::new("card 4111 1111 1111 1111"),
+            Line::new(json!({"status": "ok"}).to_string()),
+            Line::new(""),
+            Line::new("mail jo@example.com"),
+            Line::unterminated("bye"),
+        ];
+        let out = run_lines(MASK, &lines);
+        assert_eq!(
+            out,
+            "card <CREDIT_CARD>\n{\"status\":\"ok\"}\n\nmail <EMAIL>\nbye"
+        );
+        // Lines nothing is masked in are forwarded byte for byte (spacing, `\r`).
+        let clean = [
+            Line::new("{\"status\":\"ok\",  \"n\":1}\r"),
+            Line::new(""),
+            Line::new("plain text"),
+        ];
+        assert_eq!(
+            run_lines(MASK, &clean),
+            "{\"status\":\"ok\",  \"n\":1}\r\n\nplain text\n"
+        );
+    }
+
+    #[test]
+    fn a_reject_cuts_a_line_stream_with_an_error_line() {
+        let reject = "response:\n  - regex: {action: Reject, builtins: [EMAIL]}\n";
+        let lines = [
+            Line::new(json!({"response": "mail jo@exa", "done": false}).to_string()),
+            Line::new(json!({"response": "mple.com", "done": false}).to_string()),
+            Line::new(json!({"response": "after", "done": true}).to_string()),
+        ];
+        let out = run_lines(reject, &lines);
+        assert!(!out.contains("jo@") && !out.contains("after"), "{out}");
+        let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        assert_eq!(last["error"]["code"], "EMAIL");
     }
 
     #[test]

@@ -577,6 +577,118 @@ response:
 }
 
 #[tokio::test]
+async fn json_lines_are_masked_as_a_stream_across_lines() {
+    // An Ollama chat stream, one character per line, each line its own chunk.
+    let text = "Card 4111 1111 1111 1111, mail jane.doe@example.com. Bye.";
+    let lines: Vec<String> = text
+        .chars()
+        .map(|c| {
+            let line = json!({"model": "llama3", "created_at": "2025-01-01T00:00:00Z",
+                "message": {"role": "assistant", "content": c.to_string()}, "done": false});
+            format!("{line}\n")
+        })
+        .chain([format!(
+            "{}\n",
+            json!({"model": "llama3", "message": {"role": "assistant", "content": ""}, "done": true})
+        )])
+        .collect();
+    let url = serve(
+        Router::new()
+            .route(
+                "/api/chat",
+                post(move || {
+                    let lines = lines.clone();
+                    async move {
+                        Response::builder()
+                            .header("content-type", "application/x-ndjson")
+                            .body(Body::from_stream(
+                                futures_util::stream::iter(lines).map(Ok::<_, Infallible>),
+                            ))
+                            .unwrap()
+                    }
+                }),
+            )
+            .route(
+                "/jsonl",
+                post(|| async {
+                    Response::builder()
+                        .header("content-type", "application/jsonl")
+                        .body(Body::from(
+                            "{\"text\": \"ok\"}\n{\"text\": \"jo@example.com\"}\n",
+                        ))
+                        .unwrap()
+                }),
+            )
+            .layer(layer(RESPONSE_MASK).max_event_bytes(256)),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let res = client.post(format!("{url}/api/chat")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get(header::CONTENT_LENGTH).is_none());
+    let body = res.text().await.unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let streamed: String = lines
+        .iter()
+        .filter_map(|line| line["message"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, "Card <CREDIT_CARD>, mail <EMAIL>. Bye.");
+    assert_eq!(lines.last().unwrap()["done"], true);
+    for secret in ["1111", "jane", "doe@"] {
+        assert!(!body.contains(secret), "{secret} leaked: {body}");
+    }
+
+    let body = client
+        .post(format!("{url}/jsonl"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "{\"text\": \"ok\"}\n{\"text\":\"<EMAIL>\"}\n");
+}
+
+#[tokio::test]
+async fn oversized_json_lines_fail_closed() {
+    let url = serve(
+        Router::new()
+            .route(
+                "/api/generate",
+                post(|| async {
+                    let long = format!(
+                        "{{\"response\": \"{}4111 1111 1111 1111\"}}\n",
+                        "x".repeat(300)
+                    );
+                    Response::builder()
+                        .header("content-type", "application/x-ndjson")
+                        .body(Body::from(long))
+                        .unwrap()
+                }),
+            )
+            .layer(layer(RESPONSE_MASK).max_event_bytes(256)),
+    )
+    .await;
+    // The stream fails closed: the connection is cut (before or after the headers), and the
+    // unmasked line never reaches the client.
+    let res = reqwest::Client::new()
+        .post(format!("{url}/api/generate"))
+        .send()
+        .await;
+    if let Ok(res) = res {
+        let body = res.bytes().await;
+        assert!(
+            body.as_ref()
+                .map_or(true, |b| !String::from_utf8_lossy(b).contains("4111")),
+            "{body:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn responses_that_cannot_be_inspected_fail_closed() {
     let url = serve(
         Router::new()
