@@ -54,6 +54,7 @@ use crate::content::{MediaType, content_codings, media_type};
 use crate::decode::{DecodeLimits, EncodedBodies, decode, unsupported_encoding};
 use crate::json::JsonError;
 use crate::llm::Format;
+use crate::mcp;
 use crate::payload::Payload;
 use crate::rejection::{Rejection, RouteKind};
 
@@ -217,12 +218,33 @@ fn json_expected(parts: &http::request::Parts, bytes: &[u8]) -> bool {
     if Format::from_path(parts.uri.path()).is_some() {
         return true;
     }
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        None => false,
-        Some(b'{' | b'[' | 0xef | 0xfe | 0xff | 0) => true,
-        // UTF-16/32 without a byte-order mark: NUL bytes among the first few.
-        Some(_) => bytes.iter().take(4).any(|b| *b == 0),
+    starts_like_json(bytes)
+}
+
+/// Whether the first character of `bytes` opens a JSON object or array, in UTF-8 or in any
+/// encoding a lenient parser would detect (a byte-order mark, UTF-16 or UTF-32 with or
+/// without one): such a body is JSON to some upstream, so it must be strict JSON to us.
+fn starts_like_json(bytes: &[u8]) -> bool {
+    fn opens<'a>(mut bytes: impl Iterator<Item = &'a u8>) -> bool {
+        matches!(bytes.find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['))
     }
+    if let Some(rest) = bytes.strip_prefix(b"\xef\xbb\xbf") {
+        return opens(rest.iter());
+    }
+    let head = &bytes[..bytes.len().min(64)];
+    let wide = head.starts_with(&[0xff, 0xfe])
+        || head.starts_with(&[0xfe, 0xff])
+        || head.iter().take(4).any(|b| *b == 0);
+    if wide {
+        // UTF-16/32: ASCII characters with NUL bytes beside them.
+        let skip = if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
+            2
+        } else {
+            0
+        };
+        return opens(head[skip..].iter().filter(|b| **b != 0));
+    }
+    opens(bytes.iter())
 }
 
 fn not_strict_json(err: &JsonError) -> Rejection {
@@ -235,7 +257,9 @@ fn not_strict_json(err: &JsonError) -> Rejection {
         JsonError::FieldCase { .. } => "request body has a field name in the wrong case",
         _ => "request body is not valid JSON",
     };
-    Rejection::new(StatusCode::BAD_REQUEST, LAYER, err.reason()).with_message(message)
+    Rejection::new(StatusCode::BAD_REQUEST, LAYER, err.reason())
+        .with_message(message)
+        .with_jsonrpc_code(mcp::codes::PARSE_ERROR)
 }
 
 /// Replaces the body of `req` with `payload`: the body yields the payload's bytes, the
@@ -467,6 +491,36 @@ mod tests {
         );
         let bytes = req.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"{\"a\":22}");
+    }
+
+    #[test]
+    fn json_is_recognized_in_every_encoding_a_parser_detects() {
+        let utf16le: Vec<u8> = "{\"a\":1}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let utf16be: Vec<u8> = " [1]".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let with_bom = [&[0xff, 0xfe][..], &utf16le].concat();
+        for json in [
+            &b"{}"[..],
+            b" \n[1]",
+            b"\xef\xbb\xbf{}",
+            &utf16le,
+            &utf16be,
+            &with_bom,
+            b"\0\0\0{",
+        ] {
+            assert!(starts_like_json(json), "{json:?}");
+        }
+        for other in [
+            &b""[..],
+            b"hello",
+            b"\xff\xfe\x00\x01\x02",
+            b"\x00\x01binary",
+            b"1",
+        ] {
+            assert!(!starts_like_json(other), "{other:?}");
+        }
     }
 
     #[tokio::test]

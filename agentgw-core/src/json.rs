@@ -118,6 +118,24 @@ impl JsonError {
 
 /// Parses `bytes` as strict JSON. See the [module docs](self) for what is refused.
 pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
+    parse_with(bytes, true)
+}
+
+/// Like [`parse`], without the rule on the spelling of [`FIELDS`]: for what an upstream answers
+/// (a tool's `structuredContent` may well have a `Name` key). Duplicate keys are still refused,
+/// since clients disagree on which one counts.
+///
+/// ```
+/// use agentgw_core::json;
+///
+/// assert!(json::parse_unique_keys(br#"{"Name":"x","name":"y"}"#).is_err());
+/// assert!(json::parse_unique_keys(br#"{"Name":"x"}"#).is_ok());
+/// ```
+pub fn parse_unique_keys(bytes: &[u8]) -> Result<Value, JsonError> {
+    parse_with(bytes, false)
+}
+
+fn parse_with(bytes: &[u8], field_case: bool) -> Result<Value, JsonError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(JsonError::Empty);
     }
@@ -133,6 +151,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
     let mut violation = None;
     let parsed = StrictSeed {
         violation: &mut violation,
+        field_case,
     }
     .deserialize(&mut de)
     .and_then(|value| de.end().map(|()| value));
@@ -158,6 +177,7 @@ fn strip_position(message: String) -> String {
 /// side channel so that it keeps its type.
 struct StrictSeed<'v> {
     violation: &'v mut Option<JsonError>,
+    field_case: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
@@ -209,6 +229,7 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
         while let Some(item) = seq.next_element_seed(StrictSeed {
             violation: &mut *self.violation,
+            field_case: self.field_case,
         })? {
             items.push(item);
         }
@@ -231,7 +252,8 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
                 });
                 return Err(de::Error::custom("duplicate key"));
             }
-            if let Some(field) = FIELDS.iter().find(|field| field.eq_ignore_ascii_case(&key))
+            if self.field_case
+                && let Some(field) = FIELDS.iter().find(|field| field.eq_ignore_ascii_case(&key))
                 && key != *field
             {
                 *self.violation = Some(JsonError::FieldCase {
@@ -248,6 +270,7 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
             }
             let value = map.next_value_seed(StrictSeed {
                 violation: &mut *self.violation,
+                field_case: self.field_case,
             })?;
             object.insert(key, value);
         }
@@ -285,7 +308,7 @@ mod tests {
             (b"  \n", "body_empty"),
             (b"\xef\xbb\xbf{}", "body_not_utf8"),
             (b"{\"a\":\"\xff\"}", "body_not_utf8"),
-            (b"{\0\"\0a\0\"\0:\01\0}\0", "json_invalid"),
+            (b"{\x00\"\x00a\x00\"\x00:\x001\x00}\x00", "json_invalid"),
             (br#"{"a":NaN}"#, "json_invalid"),
             (br#"{"a":Infinity}"#, "json_invalid"),
             (br#"{"a":-Infinity}"#, "json_invalid"),

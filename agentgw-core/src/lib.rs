@@ -8,6 +8,8 @@
 //! - [`llm`]: OpenAI and Anthropic chat payloads as text segments with their scope, rewritten in
 //!   place; text deltas of streamed chunks.
 //! - [`mcp`]: JSON-RPC 2.0 messages and their MCP meaning (method, tool call, tool list).
+//! - [`ndjson`]: an incremental decoder of line-delimited JSON streams, framed for the same
+//!   stream transforms as [`sse`].
 //! - [`sse`]: an incremental Server-Sent Events decoder and encoder, and a body that transforms a
 //!   stream event by event.
 //! - [`rejection`]: one [`Rejection`] type rendered as the error a client of that protocol

@@ -853,7 +853,15 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, McpError> {
 }
 
 fn parse_str(text: &str) -> Result<Envelope, McpError> {
-    let value: Value = serde_json::from_str(text).map_err(McpError::InvalidJson)?;
+    // Strict on duplicate keys: a client that keeps the first `result` would read what the
+    // layers never inspected (see `crate::json`).
+    let value =
+        crate::json::parse_unique_keys(text.as_bytes()).map_err(
+            |strict| match serde_json::from_str::<Value>(text) {
+                Err(syntax) => McpError::InvalidJson(syntax),
+                Ok(_) => McpError::invalid(strict.to_string()),
+            },
+        )?;
     Envelope::try_from(value)
 }
 

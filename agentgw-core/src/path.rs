@@ -160,35 +160,28 @@ fn is_unreserved(b: u8) -> bool {
 }
 
 /// Puts `req`'s path in canonical form, in place: after this call `req.uri().path()` is the path
-/// every layer, the router and the upstream see. A path with no canonical form is a 400
-/// [`Rejection`] attributed to `layer`.
+/// every layer, the router and the upstream see. A path with no canonical form is an error;
+/// [`PathError::into_rejection`] makes it the 400 a client sees.
 ///
 /// Cheap when the path is already canonical (one scan, nothing allocated), so every layer that
 /// reads the path calls it, whether or not an outer layer did.
-pub fn canonicalize_request<B>(req: &mut Request<B>, layer: &'static str) -> Result<(), Rejection> {
-    let path = req.uri().path();
-    let canonical = match canonical(path) {
-        Ok(Cow::Borrowed(_)) => return Ok(()),
-        Ok(Cow::Owned(canonical)) => canonical,
-        Err(err) => {
-            // An asterisk-form OPTIONS request has no path to route or inspect.
-            if req.method() == http::Method::OPTIONS && req.uri().path() == "*" {
-                return Ok(());
-            }
-            return Err(err.into_rejection(layer));
-        }
+pub fn canonicalize_request<B>(req: &mut Request<B>) -> Result<(), PathError> {
+    // An asterisk-form OPTIONS request has no path to route or inspect.
+    if req.method() == http::Method::OPTIONS && req.uri().path() == "*" {
+        return Ok(());
+    }
+    let canonical = match canonical(req.uri().path())? {
+        Cow::Borrowed(_) => return Ok(()),
+        Cow::Owned(canonical) => canonical,
     };
     let path_and_query = match req.uri().query() {
         Some(query) => format!("{canonical}?{query}"),
         None => canonical,
     };
     let mut parts = req.uri().clone().into_parts();
-    parts.path_and_query = Some(
-        PathAndQuery::try_from(path_and_query)
-            .map_err(|_| PathError::BadEscape.into_rejection(layer))?,
-    );
-    *req.uri_mut() =
-        Uri::from_parts(parts).map_err(|_| PathError::BadEscape.into_rejection(layer))?;
+    parts.path_and_query =
+        Some(PathAndQuery::try_from(path_and_query).map_err(|_| PathError::BadEscape)?);
+    *req.uri_mut() = Uri::from_parts(parts).map_err(|_| PathError::BadEscape)?;
     Ok(())
 }
 
@@ -258,13 +251,15 @@ mod tests {
             .uri("http://h:1/v1/chat/%63ompletions?api-version=%2F1")
             .body(())
             .unwrap();
-        canonicalize_request(&mut req, "test").unwrap();
+        canonicalize_request(&mut req).unwrap();
         assert_eq!(req.uri().path(), "/v1/chat/completions");
         assert_eq!(req.uri().query(), Some("api-version=%2F1"));
         assert_eq!(req.uri().authority().unwrap().as_str(), "h:1");
 
         let mut bad = Request::builder().uri("/v1/../admin").body(()).unwrap();
-        let rejection = canonicalize_request(&mut bad, "test").unwrap_err();
+        let rejection = canonicalize_request(&mut bad)
+            .unwrap_err()
+            .into_rejection("test");
         assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
         assert_eq!(rejection.reason(), "path_dot_segment");
     }

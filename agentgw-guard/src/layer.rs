@@ -19,7 +19,7 @@ use http::{Extensions, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
-use serde_json::Value;
+
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -209,7 +209,7 @@ where
     B::Error: Into<BoxError>,
 {
     // The path picks the LLM format the body is read in: read it as the upstream will.
-    if let Err(rejection) = canonicalize_request(&mut req, LAYER) {
+    if let Err(rejection) = canonicalize_request(&mut req).map_err(|e| e.into_rejection(LAYER)) {
         rejection.record();
         return Err(rejection.into_response_for(&req));
     }
@@ -378,7 +378,7 @@ where
         return fail("response_unreadable");
     };
     let outcome = match kind {
-        Kind::Json => match serde_json::from_slice::<Value>(&bytes) {
+        Kind::Json => match agentgw_core::json::parse_unique_keys(&bytes) {
             Ok(json) => shared
                 .response
                 .apply_json(&json, None, Direction::Response)

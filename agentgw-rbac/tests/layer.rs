@@ -276,6 +276,34 @@ async fn mcp_tool_calls_are_checked_and_denials_are_json_rpc_errors() {
     assert_eq!(error["error"]["data"]["reason"], "jsonrpc_batch");
 }
 
+#[tokio::test]
+async fn case_variants_of_mcp_methods_cannot_dodge_the_rules() {
+    // `mcp.method != "tools/call"` would be true for `Tools/Call`, which a server that folds
+    // method names runs as a tool call.
+    let app = Router::new()
+        .route("/mcp", post(mcp_server))
+        .layer(policy(
+            "policy:\n  matchExpressions:\n    - 'mcp.method != \"tools/call\"'\n",
+        ))
+        .layer(claims_layer());
+    let client = Client::new(serve(app).await);
+    for method in ["Tools/Call", "TOOLS/CALL", " tools/call"] {
+        let mut request = call(json!(7), "kubectl-delete");
+        request["method"] = json!(method);
+        let (status, _, body) = client.post("/mcp", None, request).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method}");
+        let error = json_of(&body);
+        assert_eq!(error["id"], 7, "{method}");
+        assert_eq!(error["error"]["code"], -32600);
+        assert_eq!(error["error"]["data"]["reason"], "jsonrpc_method_case");
+    }
+    let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
+    let (status, _, _) = client.post("/mcp", None, list).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = client.post("/mcp", None, call(json!(9), "x")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
 fn tool_names(result: &Value) -> Vec<&str> {
     result["tools"]
         .as_array()

@@ -121,7 +121,7 @@ where
 async fn handle<S, ReqBody, ResBody>(
     layer: ToolSecurityLayer,
     mut inner: S,
-    req: Request<ReqBody>,
+    mut req: Request<ReqBody>,
 ) -> Result<Response<ToolSecurityBody<ResBody>>, S::Error>
 where
     S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>
@@ -135,6 +135,13 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
+    // The path audited and forwarded is the one the upstream routes on.
+    if let Err(err) = agentgw_core::path::canonicalize_request(&mut req) {
+        let rejection = err.into_rejection(LAYER);
+        rejection.record();
+        let response = rejection.into_response(&ResponseShape::JsonRpc { id: Value::Null });
+        return Ok(response.map(ToolSecurityBody::from_full));
+    }
     let upstream = req
         .extensions()
         .get::<BackendName>()

@@ -122,7 +122,7 @@ where
     B::Error: Into<BoxError>,
 {
     // The authorization service decides on the path the upstream will route on.
-    if let Err(rejection) = canonicalize_request(&mut req, LAYER) {
+    if let Err(rejection) = canonicalize_request(&mut req).map_err(|e| e.into_rejection(LAYER)) {
         rejection.record();
         return Ok(rejection.into_response_for(&req).map(full));
     }

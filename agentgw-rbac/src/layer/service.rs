@@ -144,7 +144,8 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         // `request.path` is the path the upstream will route on.
-        if let Err(rejection) = canonicalize_request(&mut req, LAYER) {
+        if let Err(rejection) = canonicalize_request(&mut req).map_err(|e| e.into_rejection(LAYER))
+        {
             rejection.record();
             return ResponseFuture::denied(rejection.into_response_for(&req));
         }
@@ -195,6 +196,25 @@ impl Shared {
             tracing::debug!("JSON-RPC batch denied: the RBAC policy has MCP rules");
             let rejection = Rejection::new(StatusCode::FORBIDDEN, LAYER, BATCH_REASON)
                 .with_message("JSON-RPC batches are not allowed by the RBAC policy");
+            rejection.record();
+            return Verdict::Deny(rejection.into_response_for(req));
+        }
+        // MCP method names are case-sensitive: a server that folds `Tools/Call` would run a
+        // call every rule compared with `tools/call` without matching.
+        let lookalike = attrs
+            .body()
+            .and_then(|payload| payload.mcp())
+            .is_some_and(|envelope| {
+                envelope
+                    .messages()
+                    .iter()
+                    .filter_map(|message| message.method())
+                    .any(|method| agentgw_core::mcp::methods::lookalike(method).is_some())
+            });
+        if lookalike {
+            let rejection = Rejection::new(StatusCode::BAD_REQUEST, LAYER, "jsonrpc_method_case")
+                .with_message("JSON-RPC method differs from an MCP method only in case or spacing")
+                .with_jsonrpc_code(agentgw_core::mcp::codes::INVALID_REQUEST);
             rejection.record();
             return Verdict::Deny(rejection.into_response_for(req));
         }

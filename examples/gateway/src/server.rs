@@ -421,7 +421,9 @@ async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: Peer) -> Respon
     let stack = shared.stack.load_full();
     // One path for routing, every layer and the upstream: canonical, or refused here.
     let mut req = req;
-    if let Err(rejection) = agentgw_core::path::canonicalize_request(&mut req, "router") {
+    if let Err(rejection) =
+        agentgw_core::path::canonicalize_request(&mut req).map_err(|e| e.into_rejection("router"))
+    {
         rejection.record();
         return full(rejection.into_response(&ResponseShape::Plain));
     }
