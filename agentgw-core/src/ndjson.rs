@@ -5,7 +5,7 @@
 //! servers that do not speak Server-Sent Events. A layer that rewrites such a response must
 //! see it line by line, as it arrives, without buffering the whole stream: the [`Decoder`]
 //! cuts a byte stream, split anywhere, into [`Line`]s, and implements
-//! [`Framing`](crate::sse::Framing) so that [`TransformBody`](crate::sse::TransformBody) runs a
+//! [`Framing`] so that [`TransformBody`](crate::sse::TransformBody) runs a
 //! [`Transform<Line>`](crate::sse::Transform) over a response exactly as it does over an event
 //! stream.
 //!
