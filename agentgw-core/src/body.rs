@@ -50,7 +50,7 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 
 use crate::BoxError;
-use crate::content::{MediaType, content_codings, media_type};
+use crate::content::{MediaType, content_codings, media_type, starts_like_json};
 use crate::decode::{DecodeLimits, EncodedBodies, decode, unsupported_encoding};
 use crate::json::JsonError;
 use crate::llm::Format;
@@ -219,32 +219,6 @@ fn json_expected(parts: &http::request::Parts, bytes: &[u8]) -> bool {
         return true;
     }
     starts_like_json(bytes)
-}
-
-/// Whether the first character of `bytes` opens a JSON object or array, in UTF-8 or in any
-/// encoding a lenient parser would detect (a byte-order mark, UTF-16 or UTF-32 with or
-/// without one): such a body is JSON to some upstream, so it must be strict JSON to us.
-fn starts_like_json(bytes: &[u8]) -> bool {
-    fn opens<'a>(mut bytes: impl Iterator<Item = &'a u8>) -> bool {
-        matches!(bytes.find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['))
-    }
-    if let Some(rest) = bytes.strip_prefix(b"\xef\xbb\xbf") {
-        return opens(rest.iter());
-    }
-    let head = &bytes[..bytes.len().min(64)];
-    let wide = head.starts_with(&[0xff, 0xfe])
-        || head.starts_with(&[0xfe, 0xff])
-        || head.iter().take(4).any(|b| *b == 0);
-    if wide {
-        // UTF-16/32: ASCII characters with NUL bytes beside them.
-        let skip = if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
-            2
-        } else {
-            0
-        };
-        return opens(head[skip..].iter().filter(|b| **b != 0));
-    }
-    opens(bytes.iter())
 }
 
 fn not_strict_json(err: &JsonError) -> Rejection {
@@ -491,36 +465,6 @@ mod tests {
         );
         let bytes = req.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"{\"a\":22}");
-    }
-
-    #[test]
-    fn json_is_recognized_in_every_encoding_a_parser_detects() {
-        let utf16le: Vec<u8> = "{\"a\":1}"
-            .encode_utf16()
-            .flat_map(u16::to_le_bytes)
-            .collect();
-        let utf16be: Vec<u8> = " [1]".encode_utf16().flat_map(u16::to_be_bytes).collect();
-        let with_bom = [&[0xff, 0xfe][..], &utf16le].concat();
-        for json in [
-            &b"{}"[..],
-            b" \n[1]",
-            b"\xef\xbb\xbf{}",
-            &utf16le,
-            &utf16be,
-            &with_bom,
-            b"\0\0\0{",
-        ] {
-            assert!(starts_like_json(json), "{json:?}");
-        }
-        for other in [
-            &b""[..],
-            b"hello",
-            b"\xff\xfe\x00\x01\x02",
-            b"\x00\x01binary",
-            b"1",
-        ] {
-            assert!(!starts_like_json(other), "{other:?}");
-        }
     }
 
     #[tokio::test]

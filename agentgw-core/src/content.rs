@@ -11,7 +11,7 @@
 //! | `application/*+json` | [`MediaType::JsonSuffix`] |
 //! | `text/event-stream` | [`MediaType::EventStream`] |
 //! | `application/x-ndjson`, `application/jsonl`, `application/json-lines`, `application/x-jsonlines` | [`MediaType::NdJson`] |
-//! | `text/*` | [`MediaType::Text`] |
+//! | `text/*`, `application/xml`, `application/*+xml`, `application/x-www-form-urlencoded` | [`MediaType::Text`] |
 //! | absent | [`MediaType::Missing`] |
 //! | several `Content-Type` fields, a list (`a/b, c/d`), no `/`, a `charset` other than UTF-8 or ASCII, bytes that are not visible ASCII | [`MediaType::Ambiguous`] |
 //! | anything else | [`MediaType::Other`] |
@@ -57,7 +57,8 @@ pub enum MediaType {
     EventStream,
     /// Line-delimited JSON (`application/x-ndjson`, `application/jsonl`, ...).
     NdJson,
-    /// Any other `text/*` type.
+    /// Any other `text/*` type, and the textual `application/xml`, `application/*+xml` and
+    /// `application/x-www-form-urlencoded`.
     Text,
     /// No `Content-Type` header.
     Missing,
@@ -136,7 +137,13 @@ impl MediaType {
             && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json")
         {
             MediaType::JsonSuffix
-        } else if kind.eq_ignore_ascii_case("text") {
+        } else if kind.eq_ignore_ascii_case("text")
+            || is("application", "xml")
+            || is("application", "x-www-form-urlencoded")
+            || (kind.eq_ignore_ascii_case("application")
+                && subtype.len() > 4
+                && subtype[subtype.len() - 4..].eq_ignore_ascii_case("+xml"))
+        {
             MediaType::Text
         } else {
             MediaType::Other
@@ -233,6 +240,33 @@ pub fn is_encoded(headers: &HeaderMap) -> bool {
     !matches!(content_codings(headers), Ok(codings) if codings.is_empty())
 }
 
+/// Whether the first character of `bytes` opens a JSON object or array, in UTF-8 or in any
+/// encoding a lenient parser would detect (a byte-order mark, UTF-16 or UTF-32 with or
+/// without one). Such a body is JSON to some peer whatever its `Content-Type` says (most
+/// clients and frameworks call their JSON parser without looking), so a layer reads it as JSON.
+pub fn starts_like_json(bytes: &[u8]) -> bool {
+    fn opens<'a>(mut bytes: impl Iterator<Item = &'a u8>) -> bool {
+        matches!(bytes.find(|b| !b.is_ascii_whitespace()), Some(b'{' | b'['))
+    }
+    if let Some(rest) = bytes.strip_prefix(b"\xef\xbb\xbf") {
+        return opens(rest.iter());
+    }
+    let head = &bytes[..bytes.len().min(64)];
+    let wide = head.starts_with(&[0xff, 0xfe])
+        || head.starts_with(&[0xfe, 0xff])
+        || head.iter().take(4).any(|b| *b == 0);
+    if wide {
+        // UTF-16/32: ASCII characters with NUL bytes beside them.
+        let skip = if head.starts_with(&[0xff, 0xfe]) || head.starts_with(&[0xfe, 0xff]) {
+            2
+        } else {
+            0
+        };
+        return opens(head[skip..].iter().filter(|b| **b != 0));
+    }
+    opens(bytes.iter())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +289,9 @@ mod tests {
         assert_eq!(mt("application/x-ndjson"), MediaType::NdJson);
         assert_eq!(mt("application/jsonl"), MediaType::NdJson);
         assert_eq!(mt("text/plain"), MediaType::Text);
+        assert_eq!(mt("application/xml"), MediaType::Text);
+        assert_eq!(mt("application/atom+xml"), MediaType::Text);
+        assert_eq!(mt("application/x-www-form-urlencoded"), MediaType::Text);
         assert_eq!(mt("application/json-rpc"), MediaType::Other);
         assert_eq!(mt("application/octet-stream"), MediaType::Other);
         assert_eq!(mt("image/png"), MediaType::Other);
@@ -287,6 +324,36 @@ mod tests {
         assert_eq!(media_type(&headers), MediaType::Json);
         headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         assert_eq!(media_type(&headers), MediaType::Ambiguous);
+    }
+
+    #[test]
+    fn json_is_recognized_in_every_encoding_a_parser_detects() {
+        let utf16le: Vec<u8> = "{\"a\":1}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let utf16be: Vec<u8> = " [1]".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let with_bom = [&[0xff, 0xfe][..], &utf16le].concat();
+        for json in [
+            &b"{}"[..],
+            b" \n[1]",
+            b"\xef\xbb\xbf{}",
+            &utf16le,
+            &utf16be,
+            &with_bom,
+            b"\0\0\0{",
+        ] {
+            assert!(starts_like_json(json), "{json:?}");
+        }
+        for other in [
+            &b""[..],
+            b"hello",
+            b"\xff\xfe\x00\x01\x02",
+            b"\x00\x01binary",
+            b"1",
+        ] {
+            assert!(!starts_like_json(other), "{other:?}");
+        }
     }
 
     #[test]

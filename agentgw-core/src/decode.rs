@@ -151,44 +151,44 @@ pub fn decode(
     codings: &[ContentCoding],
     limits: &DecodeLimits,
 ) -> Result<Bytes, DecodeError> {
+    let cap = limits.cap(encoded.len());
+    // The first coding reads the body in place; each later one reads the previous output.
+    let mut decoded: Option<Vec<u8>> = None;
+    for coding in codings.iter().rev() {
+        let input = decoded.as_deref().unwrap_or(encoded);
+        decoded = Some(decode_one(input, *coding, cap)?);
+    }
+    Ok(decoded.map_or_else(|| Bytes::copy_from_slice(encoded), Bytes::from))
+}
+
+/// Undoes one coding, reading at most one byte past `cap`.
+#[cfg(feature = "decompress")]
+fn decode_one(input: &[u8], coding: ContentCoding, cap: usize) -> Result<Vec<u8>, DecodeError> {
     use std::io::Read;
 
-    let cap = limits.cap(encoded.len());
-    let mut current: Vec<u8> = encoded.to_vec();
-    for coding in codings.iter().rev() {
-        let input = std::io::Cursor::new(std::mem::take(&mut current));
-        let reader: Box<dyn Read> = match coding {
-            ContentCoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
-            ContentCoding::Deflate => {
-                let raw = !looks_like_zlib(input.get_ref());
-                if raw {
-                    Box::new(flate2::read::DeflateDecoder::new(input))
-                } else {
-                    Box::new(flate2::read::ZlibDecoder::new(input))
-                }
-            }
-            ContentCoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(input, 4096)),
-            ContentCoding::Zstd => {
-                Box::new(ruzstd::decoding::StreamingDecoder::new(input).map_err(|_| {
-                    DecodeError::Corrupt {
-                        coding: coding.as_str(),
-                    }
-                })?)
-            }
-        };
-        let mut out = Vec::new();
-        reader
-            .take(cap as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|_| DecodeError::Corrupt {
-                coding: coding.as_str(),
-            })?;
-        if out.len() > cap {
-            return Err(DecodeError::TooLarge { limit: cap });
+    let corrupt = || DecodeError::Corrupt {
+        coding: coding.as_str(),
+    };
+    let reader: Box<dyn Read + '_> = match coding {
+        ContentCoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
+        ContentCoding::Deflate if looks_like_zlib(input) => {
+            Box::new(flate2::read::ZlibDecoder::new(input))
         }
-        current = out;
+        ContentCoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(input)),
+        ContentCoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(input, 4096)),
+        ContentCoding::Zstd => {
+            Box::new(ruzstd::decoding::StreamingDecoder::new(input).map_err(|_| corrupt())?)
+        }
+    };
+    let mut out = Vec::new();
+    reader
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| corrupt())?;
+    if out.len() > cap {
+        return Err(DecodeError::TooLarge { limit: cap });
     }
-    Ok(Bytes::from(current))
+    Ok(out)
 }
 
 /// Without the `decompress` feature nothing is decoded.

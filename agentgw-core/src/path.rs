@@ -133,13 +133,12 @@ pub fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
         Some(out) => Cow::Owned(String::from_utf8(out).map_err(|_| PathError::BadEscape)?),
         None => Cow::Borrowed(path),
     };
-    let segments = canonical[1..].split('/');
-    let count = canonical[1..].split('/').count();
-    for (n, segment) in segments.enumerate() {
+    let mut segments = canonical[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
         match segment {
             "." | ".." => return Err(PathError::DotSegment),
             // `/` alone, or one trailing slash, is an empty last segment.
-            "" if n + 1 != count => return Err(PathError::EmptySegment),
+            "" if segments.peek().is_some() => return Err(PathError::EmptySegment),
             _ => {}
         }
     }

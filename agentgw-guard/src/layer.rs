@@ -14,7 +14,7 @@ use agentgw_core::sse::{DEFAULT_MAX_EVENT_BYTES, Decoder, TransformBody};
 use agentgw_core::{BoxError, Payload, Rejection, ResponseShape};
 use agentgw_core::{content, ndjson};
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{ACCEPT_ENCODING, CONTENT_LENGTH};
 use http::{Extensions, HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
@@ -304,19 +304,7 @@ fn kind(headers: &http::HeaderMap) -> Kind {
         content::MediaType::Json | content::MediaType::JsonSuffix => Kind::Json,
         content::MediaType::Text | content::MediaType::Missing => Kind::Text,
         // A type two parsers could read differently is not inspected as either.
-        content::MediaType::Ambiguous => Kind::Other,
-        _ => {
-            let textual = headers
-                .get(CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.split(';').next())
-                .map(str::trim)
-                .is_some_and(|essence| {
-                    essence.eq_ignore_ascii_case("application/xml")
-                        || essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                });
-            if textual { Kind::Text } else { Kind::Other }
-        }
+        _ => Kind::Other,
     }
 }
 
@@ -340,16 +328,14 @@ where
     if no_body {
         return Response::from_parts(parts, GuardBody::inner(body));
     }
-    let encoded = parts
-        .headers
-        .get(CONTENT_ENCODING)
-        .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
     let fail = |reason| {
         uninspectable(reason)
             .into_response(shape)
             .map(GuardBody::full)
     };
-    if encoded {
+    // Every `Content-Encoding` field counts: `identity` in the first and `gzip` in a second
+    // is still gzip to the client.
+    if content::is_encoded(&parts.headers) {
         return fail("response_encoded");
     }
     let kind = kind(&parts.headers);
@@ -377,8 +363,11 @@ where
     let Ok(bytes) = collect(body, shared.limit).await else {
         return fail("response_unreadable");
     };
-    let outcome = match kind {
-        Kind::Json => match agentgw_core::json::parse_unique_keys(&bytes) {
+    // Clients parse JSON without looking at the type (`response.json()`): a text body that
+    // opens like JSON is read as JSON, or an escaped secret would pass a text scan.
+    let json = matches!(kind, Kind::Json) || content::starts_like_json(&bytes);
+    let outcome = if json {
+        match agentgw_core::json::parse_unique_keys(&bytes) {
             Ok(json) => shared
                 .response
                 .apply_json(&json, None, Direction::Response)
@@ -387,14 +376,15 @@ where
                         .map(Bytes::from)
                 }),
             Err(_) => return fail("response_invalid_json"),
-        },
-        _ => match std::str::from_utf8(&bytes) {
+        }
+    } else {
+        match std::str::from_utf8(&bytes) {
             Ok(text) => shared
                 .response
                 .apply(None, text)
                 .map(|text| text.map(Bytes::from)),
             Err(_) => return fail("response_invalid_utf8"),
-        },
+        }
     };
     let bytes = match outcome {
         Ok(None) => bytes,

@@ -286,3 +286,89 @@ async fn raw_post(url: &str, path: &str, body: &str) -> u16 {
     let head = String::from_utf8_lossy(&response);
     head.split(' ').nth(1).unwrap().parse().unwrap()
 }
+
+/// A guard that masks e-mail addresses in answers, in front of an upstream answering `body`
+/// with `headers`.
+async fn masking(headers: &'static [(&'static str, &'static str)], body: &'static str) -> String {
+    use axum::response::IntoResponse;
+    let config: PromptGuardConfig =
+        serde_saphyr::from_str("response:\n  - regex: {action: Mask, builtins: [EMAIL]}\n")
+            .unwrap();
+    let app = Router::new()
+        .fallback(post(move || async move {
+            let mut response = body.into_response();
+            response.headers_mut().remove("content-type");
+            for (name, value) in headers {
+                response
+                    .headers_mut()
+                    .append(*name, axum::http::HeaderValue::from_static(value));
+            }
+            response
+        }))
+        .layer(PromptGuardLayer::from_config(&config).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/v1/chat/completions")
+}
+
+#[tokio::test]
+async fn answers_that_open_like_json_are_read_as_json_whatever_their_type() {
+    // A client's `response.json()` unescapes `\u0040`; a text scan of the raw bytes would not.
+    const ESCAPED: &str = r#"{"choices":[{"message":{"content":"mail bob\u0040example.com"}}]}"#;
+    for headers in [&[][..], &[("content-type", "text/plain")][..]] {
+        let url = masking(headers, ESCAPED).await;
+        let (status, json) = post_raw(&url, &[], CLEAN.to_owned()).await;
+        assert_eq!(status, StatusCode::OK, "{headers:?}");
+        let content = json["choices"][0]["message"]["content"].as_str().unwrap();
+        assert!(
+            !content.contains("bob@example.com"),
+            "{headers:?}: {content}"
+        );
+        assert!(content.starts_with("mail "), "{content}");
+    }
+    // Plain text stays text.
+    let url = masking(&[("content-type", "text/plain")], "mail bob@example.com").await;
+    let (status, text) = post_raw(&url, &[], CLEAN.to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !text.as_str().unwrap().contains("bob@example.com"),
+        "{text}"
+    );
+    assert!(text.as_str().unwrap().starts_with("mail "));
+}
+
+#[tokio::test]
+async fn every_content_encoding_field_counts() {
+    // `identity` first and `gzip` second: a client decodes gzip.
+    let url = masking(
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "identity"),
+            ("content-encoding", "gzip"),
+        ],
+        r#"{"a":"bob@example.com"}"#,
+    )
+    .await;
+    let res = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap()
+        .post(&url)
+        .body(CLEAN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 502);
+    let url = masking(
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "identity"),
+        ],
+        r#"{"a":"bob@example.com"}"#,
+    )
+    .await;
+    let (status, json) = post_raw(&url, &[], CLEAN.to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!json["a"].as_str().unwrap().contains("bob@example.com"));
+}

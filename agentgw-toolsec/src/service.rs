@@ -319,17 +319,15 @@ where
         let mut result = tokio::time::timeout(LIST_TIMEOUT, answer)
             .await
             .map_err(|_| "the upstream's tools/list timed out")??;
-        if mcp::tools_from_list_result(&result).is_none() {
+        let Some(tools) = mcp::tools_from_list_result(&result) else {
             return Err("the upstream's tools/list answer has no tool list");
-        }
-        // Every tool of the page is recorded, even those the call does not need.
+        };
         wanted.retain(|name| {
-            !mcp::tools_from_list_result(&result).is_some_and(|tools| {
-                tools
-                    .iter()
-                    .any(|tool| tool.get("name").and_then(Value::as_str) == Some(name))
-            })
+            !tools
+                .iter()
+                .any(|tool| tool.get("name").and_then(Value::as_str) == Some(name))
         });
+        // Every tool of the page is recorded, even those the call does not need.
         exchange.record_list(&mut result);
         let next = result
             .get("nextCursor")
