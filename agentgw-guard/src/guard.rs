@@ -853,6 +853,37 @@ request:
 
     /// Logprob tokens spell the answer again, one token at a time.
     #[test]
+    fn buffered_responses_api_logprob_tokens_are_masked_across_tokens() {
+        let guards = guards(MASK_RESPONSE, Direction::Response);
+        let token = |t: &str| json!({"token": t, "logprob": -0.1, "bytes": t.as_bytes(), "top_logprobs": []});
+        let tokens = ["Card:", " 4111", " 1111", " 1111", " 1111", " ok"];
+        let body = json!({"object": "response", "output": [{"type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Card: <CREDIT_CARD> ok",
+                         "logprobs": tokens.iter().map(|t| token(t)).collect::<Vec<_>>()}]}]});
+        let out = guards
+            .apply_json(&body, Some(Format::OpenAiResponses), Direction::Response)
+            .unwrap()
+            .unwrap();
+        assert!(!out.to_string().contains("1111"), "{out}");
+        let logprobs = out["output"][0]["content"][0]["logprobs"]
+            .as_array()
+            .unwrap();
+        let text: String = logprobs
+            .iter()
+            .map(|t| t["token"].as_str().unwrap())
+            .collect();
+        assert_eq!(text, "Card: <CREDIT_CARD> ok");
+        let clean = json!({"object": "response", "output": [{"type": "message", "role": "assistant",
+            "content": [{"type": "output_text", "text": "ok", "logprobs": [token("ok")]}]}]});
+        assert_eq!(
+            guards
+                .apply_json(&clean, Some(Format::OpenAiResponses), Direction::Response)
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
     fn response_logprob_tokens_are_masked_across_tokens() {
         let guards = guards(MASK_RESPONSE, Direction::Response);
         let token = |t: &str| {

@@ -29,7 +29,7 @@ use super::{Scope, Segment};
 /// | chat `choices[].delta.function_call.arguments` (legacy)              | `ToolCallArguments` | choice `index` | 0                 |
 /// | completions `choices[].text`                                         | `Assistant`         | choice `index` | 0                 |
 /// | Responses `response.output_text.delta`, `response.refusal.delta`, `response.reasoning_text.delta` | `Assistant` | `output_index` | `content_index` |
-/// | Responses `response.output_text.delta` `logprobs[].token`            | `Assistant`         | `output_index` | 2^30 + `content_index` |
+/// | Responses `response.output_text.delta` `logprobs[].token`; buffered `output[i].content[j].logprobs[].token` | `Assistant` | `output_index` (`i`) | 2^30 + `content_index` (`j`) |
 /// | Responses `response.content_part.added` (`part.text`, `part.refusal`) | `Assistant`        | `output_index` | `content_index`   |
 /// | Responses `response.reasoning_summary_text.delta`, `response.reasoning_summary_part.added` (`part.text`) | `Assistant` | `output_index` | 2^31 + `summary_index` |
 /// | Responses `response.audio.transcript.delta`                          | `Assistant`         | 2^32 - 1       | 0                 |
@@ -125,8 +125,9 @@ pub fn rewrite_deltas(chunk: &mut Value, f: impl FnMut(DeltaKey, &str) -> Option
 
 /// Calls `f` with every logprob token of a chat or completions body, buffered or streamed
 /// (`choices[].logprobs`: chat `content[].token` and `refusal[].token`, completions
-/// `tokens[]`), and of a Responses `response.output_text.delta` event, in order, keyed as in
-/// [`DeltaKey`].
+/// `tokens[]`), of a Responses `response.output_text.delta` event, and of a buffered Responses
+/// API response (`output[].content[].logprobs[].token`, keyed as the stream keys them), in
+/// order, keyed as in [`DeltaKey`].
 ///
 /// A buffered response spells its answer again in these tokens, one piece at a time: mask
 /// them like the increments of a stream (one holdback per key), not one by one. In a streamed
@@ -537,6 +538,31 @@ fn logprob_lists<'a, N: Node<'a>>(chunk: N, g: &mut impl FnMut(DeltaKey, N, Opti
             );
             if let Some(list) = chunk.get("logprobs") {
                 g(key, list, None);
+            }
+        }
+        // A buffered Responses API response: `output[].content[].logprobs`, keyed as the
+        // stream keys the same tokens.
+        Event::Other if chunk.peek().get("object").and_then(Value::as_str) == Some("response") => {
+            let Some(output) = chunk.get("output") else {
+                return;
+            };
+            for (item_index, item) in output.elements().enumerate() {
+                let Some(content) = item.get("content") else {
+                    continue;
+                };
+                for (part_index, part) in content.elements().enumerate() {
+                    let key = DeltaKey::new(
+                        Scope::Assistant,
+                        u32::try_from(item_index).unwrap_or(u32::MAX),
+                        LOGPROB_PART
+                            | u32::try_from(part_index)
+                                .unwrap_or(u32::MAX)
+                                .min(LOGPROB_PART - 1),
+                    );
+                    if let Some(list) = part.get("logprobs") {
+                        g(key, list, None);
+                    }
+                }
             }
         }
         _ => {}
