@@ -177,6 +177,25 @@ fn chat_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut F) {
             "functions" => child
                 .elements()
                 .for_each(|definition| tool_definition(definition, f)),
+            // `{type: "json_schema", json_schema: {name, description, schema}}`.
+            "response_format" => {
+                if let Some(definition) = child.get("json_schema") {
+                    output_schema(definition, f);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A structured-output schema (chat `response_format.json_schema`, Responses `text.format`):
+/// its `description` and every string of its `schema`, which the model reads as it reads a
+/// tool's parameters.
+fn output_schema<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(definition: N, f: &mut F) {
+    for (key, child) in definition.entries() {
+        match key {
+            "description" => text(child, Scope::ToolDefinition, f),
+            "schema" => leaves(child, Scope::ToolDefinition, f),
             _ => {}
         }
     }
@@ -288,6 +307,12 @@ fn responses_request<'a, N: Node<'a>, F: FnMut(Scope, N::Text)>(root: N, f: &mut
             "tools" => child
                 .elements()
                 .for_each(|definition| tool_definition(definition, f)),
+            // `text: {format: {type: "json_schema", name, description, schema}}`.
+            "text" => {
+                if let Some(definition) = child.get("format") {
+                    output_schema(definition, f);
+                }
+            }
             "instructions" | "input" => {
                 let scope = if key == "input" {
                     Scope::User
