@@ -477,3 +477,70 @@ routes:
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["id"], 1);
 }
+
+#[tokio::test]
+async fn a_fresh_gateway_checks_a_tool_before_its_first_call() {
+    use agentgw_gateway::mock::{self, McpOptions};
+    let tools = mock::mcp(loopback(), McpOptions::default()).await.unwrap();
+    let yaml = format!(
+        r#"
+routes:
+  - name: mcp
+    pathPrefix: /mcp
+    kind: mcp
+    backend: {{url: "{}/mcp", timeout: 2s}}
+    policies:
+      ai:
+        toolSecurity:
+          validation: {{enabled: true}}
+"#,
+        tools.url()
+    );
+    let mut config = agentgw_gateway::Config::from_yaml(&yaml).unwrap();
+    config.listen = loopback();
+    let gateway = agentgw_gateway::start(config, None).await.unwrap();
+    let call = |id: u64, tool: &str, arguments: Value| {
+        reqwest::Client::new()
+            .post(format!("http://{}/mcp", gateway.addr()))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                       "params": {"name": tool, "arguments": arguments}})
+                .to_string(),
+            )
+            .send()
+    };
+    let calls_reaching = |tool: &str| {
+        tools
+            .received_requests()
+            .iter()
+            .filter(|r| {
+                serde_json::from_slice::<Value>(&r.body)
+                    .is_ok_and(|b| b["method"] == "tools/call" && b["params"]["name"] == tool)
+            })
+            .count()
+    };
+
+    // No client listed the tools: the gateway lists them itself, finds the poisoned one and
+    // refuses the call; the upstream never runs it.
+    let res = call(1, "add-numbers", json!({"a": 1, "b": 2}))
+        .await
+        .unwrap();
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["id"], 1);
+    assert!(answer["error"].is_object(), "{answer}");
+    assert_eq!(calls_reaching("add-numbers"), 0);
+    let listed = tools.received_requests().iter().any(|r| {
+        serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b["method"] == "tools/list")
+    });
+    assert!(listed, "the gateway listed the upstream's tools itself");
+
+    // A clean tool goes through.
+    let res = call(2, "get-weather", json!({"city": "Paris"}))
+        .await
+        .unwrap();
+    let answer: Value = res.json().await.unwrap();
+    assert!(answer["result"].is_object(), "{answer}");
+    assert_eq!(calls_reaching("get-weather"), 1);
+}
