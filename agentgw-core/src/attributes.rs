@@ -45,6 +45,7 @@ use serde_json::Value;
 
 use crate::identity::{ApiKeyInfo, BackendName, ClientAddr, JwtClaims, PeerIdentity};
 use crate::mcp;
+use crate::path::hex_digit;
 use crate::payload::Payload;
 
 /// A lazy, borrowed view of one request. See the [module docs](self).
@@ -201,7 +202,8 @@ pub fn percent_decode(input: &str) -> Cow<'_, str> {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+            b'%' if i + 2 < bytes.len() => match (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2]))
+            {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);
                     i += 2;
@@ -213,15 +215,6 @@ pub fn percent_decode(input: &str) -> Cow<'_, str> {
         i += 1;
     }
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

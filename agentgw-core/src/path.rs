@@ -100,8 +100,8 @@ pub fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
             b'\\' => return Err(PathError::Backslash),
             b'%' => {
                 let (Some(hi), Some(lo)) = (
-                    bytes.get(i + 1).and_then(|h| hex(*h)),
-                    bytes.get(i + 2).and_then(|l| hex(*l)),
+                    bytes.get(i + 1).and_then(|h| hex_digit(*h)),
+                    bytes.get(i + 2).and_then(|l| hex_digit(*l)),
                 ) else {
                     return Err(PathError::BadEscape);
                 };
@@ -145,13 +145,11 @@ pub fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
     Ok(canonical)
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+/// The value of one hex digit of a percent-escape (either case); core's one reading of it.
+pub(crate) fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 fn is_unreserved(b: u8) -> bool {
