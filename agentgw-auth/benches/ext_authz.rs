@@ -52,7 +52,9 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use agentgw_auth::ext_authz::{ExtAuthLayer, ExtAuthService};
+use agentgw_auth::ext_authz::{
+    BackendRef, ExtAuthConfig, ExtAuthLayer, ExtAuthService, GrpcOptions, HttpOptions,
+};
 use agentgw_core::RequestBody;
 use bytes::{Buf, BufMut, Bytes};
 use criterion::{BenchmarkId, Criterion, criterion_group};
@@ -366,9 +368,11 @@ struct Fixture {
 }
 
 fn grpc_callers(url: &str) -> (Caller, Caller) {
-    let layer = ExtAuthLayer::grpc(url)
-        .timeout(TIMEOUT)
-        .build()
+    let config = ExtAuthConfig::default()
+        .backend_ref(BackendRef::url(url))
+        .grpc(GrpcOptions::default())
+        .timeout(TIMEOUT);
+    let layer = ExtAuthLayer::from_config(&config)
         .unwrap()
         .layer(upstream());
     let channel = Endpoint::from_shared(url.to_owned())
@@ -427,9 +431,11 @@ fn serve_http(seen: Option<Seen>, server: &Handle) -> String {
 }
 
 fn http_callers(url: &str) -> (Caller, Caller) {
-    let layer = ExtAuthLayer::http(url)
-        .timeout(TIMEOUT)
-        .build()
+    let config = ExtAuthConfig::default()
+        .backend_ref(BackendRef::url(url))
+        .http(HttpOptions::default())
+        .timeout(TIMEOUT);
+    let layer = ExtAuthLayer::from_config(&config)
         .unwrap()
         .layer(upstream());
     let mut connector = HttpConnector::new();

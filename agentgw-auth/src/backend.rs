@@ -73,6 +73,8 @@ use crate::location::{CredentialHeader, header_name};
 use crate::secret::{Loaded, SecretRef};
 
 /// `backend.authToken`: how the upstream request is authenticated.
+///
+/// `Default` is [`Passthrough`](AuthToken::Passthrough): nothing is injected.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all_fields = "camelCase", deny_unknown_fields)]
 pub enum AuthToken {
@@ -89,13 +91,20 @@ pub enum AuthToken {
         /// A header to use instead of a provider's.
         #[serde(default)]
         header: Option<CredentialHeader>,
-        /// How often a secret file is checked for changes.
+        /// How often a secret file is checked for changes, by a task on the Tokio runtime the
+        /// layer is built in; `0s` reads the file once and needs no runtime.
         #[serde(
             default = "default_reload_interval",
-            deserialize_with = "crate::duration::deserialize"
+            deserialize_with = "agentgw_core::config::duration::deserialize"
         )]
         reload_interval: Duration,
     },
+}
+
+impl Default for AuthToken {
+    fn default() -> Self {
+        AuthToken::Passthrough {}
+    }
 }
 
 fn default_reload_interval() -> Duration {
@@ -185,7 +194,8 @@ impl BackendAuthLayer {
         }
     }
 
-    /// Forwards the caller's credential unchanged.
+    /// Forwards the caller's credential unchanged: what `from_config(&AuthToken::Passthrough {})`
+    /// builds, without a `Result` (nothing can be wrong).
     pub fn passthrough() -> Self {
         BackendAuthLayer {
             injection: Arc::new(None),
@@ -193,7 +203,8 @@ impl BackendAuthLayer {
     }
 
     /// Injects the secret from `secret` into `header` (with its prefix), re-reading a secret
-    /// file every second when it changed.
+    /// file every second when it changed: shorthand for [`from_config`](Self::from_config)
+    /// with an [`AuthToken::SecretRef`] naming `header` and the default reload interval.
     pub fn secret(secret: &SecretRef, header: CredentialHeader) -> Result<Self, Error> {
         Self::with_interval(secret, &header, default_reload_interval())
     }
@@ -289,6 +300,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgw_core::ConfigError as _;
     use std::convert::Infallible;
     use tower::{ServiceBuilder, ServiceExt};
 
@@ -340,14 +352,20 @@ mod tests {
             secret_ref: SecretRef::File(path.clone()),
             provider: None,
             header: None,
-            reload_interval: Duration::ZERO,
+            reload_interval: Duration::from_millis(5),
         })
         .unwrap();
         let headers = upstream_headers(layer.clone(), Request::new(())).await;
         assert_eq!(headers["authorization"], "Bearer sk-old");
         std::fs::write(&path, "sk-new\n").unwrap();
-        let headers = upstream_headers(layer, Request::new(())).await;
-        assert_eq!(headers["authorization"], "Bearer sk-new");
+        for _ in 0..1000 {
+            let headers = upstream_headers(layer.clone(), Request::new(())).await;
+            if headers["authorization"] == "Bearer sk-new" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the rotated secret was never injected");
     }
 
     #[tokio::test]
@@ -360,8 +378,8 @@ mod tests {
         assert_eq!(headers["authorization"], "Bearer user-key");
     }
 
-    #[test]
-    fn secrets_never_in_debug_or_errors() {
+    #[tokio::test]
+    async fn secrets_never_in_debug_or_errors() {
         let (_dir, path) = secret_file("sk-do-not-print");
         let layer =
             BackendAuthLayer::secret(&SecretRef::File(path), CredentialHeader::bearer()).unwrap();
@@ -374,7 +392,7 @@ mod tests {
             .unwrap_err();
         let text = err.to_string();
         assert!(!text.contains("sk-line"), "{text}");
-        assert_eq!(err.field(), "secretRef.file");
+        assert_eq!(err.path(), "secretRef.file");
     }
 
     #[test]
@@ -423,6 +441,6 @@ mod tests {
             reload_interval: Duration::from_secs(1),
         })
         .unwrap_err();
-        assert_eq!(err.field(), "header");
+        assert_eq!(err.path(), "header");
     }
 }

@@ -1,27 +1,42 @@
 //! The crate's configuration error.
 
+use std::fmt;
 use std::path::PathBuf;
+
+use agentgw_core::ConfigError;
 
 /// A configuration problem found while building a layer.
 ///
-/// Every variant names the field it concerns, relative to the layer's configuration block (for
-/// example `providers[0].jwks.remote.url` inside `jwtAuthentication`). Messages never contain a
-/// secret: a secret that cannot be used is described, not shown.
+/// Every variant names the field it concerns, relative to the layer's configuration block
+/// ([`path`](ConfigError::path), for example `providers[0].jwks.remote.url` inside
+/// `jwtAuthentication`), and says what is wrong ([`reason`](ConfigError::reason)). `Display`
+/// writes `path: reason`. Messages never contain a secret: a secret that cannot be used is
+/// described, not shown.
+///
+/// ```
+/// use agentgw_auth::{Error, JwtConfig, JwtLayer};
+/// use agentgw_core::ConfigError;
+///
+/// let err: Error = JwtLayer::from_config(&JwtConfig::default()).unwrap_err();
+/// assert_eq!(err.path(), "providers");
+/// assert_eq!(
+///     err.at("policies.traffic.jwtAuthentication"),
+///     format!("policies.traffic.jwtAuthentication.providers: {}", err.reason()),
+/// );
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A field has a value the layer cannot use.
-    #[error("{field}: {reason}")]
     Invalid {
-        /// Field path, e.g. `providers[1].issuer`.
+        /// The path of the field ([`path`](ConfigError::path)), e.g. `providers[1].issuer`.
         field: String,
         /// What is wrong and, where possible, what would be right.
         reason: String,
     },
     /// A file named by the configuration cannot be read.
-    #[error("{field}: cannot read {}: {source}", path.display())]
     Read {
-        /// Field path of the file name.
+        /// The path of the field naming the file ([`path`](ConfigError::path)).
         field: String,
         /// The file.
         path: PathBuf,
@@ -30,33 +45,61 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An environment variable named by the configuration is not set.
-    #[error("{field}: environment variable {name} is not set, empty or not valid UTF-8")]
     MissingEnv {
-        /// Field path of the variable name.
+        /// The path of the field naming the variable ([`path`](ConfigError::path)).
         field: String,
         /// The variable.
         name: String,
     },
     /// The configuration needs a cargo feature this build of `agentgw-auth` lacks.
-    #[error("{field}: needs the `{feature}` cargo feature of agentgw-auth")]
     FeatureDisabled {
-        /// Field path of the block that needs the feature.
+        /// The path of the block that needs the feature ([`path`](ConfigError::path)).
         field: String,
         /// The feature to enable.
         feature: &'static str,
     },
-    /// The layer starts background work (remote JWKS refresh) and was built outside a Tokio
-    /// runtime.
-    #[error("{field}: must be built inside a Tokio runtime (it starts a background refresh task)")]
+    /// The layer starts background work and was built outside a Tokio runtime: a remote JWKS
+    /// refresh, or the watcher of a file it re-reads when it changes (an API key `file`, a
+    /// `secretRef.file`, a local JWKS or HMAC secret file; `reloadInterval: 0s` reads such a
+    /// file once and needs no runtime).
     NoRuntime {
-        /// Field path of the block that needs the runtime.
+        /// The path of the block that needs the runtime ([`path`](ConfigError::path)).
         field: String,
     },
 }
 
 impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Writes the reason, without the path.
+    fn write_reason(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Invalid { reason, .. } => f.write_str(reason),
+            Error::Read { path, source, .. } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+            Error::MissingEnv { name, .. } => write!(
+                f,
+                "environment variable {name} is not set, empty or not valid UTF-8"
+            ),
+            Error::FeatureDisabled { feature, .. } => {
+                write!(f, "needs the `{feature}` cargo feature of agentgw-auth")
+            }
+            Error::NoRuntime { .. } => f.write_str(
+                "must be built inside a Tokio runtime (it starts a background refresh task)",
+            ),
+        }
+    }
+}
+
+impl ConfigError for Error {
     /// The path of the field the error concerns, relative to the layer's configuration block.
-    pub fn field(&self) -> &str {
+    fn path(&self) -> &str {
         match self {
             Error::Invalid { field, .. }
             | Error::Read { field, .. }
@@ -66,21 +109,31 @@ impl Error {
         }
     }
 
-    /// What is wrong, without the field path (for callers that prefix their own path, like
-    /// `policies.traffic.jwtAuthentication.` + [`field`](Error::field)).
-    pub fn reason(&self) -> String {
-        let text = self.to_string();
-        match text.strip_prefix(self.field()) {
-            Some(rest) => rest.trim_start_matches(": ").to_owned(),
-            None => text,
+    /// What is wrong, without the field path.
+    fn reason(&self) -> String {
+        match self {
+            Error::Invalid { reason, .. } => reason.clone(),
+            _ => Reason(self).to_string(),
         }
     }
+}
 
-    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Invalid {
-            field: field.into(),
-            reason: reason.into(),
+/// Displays only the reason of an error.
+struct Reason<'a>(&'a Error);
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write_reason(f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path();
+        if !path.is_empty() {
+            write!(f, "{path}: ")?;
         }
+        self.write_reason(f)
     }
 }
 
@@ -89,18 +142,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_the_field() {
+    fn names_the_field_and_the_reason_apart() {
         let err = Error::invalid("providers[0].issuer", "must not be empty");
-        assert_eq!(err.field(), "providers[0].issuer");
-        assert_eq!(err.to_string(), "providers[0].issuer: must not be empty");
+        assert_eq!(err.path(), "providers[0].issuer");
         assert_eq!(err.reason(), "must not be empty");
+        assert_eq!(err.to_string(), "providers[0].issuer: must not be empty");
+        assert_eq!(
+            err.at("routes[0].policies.traffic.jwtAuthentication"),
+            "routes[0].policies.traffic.jwtAuthentication.providers[0].issuer: must not be empty"
+        );
+
         let err = Error::MissingEnv {
             field: "secretRef.env".into(),
             name: "OPENAI_API_KEY".into(),
         };
-        assert!(
-            err.to_string()
-                .starts_with("secretRef.env: environment variable OPENAI_API_KEY")
+        assert_eq!(err.path(), "secretRef.env");
+        assert_eq!(
+            err.reason(),
+            "environment variable OPENAI_API_KEY is not set, empty or not valid UTF-8"
         );
+        assert_eq!(err.to_string(), format!("secretRef.env: {}", err.reason()));
+    }
+
+    #[test]
+    fn reason_is_exact_even_when_it_starts_like_the_path() {
+        // The reason is never recovered by cutting the path off the message.
+        let err = Error::invalid("keys", "keys: a reason that repeats the field");
+        assert_eq!(err.reason(), "keys: a reason that repeats the field");
+        let err = Error::Read {
+            field: "file".into(),
+            path: "/nonexistent/keys.yaml".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(
+            err.reason()
+                .starts_with("cannot read /nonexistent/keys.yaml: "),
+            "{}",
+            err.reason()
+        );
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn an_empty_path_displays_the_reason_alone() {
+        let err = Error::NoRuntime {
+            field: String::new(),
+        };
+        assert_eq!(err.to_string(), err.reason());
     }
 }

@@ -34,16 +34,28 @@ pub struct Claims(pub JwtClaims);
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey(pub ApiKeyInfo);
 
-/// The rejection of [`Claims`] and [`ApiKey`] on an anonymous request: `401`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The rejection of [`Claims`] and [`ApiKey`] on an anonymous request: `401`, shaped for the
+/// route's protocol like every denial of the layers (a JSON-RPC error for MCP, an OpenAI or
+/// Anthropic error for LLM routes) and counted in `agentgateway_rejected_requests_total`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Unauthenticated {
     layer: &'static str,
+    shape: ResponseShape,
+}
+
+impl Unauthenticated {
+    fn of(layer: &'static str, parts: &Parts) -> Self {
+        Unauthenticated {
+            layer,
+            shape: ResponseShape::from_parts(parts.uri.path(), &parts.extensions),
+        }
+    }
 }
 
 impl IntoResponse for Unauthenticated {
     fn into_response(self) -> Response {
         Rejection::new(StatusCode::UNAUTHORIZED, self.layer, "unauthenticated")
-            .into_response(&ResponseShape::Plain)
+            .respond_in(&self.shape)
             .map(axum_core::body::Body::new)
     }
 }
@@ -57,7 +69,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Claims {
             .get::<JwtClaims>()
             .cloned()
             .map(Claims)
-            .ok_or(Unauthenticated { layer: "jwt" })
+            .ok_or_else(|| Unauthenticated::of("jwt", parts))
     }
 }
 
@@ -78,7 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKey {
             .get::<ApiKeyInfo>()
             .cloned()
             .map(ApiKey)
-            .ok_or(Unauthenticated { layer: "api_key" })
+            .ok_or_else(|| Unauthenticated::of("api_key", parts))
     }
 }
 
@@ -93,6 +105,25 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn anonymous_mcp_call_gets_a_json_rpc_error() {
+        use agentgw_core::rejection::RouteKind;
+        let (mut parts, ()) = http::Request::post("/mcp").body(()).unwrap().into_parts();
+        parts.extensions.insert(RouteKind::Mcp);
+        let err = <Claims as FromRequestParts<()>>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+        let res = err.into_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let body = http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["jsonrpc"], "2.0");
+        assert_eq!(json["error"]["data"]["layer"], "jwt");
+    }
 
     #[tokio::test]
     async fn anonymous_is_401_or_none() {

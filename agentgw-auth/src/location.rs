@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use agentgw_core::percent::{decode_query_component, query_pairs};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
@@ -13,8 +14,9 @@ use crate::error::Error;
 /// A header that carries a credential, optionally after a scheme prefix such as `Bearer `.
 ///
 /// The prefix is matched ASCII case-insensitively (`bearer x` and `Bearer x` are the same
-/// credential); whitespace around the credential is ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// credential); whitespace around the credential is ignored. `Default` has no name (reported
+/// as `header.name` when a layer is built).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CredentialHeader {
@@ -34,15 +36,23 @@ impl CredentialHeader {
         }
     }
 
+    /// Sets the header name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// The credential follows `prefix` (e.g. `"Bearer "`).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
     }
 
     /// `Authorization: Bearer <credential>` (OpenAI and most OAuth 2.0 resource servers).
     pub fn bearer() -> Self {
-        CredentialHeader::new("authorization").with_prefix("Bearer ")
+        CredentialHeader::new("authorization").prefix("Bearer ")
     }
 
     /// `x-api-key: <credential>` (Anthropic).
@@ -54,7 +64,9 @@ impl CredentialHeader {
 /// Where an authentication layer reads the client's credential.
 ///
 /// In YAML: `{header: {name: authorization, prefix: "Bearer "}}`, `{cookie: session}` or
-/// `{queryParameter: access_token}`. Query parameter values are percent-decoded (`+` stays `+`).
+/// `{queryParameter: access_token}`. Query parameter names and values are decoded by the one
+/// rule of [`agentgw_core::percent`], as the application behind the gateway decodes them: `%XX`
+/// is a byte and `+` is a space (a literal `+` in a token travels as `%2B`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum TokenLocation {
@@ -185,14 +197,13 @@ impl Locator {
             Locator::Query(name) => {
                 let mut found = Found::Absent;
                 for (key, value) in query_pairs(uri.query().unwrap_or("")) {
-                    if percent_decode(key).as_deref() != Some(&**name) {
+                    if key != **name {
                         continue;
                     }
-                    found = match (found, percent_decode(value)) {
-                        (Found::Absent, Some(value)) if !value.is_empty() => Found::One(value),
-                        (Found::Absent, _) => Found::Malformed,
-                        (Found::Malformed, _) => Found::Malformed,
-                        _ => Found::Many,
+                    found = match found {
+                        Found::Absent if is_usable_query_value(&value) => Found::One(value),
+                        Found::Absent | Found::Malformed => Found::Malformed,
+                        Found::One(_) | Found::Many => Found::Many,
                     };
                 }
                 found
@@ -257,11 +268,12 @@ impl Locator {
             }
             Locator::Query(name) => {
                 let Some(query) = uri.query() else { return };
+                // The other parameters stay byte for byte, empty ones included.
                 let kept: Vec<&str> = query
                     .split('&')
                     .filter(|pair| {
                         let key = pair.split_once('=').map_or(*pair, |(key, _)| key);
-                        percent_decode(key).as_deref() != Some(&**name)
+                        decode_query_component(key) != **name
                     })
                     .collect();
                 let path = uri.path();
@@ -320,55 +332,21 @@ fn unquote(value: &str) -> &str {
         .unwrap_or(value)
 }
 
-fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-}
-
 fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-/// Decodes `%XX` escapes; `None` when the result is not UTF-8.
-fn percent_decode(text: &str) -> Option<Cow<'_, str>> {
-    if !text.contains('%') {
-        return Some(Cow::Borrowed(text));
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| {
-                Some((
-                    hex_value(*bytes.get(i + 1)?)?,
-                    hex_value(*bytes.get(i + 2)?)?,
-                ))
-            })
-            .flatten();
-        match escaped {
-            Some((high, low)) => {
-                out.push(high << 4 | low);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+/// Whether a decoded query value can be a credential: not empty, and not made of bytes that are
+/// not UTF-8 (which decoding turns into U+FFFD, so that two different byte strings would read as
+/// the same credential).
+fn is_usable_query_value(value: &str) -> bool {
+    !value.is_empty() && !value.contains(char::REPLACEMENT_CHARACTER)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgw_core::ConfigError as _;
 
     fn locator(location: TokenLocation) -> Locator {
         Locator::new(&location, "location").unwrap()
@@ -460,9 +438,9 @@ mod tests {
             "location",
         )
         .unwrap_err();
-        assert_eq!(err.field(), "location.header.name");
+        assert_eq!(err.path(), "location.header.name");
         let err = Locator::new(&TokenLocation::Cookie("a;b".into()), "location").unwrap_err();
-        assert_eq!(err.field(), "location.cookie");
+        assert_eq!(err.path(), "location.cookie");
     }
 
     #[test]
@@ -478,10 +456,29 @@ mod tests {
     }
 
     #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
-        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
-        assert_eq!(percent_decode("%zz").as_deref(), Some("%zz"));
-        assert_eq!(percent_decode("%ff"), None);
+    fn query_tokens_are_decoded_as_forms_are() {
+        let query = locator(TokenLocation::QueryParameter("access_token".into()));
+        let map = HeaderMap::new();
+        let find = |uri: &'static str| match query.find(&map, &Uri::from_static(uri)) {
+            Found::One(token) => Found::One(Cow::Owned(token.into_owned())),
+            Found::Absent => Found::Absent,
+            Found::Many => Found::Many,
+            Found::Malformed => Found::Malformed,
+        };
+        // `+` is a space and `%2B` a plus sign, as the application behind the gateway reads them.
+        assert_eq!(find("/p?access_token=a+b"), Found::One("a b".into()));
+        assert_eq!(find("/p?access_token=a%2Bb"), Found::One("a+b".into()));
+        assert_eq!(find("/p?access_token=a%20b"), Found::One("a b".into()));
+        assert_eq!(find("/p?access_token=100%"), Found::One("100%".into()));
+        assert_eq!(find("/p?access_token=%zz"), Found::One("%zz".into()));
+        // An encoded name is the same parameter.
+        assert_eq!(find("/p?access%5Ftoken=t"), Found::One("t".into()));
+        // Bytes that are not UTF-8 are no credential.
+        assert_eq!(find("/p?access_token=%ff"), Found::Malformed);
+
+        let mut headers = HeaderMap::new();
+        let mut uri = Uri::from_static("/p?a=1&&access%5Ftoken=t&b=x+y");
+        query.remove(&mut headers, &mut uri);
+        assert_eq!(uri, "/p?a=1&&b=x+y", "other parameters stay as they were");
     }
 }

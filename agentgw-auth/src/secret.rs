@@ -6,11 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::Guard;
+use agentgw_core::reload::{self, Reloading};
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::reload::Reloading;
 
 /// Where a secret is read from.
 ///
@@ -36,7 +35,7 @@ pub(crate) enum Loaded<T> {
 /// The current value of a [`Loaded`].
 pub(crate) enum Current<'a, T> {
     Fixed(&'a T),
-    File(Guard<Arc<T>>),
+    File(reload::Current<T>),
 }
 
 impl<T> Deref for Current<'_, T> {
@@ -45,14 +44,15 @@ impl<T> Deref for Current<'_, T> {
     fn deref(&self) -> &T {
         match self {
             Current::Fixed(value) => value,
-            Current::File(guard) => guard,
+            Current::File(current) => current,
         }
     }
 }
 
-impl<T> Loaded<T> {
+impl<T: Send + Sync + 'static> Loaded<T> {
     /// Loads `secret` (at config path `field`) and derives the value with `parse`, which sees
-    /// the secret without surrounding whitespace and must not put it in its error message.
+    /// the secret without surrounding whitespace and must not put it in its error message. A
+    /// file is then watched every `reload_interval` (see [`crate::reload`]).
     pub(crate) fn load(
         secret: &SecretRef,
         reload_interval: Duration,
@@ -76,7 +76,7 @@ impl<T> Loaded<T> {
                 })?;
                 Ok(Loaded::Fixed(Arc::new(parsed)))
             }
-            SecretRef::File(path) => Ok(Loaded::File(Reloading::open(
+            SecretRef::File(path) => Ok(Loaded::File(crate::reload::watch_file(
                 path,
                 reload_interval,
                 what,
@@ -85,12 +85,14 @@ impl<T> Loaded<T> {
             )?)),
         }
     }
+}
 
-    /// The current value (re-reading a changed file when a check is due).
+impl<T> Loaded<T> {
+    /// The value in service, without locking and without touching the disk.
     pub(crate) fn get(&self) -> Current<'_, T> {
         match self {
             Loaded::Fixed(value) => Current::Fixed(value),
-            Loaded::File(file) => Current::File(file.get()),
+            Loaded::File(file) => Current::File(file.current()),
         }
     }
 }
@@ -112,21 +114,44 @@ fn trim(bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgw_core::ConfigError as _;
 
     fn text(bytes: &[u8]) -> Result<String, String> {
         String::from_utf8(bytes.to_vec()).map_err(|_| "not UTF-8".to_owned())
     }
 
-    #[test]
-    fn file_secret_is_trimmed_and_follows_rotation() {
+    #[tokio::test]
+    async fn file_secret_is_trimmed_and_follows_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("key");
         std::fs::write(&path, "sk-one\n").unwrap();
         let secret = SecretRef::File(path.clone());
-        let loaded = Loaded::load(&secret, Duration::ZERO, "secret", "secretRef", text).unwrap();
+        let interval = Duration::from_millis(5);
+        let loaded = Loaded::load(&secret, interval, "secret", "secretRef", text).unwrap();
         assert_eq!(&*loaded.get(), "sk-one");
         std::fs::write(&path, "sk-two\n").unwrap();
-        assert_eq!(&*loaded.get(), "sk-two");
+        for _ in 0..1000 {
+            if &*loaded.get() == "sk-two" {
+                return;
+            }
+            tokio::time::sleep(interval).await;
+        }
+        panic!("the rotated secret was never picked up");
+    }
+
+    #[test]
+    fn a_file_secret_needs_a_runtime_unless_reloading_is_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "sk-one\n").unwrap();
+        let secret = SecretRef::File(path);
+        let err = Loaded::load(&secret, Duration::from_secs(1), "secret", "secretRef", text)
+            .err()
+            .unwrap();
+        assert!(matches!(err, Error::NoRuntime { .. }), "{err}");
+        assert_eq!(err.path(), "secretRef.file");
+        let fixed = Loaded::load(&secret, Duration::ZERO, "secret", "secretRef", text).unwrap();
+        assert_eq!(&*fixed.get(), "sk-one");
     }
 
     #[test]
@@ -135,7 +160,7 @@ mod tests {
         let err = Loaded::load(&secret, Duration::ZERO, "secret", "secretRef", text)
             .err()
             .unwrap();
-        assert_eq!(err.field(), "secretRef.env");
+        assert_eq!(err.path(), "secretRef.env");
         assert!(err.to_string().contains("AGENTGW_AUTH_TEST_SURELY_UNSET"));
     }
 

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use agentgw_auth::ext_authz::{CacheKeyPart, ExtAuthConfig, ExtAuthLayer};
+use agentgw_auth::ext_authz::{
+    BackendRef, DecisionCacheConfig, ExtAuthConfig, ExtAuthLayer, HttpOptions,
+};
 use agentgw_core::identity::ClientAddr;
 use agentgw_core::{RequestBody, ResponseBody};
 use axum::Router;
@@ -705,11 +707,15 @@ async fn grpc_denial_without_body_is_a_jsonrpc_error_for_mcp() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Core's one denial policy: an MCP request with an id is answered with HTTP 200 and a
+    // JSON-RPC error for that id (what MCP clients hand to the caller as a tool error); the
+    // status the denial stands for travels in `error.data.status`.
+    assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["jsonrpc"], "2.0");
     assert_eq!(body["id"], 77);
     assert_eq!(body["error"]["data"]["layer"], "ext_auth");
+    assert_eq!(body["error"]["data"]["status"], 403);
 }
 
 #[tokio::test]
@@ -869,11 +875,8 @@ async fn grpc_garbage_answers_fail_closed_or_open() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_1000_concurrent_requests_share_one_connection() {
     let authz = grpc_server(alice_only).await;
-    let service = ExtAuthLayer::grpc(&authz.url)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-        .layer(service_fn(echo_inner));
+    let service =
+        layer(&grpc_config(&authz.url, json!({"timeout": "10s"}))).layer(service_fn(echo_inner));
     let statuses = run_concurrently(&service, 1000).await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::OK),
@@ -1162,12 +1165,11 @@ async fn http_garbage_answer_fails_closed_or_open() {
 async fn http_1000_concurrent_requests_stay_within_the_pool() {
     const MAX: usize = 16;
     let authz = http_server(|_| respond(200, &[], "")).await;
-    let service = ExtAuthLayer::http(&authz.url)
-        .max_connections(MAX)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-        .layer(service_fn(echo_inner));
+    let config = ExtAuthConfig::default()
+        .backend_ref(BackendRef::url(&authz.url))
+        .http(HttpOptions::default().max_connections(MAX))
+        .timeout(Duration::from_secs(10));
+    let service = layer(&config).layer(service_fn(echo_inner));
     let statuses = run_concurrently(&service, 1000).await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::OK),
@@ -1244,10 +1246,7 @@ async fn the_readied_inner_service_is_the_one_called() {
     }
 
     let authz = grpc_server(allow_all).await;
-    let mut service = ExtAuthLayer::grpc(&authz.url)
-        .build()
-        .unwrap()
-        .layer(NeedsReady::default());
+    let mut service = layer(&grpc_config(&authz.url, json!({}))).layer(NeedsReady::default());
     for _ in 0..3 {
         let ready = service.ready().await.unwrap();
         let res = ready.call(Request::new(Body::empty())).await;
@@ -1291,18 +1290,15 @@ async fn decisions_are_cached_by_the_configured_key_only_when_enabled() {
 
     // Failures are never cached: a timed-out check is asked again.
     authz.set_delay(Duration::from_millis(500));
-    let service = ExtAuthLayer::grpc(&authz.url)
+    let config = grpc_config(&authz.url, json!({}))
         .timeout(Duration::from_millis(50))
-        .decision_cache(
-            Duration::from_secs(60),
-            10,
-            [CacheKeyPart::Header(http::HeaderName::from_static(
-                "x-user",
-            ))],
-        )
-        .build()
-        .unwrap()
-        .layer(service_fn(echo_inner));
+        .cache(
+            DecisionCacheConfig::default()
+                .key(["header:x-user"])
+                .ttl(Duration::from_secs(60))
+                .max_entries(10),
+        );
+    let service = layer(&config).layer(service_fn(echo_inner));
     let req = || {
         Request::get("/")
             .header("x-user", "alice")
@@ -1406,7 +1402,7 @@ fn every_outcome_is_counted() {
         ),
         1
     );
-    let checks = agentgw_auth::ext_authz::CHECKS_TOTAL;
+    let checks = agentgw_core::metrics::EXT_AUTH_CHECKS_TOTAL;
     let outcome = |outcome: &'static str, reason: &'static str| {
         get(
             checks,
@@ -1444,7 +1440,11 @@ async fn seed_service_reference_resolves_as_name_namespace_port() {
 async fn works_under_service_builder_with_a_streaming_body() {
     let authz = http_server(|_| respond(204, &[], "")).await;
     let service = tower::ServiceBuilder::new()
-        .layer(ExtAuthLayer::http(&authz.url).build().unwrap())
+        .layer(layer(
+            &ExtAuthConfig::default()
+                .backend_ref(BackendRef::url(&authz.url))
+                .http(HttpOptions::default()),
+        ))
         .service(service_fn(|req: Request<RequestBody<Body>>| async move {
             let body = req.into_body().collect().await.unwrap().to_bytes();
             Ok::<_, Infallible>(Response::new(Body::from(body)))
@@ -1459,4 +1459,96 @@ async fn works_under_service_builder_with_a_streaming_body() {
         &res.into_body().collect().await.unwrap().to_bytes()[..],
         b"abc"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+#[tokio::test]
+async fn every_check_is_audited_with_its_outcome_status_and_cache_use() {
+    use agentgw_core::audit::{Decision, MemorySink};
+
+    let authz = grpc_server(alice_only).await;
+    let sink = MemorySink::default();
+    let cached = grpc_config(
+        &authz.url,
+        json!({"cache": {"key": ["header:x-user"], "ttl": "60s", "maxEntries": 10}}),
+    );
+    let service = layer(&cached)
+        .audit_sink(Arc::new(sink.clone()))
+        .layer(service_fn(echo_inner));
+    let call = |user: &'static str| {
+        let service = service.clone();
+        async move {
+            let req = Request::post("/v1/chat/completions?key=query-secret")
+                .header("x-user", user)
+                .header("authorization", "Bearer sk-live-secret-token")
+                .body(Body::empty())
+                .unwrap();
+            service.oneshot(req).await.unwrap().status()
+        }
+    };
+    assert_eq!(call("alice").await, StatusCode::OK);
+    assert_eq!(call("alice").await, StatusCode::OK);
+    assert_eq!(call("mallory").await, StatusCode::FORBIDDEN);
+
+    let down = format!("http://{}", closed_port().await);
+    let failing = layer(&grpc_config(&down, json!({})))
+        .audit_sink(Arc::new(sink.clone()))
+        .layer(service_fn(echo_inner));
+    let req = Request::get("/v1/models").body(Body::empty()).unwrap();
+    assert_eq!(
+        failing.oneshot(req).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let open = layer(&grpc_config(&down, json!({"failureModeAllow": true})))
+        .audit_sink(Arc::new(sink.clone()))
+        .layer(service_fn(echo_inner));
+    let req = Request::get("/v1/models").body(Body::empty()).unwrap();
+    assert_eq!(open.oneshot(req).await.unwrap().status(), StatusCode::OK);
+
+    let events = sink.take();
+    let seen: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.decision,
+                e.details["outcome"].as_str().unwrap(),
+                e.details["cached"].as_bool().unwrap(),
+                e.rule.as_deref(),
+                e.details.get("status").and_then(Value::as_u64),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Decision::Allow, "allowed", false, None, None),
+            (Decision::Allow, "allowed", true, None, None),
+            (Decision::Deny, "denied", false, Some("denied"), Some(403)),
+            (
+                Decision::Deny,
+                "failed_closed",
+                false,
+                Some("unavailable"),
+                Some(403)
+            ),
+            (
+                Decision::Allow,
+                "failed_open",
+                false,
+                Some("unavailable"),
+                None
+            ),
+        ]
+    );
+    for event in &events {
+        assert_eq!((event.layer, event.event), ("ext_auth", "ext_authz"));
+        let line = event.to_json_line();
+        assert!(
+            !line.contains("sk-live") && !line.contains("query-secret"),
+            "a credential leaked into {line}"
+        );
+    }
+    assert_eq!(events[0].path.as_deref(), Some("/v1/chat/completions"));
 }

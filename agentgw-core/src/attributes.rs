@@ -45,7 +45,6 @@ use serde_json::Value;
 
 use crate::identity::{ApiKeyInfo, BackendName, ClientAddr, JwtClaims, PeerIdentity};
 use crate::mcp;
-use crate::path::hex_digit;
 use crate::payload::Payload;
 
 /// A lazy, borrowed view of one request. See the [module docs](self).
@@ -103,12 +102,10 @@ impl<'a> Attributes<'a> {
         self.uri.query()
     }
 
-    /// The first value of query parameter `name`, percent-decoded.
+    /// The first value of query parameter `name`, decoded by the one rule of
+    /// [`percent`](crate::percent).
     pub fn query_param(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.query()?.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key) == name).then(|| percent_decode(value))
-        })
+        crate::percent::query_param(self.query()?, name)
     }
 
     /// The first value of header `name` (case-insensitive) when it is visible ASCII.
@@ -188,33 +185,6 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':')
         .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
         .map_or(host, |(h, _)| h)
-}
-
-/// Percent-decodes a query component (`+` is a space; invalid escapes stay as they are);
-/// borrowed when nothing is encoded.
-pub fn percent_decode(input: &str) -> Cow<'_, str> {
-    if !input.bytes().any(|b| b == b'%' || b == b'+') {
-        return Cow::Borrowed(input);
-    }
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex_digit(bytes[i + 1]), hex_digit(bytes[i + 2]))
-            {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]

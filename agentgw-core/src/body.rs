@@ -132,6 +132,21 @@ where
     }
 }
 
+/// The future of [`buffer_request`], boxed so that a layer's named response future can hold it
+/// (an `async fn`'s future has no name). See [`buffer_request_boxed`].
+pub type BufferFuture<B> =
+    Pin<Box<dyn std::future::Future<Output = Result<Request<RequestBody<B>>, Rejection>> + Send>>;
+
+/// [`buffer_request`] as a [`BufferFuture`]: one allocation per buffered request, next to a body
+/// read that costs far more.
+pub fn buffer_request_boxed<B>(req: Request<B>, limit: BodyLimit) -> BufferFuture<B>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    Box::pin(buffer_request(req, limit))
+}
+
 /// Makes sure `req` carries a [`Payload`], reading the body (bounded by `limit`) if no earlier
 /// layer did, and interpreting it the one way every layer and the upstream will.
 ///
@@ -313,13 +328,19 @@ where
 }
 
 pin_project! {
-    /// A response body as a layer returns it: the inner service's body, or bytes the layer
-    /// produced (a rejection, or a rewritten response).
+    /// The response body of every agentgw layer: the inner service's body passed through, bytes
+    /// the layer produced (a denial, a rewritten answer), or the inner body transformed as it
+    /// streams (`T`, for example an [`sse::TransformBody`](crate::sse::TransformBody) that masks
+    /// event by event).
+    ///
+    /// Layers name it with their own transform (`ResponseBody<B, GuardStream<B>>`); a layer that
+    /// never transforms uses the default [`NoTransform`]. Errors of the inner body and of the
+    /// transform are boxed, as hyper and axum expect.
     #[project = ResponseBodyProj]
     // pin-project-lite accepts no doc comments on variant fields; each field is the variant's body.
     #[allow(missing_docs)]
     #[derive(Debug)]
-    pub enum ResponseBody<B> {
+    pub enum ResponseBody<B, T = NoTransform> {
         /// The inner service's body, passed through.
         Inner {
             #[pin]
@@ -330,10 +351,15 @@ pin_project! {
             #[pin]
             body: Full<Bytes>,
         },
+        /// The inner service's body, transformed while it streams.
+        Transformed {
+            #[pin]
+            body: T,
+        },
     }
 }
 
-impl<B> ResponseBody<B> {
+impl<B, T> ResponseBody<B, T> {
     /// Passes the inner service's body through.
     pub fn inner(body: B) -> Self {
         ResponseBody::Inner { body }
@@ -345,22 +371,37 @@ impl<B> ResponseBody<B> {
             body: Full::new(bytes.into()),
         }
     }
+
+    /// A transformed body.
+    pub fn transformed(body: T) -> Self {
+        ResponseBody::Transformed { body }
+    }
 }
 
-impl<B> Body for ResponseBody<B>
+impl<B, T> From<Full<Bytes>> for ResponseBody<B, T> {
+    fn from(body: Full<Bytes>) -> Self {
+        ResponseBody::Full { body }
+    }
+}
+
+impl<B, T> Body for ResponseBody<B, T>
 where
     B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    T: Body<Data = Bytes>,
+    T::Error: Into<BoxError>,
 {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.project() {
-            ResponseBodyProj::Inner { body } => body.poll_frame(cx),
+            ResponseBodyProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
             ResponseBodyProj::Full { body } => body.poll_frame(cx).map_err(never),
+            ResponseBodyProj::Transformed { body } => body.poll_frame(cx).map_err(Into::into),
         }
     }
 
@@ -368,6 +409,7 @@ where
         match self {
             ResponseBody::Inner { body } => body.is_end_stream(),
             ResponseBody::Full { body } => body.is_end_stream(),
+            ResponseBody::Transformed { body } => body.is_end_stream(),
         }
     }
 
@@ -375,7 +417,24 @@ where
         match self {
             ResponseBody::Inner { body } => body.size_hint(),
             ResponseBody::Full { body } => body.size_hint(),
+            ResponseBody::Transformed { body } => body.size_hint(),
         }
+    }
+}
+
+/// The transform of a [`ResponseBody`] whose layer never transforms: it has no value.
+#[derive(Debug, Clone, Copy)]
+pub enum NoTransform {}
+
+impl Body for NoTransform {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match *self {}
     }
 }
 

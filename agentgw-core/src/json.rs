@@ -38,6 +38,15 @@
 //! assert!(json::parse(br#"{"a":"\ud800"}"#).is_err());
 //! assert!(json::parse(br#"{} {}"#).is_err());
 //! ```
+//!
+//! # serde_json features this crate turns on
+//!
+//! agentgw enables serde_json's `preserve_order` and `float_roundtrip` features, which cargo
+//! unifies into every crate of a user's build. Both serve the rule that what is forwarded is what
+//! was inspected: a body a layer rewrites (a masked message, a filtered `tools/list`) is
+//! serialized again, and without them its members would be re-sorted by key and some numbers
+//! (`0.1` written with 17 digits, large exponents) re-printed differently from what the client
+//! sent, so the upstream could read a different document than the one inspected.
 
 use std::fmt;
 
@@ -289,6 +298,13 @@ fn truncate(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rewritten_bodies_keep_member_order_and_exact_numbers() {
+        let text = br#"{"zeta":1,"alpha":[2.5e-308,0.30000000000000004,1e+300],"model":"m"}"#;
+        let value = parse(text).unwrap();
+        assert_eq!(serde_json::to_vec(&value).unwrap(), text.to_vec());
+    }
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -1,19 +1,30 @@
-//! Metric names, recorded through the [`metrics`](https://docs.rs/metrics) facade.
+//! Every metric name and label set of agentgw, defined once, recorded through the
+//! [`metrics`](https://docs.rs/metrics) facade.
 //!
 //! Libraries only record: without an installed recorder every call is a no-op. The example
-//! gateway installs a Prometheus exporter. Names keep the seed's `agentgateway_` prefix so its
-//! alert rules work unchanged. Label values are bounded: layers label with rule names from their
-//! configuration and fixed reasons, never with request data.
+//! gateway installs a Prometheus exporter and calls [`describe`] once at start-up. Names keep the
+//! seed's `agentgateway_` prefix so its alert rules work unchanged. Label values are bounded:
+//! layers label with rule names from their configuration and fixed reasons, never with request
+//! data; tool names are bounded by the tools an upstream listed ([`OTHER_TOOL`] beyond that).
 //!
-//! | name | type | labels |
-//! |---|---|---|
-//! | `agentgateway_requests_total` | counter | `route`, `status` |
-//! | `agentgateway_request_duration_seconds` | histogram | `route` |
-//! | `agentgateway_rejected_requests_total` | counter | `layer`, `reason` |
-//! | `agentgateway_tool_calls_total` | counter | `tool`, `allowed` |
-//! | `agentgateway_tool_validation_rejected_total` | counter | `rule` |
-//! | `agentgateway_prompt_guard_matches_total` | counter | `guard`, `rule`, `action` |
-//! | `agentgateway_audit_dropped_total` | counter | `sink` |
+//! | name | type | labels | recorded by |
+//! |---|---|---|---|
+//! | `agentgateway_requests_total` | counter | `route`, `status` | gateway |
+//! | `agentgateway_request_duration_seconds` | histogram | `route` | gateway |
+//! | `agentgateway_rejected_requests_total` | counter | `layer`, `reason` | every layer ([`Rejection::record`](crate::Rejection::record)) |
+//! | `agentgateway_tool_calls_total` | counter | `tool`, `allowed` | every MCP route (gateway), tool security |
+//! | `agentgateway_tool_validation_rejected_total` | counter | `rule` | tool security |
+//! | `agentgateway_prompt_guard_matches_total` | counter | `guard`, `rule`, `action` | prompt guard |
+//! | `agentgateway_rbac_rule_errors_total` | counter | `rule` | CEL RBAC |
+//! | `agentgateway_ext_auth_checks_total` | counter | `protocol`, `outcome`, `reason` | ext_authz |
+//! | `agentgateway_ext_auth_check_duration_seconds` | histogram | `protocol` | ext_authz |
+//! | `agentgateway_tls_handshakes_total` | counter | `result`, `version`, `resumed` | TLS |
+//! | `agentgateway_tls_certificate_reloads_total` | counter | `role`, `result` | TLS |
+//! | `agentgateway_tls_certificate_not_after_seconds` | gauge | `role` | TLS |
+//! | `agentgateway_audit_dropped_total` | counter | `sink` | audit sinks |
+//!
+//! [`ALL`] lists them with their type, labels and description, for a caller that checks an
+//! exporter's output or generates dashboards.
 //!
 //! # Example
 //!
@@ -23,6 +34,7 @@
 //! metrics::describe();                      // once, at start-up (optional)
 //! metrics::record_rejection("jwt", "expired"); // a no-op until a recorder is installed
 //! assert_eq!(metrics::REJECTED_REQUESTS_TOTAL, "agentgateway_rejected_requests_total");
+//! assert!(metrics::ALL.iter().any(|m| m.name == metrics::TOOL_CALLS_TOTAL));
 //! ```
 
 /// Requests handled, by route and status.
@@ -37,8 +49,26 @@ pub const TOOL_CALLS_TOTAL: &str = "agentgateway_tool_calls_total";
 pub const TOOL_VALIDATION_REJECTED_TOTAL: &str = "agentgateway_tool_validation_rejected_total";
 /// Prompt guard rule matches, by guard, rule and action.
 pub const PROMPT_GUARD_MATCHES_TOTAL: &str = "agentgateway_prompt_guard_matches_total";
+/// RBAC rules that failed to evaluate (and counted as not matching), by rule.
+pub const RBAC_RULE_ERRORS_TOTAL: &str = "agentgateway_rbac_rule_errors_total";
+/// External authorization checks, by protocol (`grpc`, `http`), outcome and reason.
+pub const EXT_AUTH_CHECKS_TOTAL: &str = "agentgateway_ext_auth_checks_total";
+/// Latency of calls to the external authorization service in seconds, by protocol.
+pub const EXT_AUTH_CHECK_DURATION_SECONDS: &str = "agentgateway_ext_auth_check_duration_seconds";
+/// Server-side TLS handshakes, by `result` (`ok`, `handshake`, `timeout`) and, for `ok`,
+/// `version` (`1.2`, `1.3`) and `resumed` (`true`, `false`).
+pub const TLS_HANDSHAKES_TOTAL: &str = "agentgateway_tls_handshakes_total";
+/// Certificate reloads, by `role` (`server`, `client`, `client_ca`) and `result` (`reloaded`,
+/// `refused`).
+pub const TLS_CERTIFICATE_RELOADS_TOTAL: &str = "agentgateway_tls_certificate_reloads_total";
+/// The `notAfter` of the certificate in service, in unix seconds, by `role`.
+pub const TLS_CERTIFICATE_NOT_AFTER_SECONDS: &str =
+    "agentgateway_tls_certificate_not_after_seconds";
 /// Audit events that could not be delivered, by sink.
 pub const AUDIT_DROPPED_TOTAL: &str = "agentgateway_audit_dropped_total";
+
+/// The `tool` label of a tool the upstream did not list (the label set stays bounded).
+pub const OTHER_TOOL: &str = "other";
 
 /// Label names.
 pub mod labels {
@@ -48,7 +78,7 @@ pub mod labels {
     pub const REASON: &str = "reason";
     /// A rule name.
     pub const RULE: &str = "rule";
-    /// An MCP tool name (bounded by the layer).
+    /// An MCP tool name (bounded by the listed tools).
     pub const TOOL: &str = "tool";
     /// `"true"` or `"false"`.
     pub const ALLOWED: &str = "allowed";
@@ -56,31 +86,159 @@ pub mod labels {
     pub const ROUTE: &str = "route";
     /// An HTTP status code.
     pub const STATUS: &str = "status";
+    /// A prompt guard's name.
+    pub const GUARD: &str = "guard";
+    /// What a rule did (`reject`, `mask`).
+    pub const ACTION: &str = "action";
+    /// A wire protocol (`grpc`, `http`).
+    pub const PROTOCOL: &str = "protocol";
+    /// How a check ended (ext_authz: `allowed`, `denied`, `failed_open`, `failed_closed`).
+    pub const OUTCOME: &str = "outcome";
+    /// A result (`ok`, `reloaded`, `refused`, ...).
+    pub const RESULT: &str = "result";
+    /// A TLS protocol version.
+    pub const VERSION: &str = "version";
+    /// Whether a TLS session was resumed.
+    pub const RESUMED: &str = "resumed";
+    /// A certificate's role (`server`, `client`, `client_ca`).
+    pub const ROLE: &str = "role";
+    /// An audit sink (`stdout`, `syslog`, `webhook`).
+    pub const SINK: &str = "sink";
 }
 
-/// Registers descriptions of every metric with the installed recorder.
-pub fn describe() {
-    use metrics::{Unit, describe_counter, describe_histogram};
-    describe_counter!(REQUESTS_TOTAL, "Requests handled, by route and status");
-    describe_histogram!(
+/// The kind of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A monotonic counter.
+    Counter,
+    /// A histogram.
+    Histogram,
+    /// A gauge.
+    Gauge,
+}
+
+/// One metric: its name, kind, label names and description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metric {
+    /// The metric's name.
+    pub name: &'static str,
+    /// Counter, histogram or gauge.
+    pub kind: Kind,
+    /// The label names it may carry.
+    pub labels: &'static [&'static str],
+    /// What it counts.
+    pub description: &'static str,
+}
+
+const fn metric(
+    name: &'static str,
+    kind: Kind,
+    labels: &'static [&'static str],
+    description: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        labels,
+        description,
+    }
+}
+
+/// Every metric agentgw records.
+pub const ALL: &[Metric] = &[
+    metric(
+        REQUESTS_TOTAL,
+        Kind::Counter,
+        &[labels::ROUTE, labels::STATUS],
+        "Requests handled, by route and status",
+    ),
+    metric(
         REQUEST_DURATION_SECONDS,
-        Unit::Seconds,
-        "Request latency, by route"
-    );
-    describe_counter!(
+        Kind::Histogram,
+        &[labels::ROUTE],
+        "Request latency in seconds, by route",
+    ),
+    metric(
         REJECTED_REQUESTS_TOTAL,
-        "Requests denied by a layer, by layer and reason"
-    );
-    describe_counter!(TOOL_CALLS_TOTAL, "MCP tool calls, by tool and allowed");
-    describe_counter!(
+        Kind::Counter,
+        &[labels::LAYER, labels::REASON],
+        "Requests denied by a layer, by layer and reason",
+    ),
+    metric(
+        TOOL_CALLS_TOTAL,
+        Kind::Counter,
+        &[labels::TOOL, labels::ALLOWED],
+        "MCP tool calls, by tool and whether they were allowed",
+    ),
+    metric(
         TOOL_VALIDATION_REJECTED_TOTAL,
-        "Tool definitions rejected, by rule"
-    );
-    describe_counter!(
+        Kind::Counter,
+        &[labels::RULE],
+        "Tool definitions rejected by validation, by rule",
+    ),
+    metric(
         PROMPT_GUARD_MATCHES_TOTAL,
-        "Prompt guard matches, by guard, rule and action"
-    );
-    describe_counter!(AUDIT_DROPPED_TOTAL, "Audit events not delivered, by sink");
+        Kind::Counter,
+        &[labels::GUARD, labels::RULE, labels::ACTION],
+        "Prompt guard matches, by guard, rule and action",
+    ),
+    metric(
+        RBAC_RULE_ERRORS_TOTAL,
+        Kind::Counter,
+        &[labels::RULE],
+        "RBAC rules that failed to evaluate, by rule",
+    ),
+    metric(
+        EXT_AUTH_CHECKS_TOTAL,
+        Kind::Counter,
+        &[labels::PROTOCOL, labels::OUTCOME, labels::REASON],
+        "External authorization checks, by protocol, outcome and reason",
+    ),
+    metric(
+        EXT_AUTH_CHECK_DURATION_SECONDS,
+        Kind::Histogram,
+        &[labels::PROTOCOL],
+        "Latency of external authorization calls in seconds, by protocol",
+    ),
+    metric(
+        TLS_HANDSHAKES_TOTAL,
+        Kind::Counter,
+        &[labels::RESULT, labels::VERSION, labels::RESUMED],
+        "Server-side TLS handshakes, by result, version and resumption",
+    ),
+    metric(
+        TLS_CERTIFICATE_RELOADS_TOTAL,
+        Kind::Counter,
+        &[labels::ROLE, labels::RESULT],
+        "Certificate reloads, by role and result",
+    ),
+    metric(
+        TLS_CERTIFICATE_NOT_AFTER_SECONDS,
+        Kind::Gauge,
+        &[labels::ROLE],
+        "The notAfter of the certificate in service, in unix seconds, by role",
+    ),
+    metric(
+        AUDIT_DROPPED_TOTAL,
+        Kind::Counter,
+        &[labels::SINK],
+        "Audit events not delivered, by sink",
+    ),
+];
+
+/// Registers the description of every metric in [`ALL`] with the installed recorder.
+pub fn describe() {
+    for m in ALL {
+        match m.kind {
+            Kind::Counter => metrics::describe_counter!(m.name, m.description),
+            Kind::Histogram => {
+                metrics::describe_histogram!(m.name, metrics::Unit::Seconds, m.description);
+            }
+            Kind::Gauge => metrics::describe_gauge!(m.name, m.description),
+        }
+    }
 }
 
 /// Counts a denial in `agentgateway_rejected_requests_total{layer, reason}`.
@@ -89,6 +247,17 @@ pub fn record_rejection(layer: &'static str, reason: &str) {
         REJECTED_REQUESTS_TOTAL,
         labels::LAYER => layer,
         labels::REASON => reason.to_owned()
+    )
+    .increment(1);
+}
+
+/// Counts an MCP tool call in `agentgateway_tool_calls_total{tool, allowed}`; `tool` must
+/// already be bounded (a listed tool's name, or [`OTHER_TOOL`]).
+pub fn record_tool_call(tool: &str, allowed: bool) {
+    metrics::counter!(
+        TOOL_CALLS_TOTAL,
+        labels::TOOL => tool.to_owned(),
+        labels::ALLOWED => if allowed { "true" } else { "false" }
     )
     .increment(1);
 }
@@ -132,6 +301,17 @@ mod tests {
         assert_eq!(jwt.2, 2);
         assert!(jwt.1.contains(&("reason".into(), "expired".into())));
         assert_eq!(counts.len(), 2);
+    }
+
+    #[test]
+    fn every_name_is_listed_once() {
+        let mut names: Vec<_> = ALL.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        assert!(names.iter().all(|n| n.starts_with("agentgateway_")));
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        metrics::with_local_recorder(&recorder, describe);
     }
 
     #[test]

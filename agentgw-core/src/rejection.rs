@@ -1,12 +1,30 @@
-//! Denials as the response a client of that protocol understands.
+//! Denials as the response a client of that protocol understands: one policy for every layer.
 //!
 //! Every layer denies with a [`Rejection`]: an HTTP status, the layer and rule that decided (for
 //! metrics, logs and audit) and a user-facing message. [`Rejection::into_response`] renders it in
-//! the [`ResponseShape`] of the route:
+//! the [`ResponseShape`] of the route, and that rendering is the only place where the policy
+//! below is decided, so a request denied by any layer looks the same to its client:
 //!
-//! - LLM routes get an OpenAI-compatible error: `{"error":{"message","type","code"}}`.
-//! - MCP gets a JSON-RPC 2.0 error carrying the request's `id`.
-//! - Anything else gets a small JSON object `{"error":{"message","code"}}`.
+//! | shape | HTTP status | body |
+//! |---|---|---|
+//! | [`OpenAi`](ResponseShape::OpenAi) (LLM routes) | the rejection's | `{"error":{"message","type","code"}}` |
+//! | [`Anthropic`](ResponseShape::Anthropic) (`/v1/messages`) | the rejection's | `{"type":"error","error":{"type","message"}}` |
+//! | [`JsonRpc`](ResponseShape::JsonRpc) (MCP), request id known | **200**, except 401 | `{"jsonrpc":"2.0","id","error":{"code","message","data":{"status","layer","reason"}}}` |
+//! | [`JsonRpc`](ResponseShape::JsonRpc), no id (notification, batch, unreadable body) | the rejection's | the same JSON-RPC error with `"id": null` |
+//! | [`Plain`](ResponseShape::Plain) | the rejection's | `{"error":{"message","code"}}` |
+//!
+//! Why HTTP 200 for MCP: the official MCP clients (the TypeScript, Python and Rust SDKs) treat a
+//! non-2xx answer on the Streamable HTTP transport as a transport failure, which ends the call
+//! with a connection-level error and can tear the session down; a JSON-RPC error answering the
+//! request's id is handed to the caller as the error of that one request, which an agent can
+//! show and recover from. The HTTP status the denial stands for stays visible in
+//! `error.data.status`. Two exceptions keep their HTTP status: 401, because the MCP
+//! authorization specification requires it (with `WWW-Authenticate`) for clients to start their
+//! OAuth flow; and messages without an id, which have no JSON-RPC response to carry the error.
+//!
+//! Anthropic's error shape is chosen for Anthropic's Messages API paths (`/v1/messages`,
+//! [`llm::Format::from_path`](crate::llm::Format::from_path)), OpenAI's for every other LLM
+//! route.
 //!
 //! A rejection never carries the matched secret or pattern: the message is the configured one or
 //! a generic one, and the rule is the rule's *name*.
@@ -51,11 +69,24 @@ use serde_json::{Value, json};
 
 use crate::payload::Payload;
 
+/// Marks a response as a layer's denial, in the response extensions, so that an outer layer
+/// (metrics, audit, a gateway's access log) tells a denial from an upstream's answer without
+/// parsing the body: an MCP denial is an HTTP 200.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// The layer that denied.
+    pub layer: &'static str,
+    /// The rule or reason.
+    pub reason: Cow<'static, str>,
+}
+
 /// How a rejection is rendered for the client of a route.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum ResponseShape {
-    /// OpenAI-compatible error JSON (also understood by most Anthropic/LLM clients).
+    /// OpenAI-compatible error JSON: `{"error":{"message","type","code"}}`.
     OpenAi,
+    /// Anthropic's error JSON: `{"type":"error","error":{"type","message"}}`.
+    Anthropic,
     /// A JSON-RPC 2.0 error response carrying the request's `id` (MCP).
     JsonRpc {
         /// The id of the request being answered (`null` when unknown).
@@ -99,7 +130,7 @@ impl ResponseShape {
                 .unwrap_or(Value::Null)
         };
         match extensions.get::<RouteKind>() {
-            Some(RouteKind::Llm) => return ResponseShape::OpenAi,
+            Some(RouteKind::Llm) => return llm_shape(path),
             Some(RouteKind::Mcp) => return ResponseShape::JsonRpc { id: rpc_id() },
             Some(RouteKind::Other) => return ResponseShape::Plain,
             None => {}
@@ -115,14 +146,22 @@ impl ResponseShape {
                 return ResponseShape::JsonRpc { id: Value::Null };
             }
             if json.get("model").is_some() {
-                return ResponseShape::OpenAi;
+                return llm_shape(path);
             }
         }
         if looks_like_llm_path(path) {
-            ResponseShape::OpenAi
+            llm_shape(path)
         } else {
             ResponseShape::Plain
         }
+    }
+}
+
+/// Anthropic's shape on Anthropic's paths, OpenAI's elsewhere.
+fn llm_shape(path: &str) -> ResponseShape {
+    match crate::llm::Format::from_path(path) {
+        Some(crate::llm::Format::AnthropicMessages) => ResponseShape::Anthropic,
+        _ => ResponseShape::OpenAi,
     }
 }
 
@@ -187,8 +226,10 @@ impl Rejection {
         self
     }
 
-    /// Sends `body` with `content_type` as it is, instead of a rendered error (used to relay an
-    /// external authorization service's denial unchanged).
+    /// Sends `body` with `content_type` as it is to clients of the [`Plain`](ResponseShape::Plain)
+    /// shape, instead of a rendered error (used to relay an external authorization service's
+    /// denial unchanged). LLM and MCP clients still get their protocol's error, which they can
+    /// read.
     pub fn with_raw_body(mut self, content_type: HeaderValue, body: Bytes) -> Self {
         self.raw_body = Some((content_type, body));
         self
@@ -243,8 +284,13 @@ impl Rejection {
     }
 
     /// Renders the rejection for a client expecting `shape`.
-    pub fn into_response(self, shape: &ResponseShape) -> Response<Full<Bytes>> {
-        let (content_type, body) = match self.raw_body {
+    pub fn into_response(mut self, shape: &ResponseShape) -> Response<Full<Bytes>> {
+        let status = self.http_status(shape);
+        let raw_body = match shape {
+            ResponseShape::Plain => self.raw_body.take(),
+            _ => None,
+        };
+        let (content_type, body) = match raw_body {
             Some(raw) => raw,
             None => (
                 HeaderValue::from_static("application/json"),
@@ -252,7 +298,11 @@ impl Rejection {
             ),
         };
         let mut res = Response::new(Full::new(body));
-        *res.status_mut() = self.status;
+        *res.status_mut() = status;
+        res.extensions_mut().insert(Denied {
+            layer: self.layer,
+            reason: self.reason.clone(),
+        });
         res.headers_mut().insert(CONTENT_TYPE, content_type);
         for (name, value) in &self.headers {
             res.headers_mut().append(name, value.clone());
@@ -266,6 +316,41 @@ impl Rejection {
         self.into_response(&shape)
     }
 
+    /// What every layer does with a denial: counts it ([`record`](Rejection::record)), logs it
+    /// at debug level and renders it in the shape of `req` (whose body may already be buffered,
+    /// so that a JSON-RPC error carries the request's id).
+    pub fn respond_to<B>(self, req: &Request<B>) -> Response<Full<Bytes>> {
+        let shape = ResponseShape::for_request(req);
+        self.respond_in(&shape)
+    }
+
+    /// Like [`respond_to`](Rejection::respond_to), in a shape the layer already knows (a
+    /// response-side denial, after the request is gone).
+    pub fn respond_in(self, shape: &ResponseShape) -> Response<Full<Bytes>> {
+        self.record();
+        tracing::debug!(
+            layer = self.layer,
+            reason = %self.reason,
+            status = self.status.as_u16(),
+            "request denied"
+        );
+        self.into_response(shape)
+    }
+
+    /// The HTTP status of the response in `shape`: the rejection's status, except for a JSON-RPC
+    /// request with an id, which is answered with 200 and its JSON-RPC error (unless the status
+    /// is 401; see the [module documentation](self)).
+    pub fn http_status(&self, shape: &ResponseShape) -> StatusCode {
+        match shape {
+            ResponseShape::JsonRpc { id }
+                if !id.is_null() && self.status != StatusCode::UNAUTHORIZED =>
+            {
+                StatusCode::OK
+            }
+            _ => self.status,
+        }
+    }
+
     fn render(&self, shape: &ResponseShape) -> Value {
         match shape {
             ResponseShape::OpenAi => json!({
@@ -273,6 +358,13 @@ impl Rejection {
                     "message": self.message,
                     "type": openai_error_type(self.status),
                     "code": self.reason,
+                }
+            }),
+            ResponseShape::Anthropic => json!({
+                "type": "error",
+                "error": {
+                    "type": anthropic_error_type(self.status),
+                    "message": self.message,
                 }
             }),
             ResponseShape::JsonRpc { id } => json!({
@@ -330,6 +422,19 @@ fn default_message(status: StatusCode) -> &'static str {
     }
 }
 
+fn anthropic_error_type(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "authentication_error",
+        StatusCode::FORBIDDEN => "permission_error",
+        StatusCode::NOT_FOUND => "not_found_error",
+        StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+        StatusCode::SERVICE_UNAVAILABLE => "overloaded_error",
+        s if s.is_server_error() => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
 fn openai_error_type(status: StatusCode) -> &'static str {
     match status {
         StatusCode::UNAUTHORIZED => "authentication_error",
@@ -383,13 +488,79 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn raw_body_is_relayed_unchanged() {
+    async fn jsonrpc_denial_with_an_id_is_http_200_for_every_status_but_401() {
+        let shape = ResponseShape::JsonRpc { id: json!(7) };
+        for status in [
+            StatusCode::FORBIDDEN,
+            StatusCode::BAD_REQUEST,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::BAD_GATEWAY,
+        ] {
+            let res = Rejection::new(status, "rbac", "rule").into_response(&shape);
+            assert_eq!(res.status(), StatusCode::OK, "{status}");
+            let json = body_json(res).await;
+            assert_eq!(json["id"], 7);
+            assert_eq!(json["error"]["data"]["status"], status.as_u16());
+        }
+        let res = Rejection::new(StatusCode::UNAUTHORIZED, "jwt", "missing")
+            .with_header(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            )
+            .into_response(&shape);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.headers().contains_key(http::header::WWW_AUTHENTICATE));
+        assert_eq!(res.extensions().get::<Denied>().unwrap().layer, "jwt");
+        // Without an id there is no JSON-RPC response to carry the error.
+        let res = Rejection::new(StatusCode::BAD_REQUEST, "core", "parse")
+            .into_response(&ResponseShape::JsonRpc { id: Value::Null });
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn anthropic_shape_on_anthropic_paths() {
+        let req = Request::builder()
+            .uri("/anthropic/v1/messages")
+            .extension(RouteKind::Llm)
+            .body(())
+            .unwrap();
+        assert_eq!(ResponseShape::for_request(&req), ResponseShape::Anthropic);
+        let res = Rejection::new(StatusCode::FORBIDDEN, "prompt_guard", "injection")
+            .with_message("blocked")
+            .into_response(&ResponseShape::Anthropic);
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let json = body_json(res).await;
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["error"]["type"], "permission_error");
+        assert_eq!(json["error"]["message"], "blocked");
+        let req = Request::builder()
+            .uri("/v1/chat/completions")
+            .extension(RouteKind::Llm)
+            .body(())
+            .unwrap();
+        assert_eq!(ResponseShape::for_request(&req), ResponseShape::OpenAi);
+    }
+
+    #[tokio::test]
+    async fn raw_body_is_only_relayed_to_plain_clients() {
+        let rejection = Rejection::new(StatusCode::FORBIDDEN, "ext_auth", "denied")
+            .with_raw_body(HeaderValue::from_static("text/plain"), Bytes::from("nope"));
+        let json = body_json(rejection.clone().into_response(&ResponseShape::OpenAi)).await;
+        assert_eq!(json["error"]["code"], "denied");
+        let json =
+            body_json(rejection.into_response(&ResponseShape::JsonRpc { id: json!(1) })).await;
+        assert_eq!(json["id"], 1);
+    }
+
+    #[tokio::test]
+    async fn raw_body_is_relayed_unchanged_to_plain_clients() {
         let res = Rejection::new(StatusCode::IM_A_TEAPOT, "ext_auth", "denied")
             .with_raw_body(
                 HeaderValue::from_static("text/plain"),
                 Bytes::from("go away"),
             )
-            .into_response(&ResponseShape::OpenAi);
+            .into_response(&ResponseShape::Plain);
         assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);
         assert_eq!(res.headers()[CONTENT_TYPE], "text/plain");
         assert_eq!(

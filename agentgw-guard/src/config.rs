@@ -29,6 +29,68 @@
 //! Field names are camelCase and unknown fields are errors, so a typo never silently disables
 //! a guard. [`PromptGuardLayer::from_config`](crate::PromptGuardLayer::from_config) validates
 //! and compiles everything and names the field at fault in its errors.
+//!
+//! The same configuration is built in code with `Default` and builder methods named after the
+//! fields:
+//!
+//! ```
+//! use agentgw_guard::{Action, Builtin, GuardConfig, MatchConfig, PromptGuardConfig, RegexConfig, RejectResponse};
+//!
+//! let config = PromptGuardConfig::default()
+//!     .request([
+//!         GuardConfig::default()
+//!             .regex(
+//!                 RegexConfig::default()
+//!                     .action(Action::Reject)
+//!                     .matches([MatchConfig::default()
+//!                         .pattern("ignore.*previous.*instructions")
+//!                         .name("prompt-injection-1")])
+//!                     .phrases(["disregard the above", "system prompt:"]),
+//!             )
+//!             .response(RejectResponse::default().message("Request blocked due to policy violation")),
+//!         GuardConfig::default().regex(
+//!             RegexConfig::default()
+//!                 .action(Action::Mask)
+//!                 .builtins([Builtin::Email, Builtin::PhoneNumber, Builtin::Ssn, Builtin::CreditCard])
+//!                 .replacements([(Builtin::Email, "[EMAIL REDACTED]")])
+//!                 .matches([MatchConfig::default()
+//!                     .pattern(r"\b[A-Z]{2}\d{6,10}\b")
+//!                     .name("account")
+//!                     .replacement("[ACCOUNT REDACTED]")]),
+//!         ),
+//!     ])
+//!     .response([GuardConfig::default().regex(
+//!         RegexConfig::default()
+//!             .action(Action::Mask)
+//!             .builtins([Builtin::CreditCard, Builtin::Email, Builtin::PhoneNumber, Builtin::Ssn, Builtin::CaSin]),
+//!     )]);
+//!
+//! let yaml: PromptGuardConfig = serde_saphyr::from_str(r#"
+//! request:
+//!   - response:
+//!       message: "Request blocked due to policy violation"
+//!     regex:
+//!       action: Reject
+//!       matches:
+//!         - pattern: "ignore.*previous.*instructions"
+//!           name: "prompt-injection-1"
+//!       phrases: ["disregard the above", "system prompt:"]
+//!   - regex:
+//!       action: Mask
+//!       builtins: [EMAIL, PHONE_NUMBER, SSN, CREDIT_CARD]
+//!       replacements:
+//!         EMAIL: "[EMAIL REDACTED]"
+//!       matches:
+//!         - pattern: '\b[A-Z]{2}\d{6,10}\b'
+//!           name: account
+//!           replacement: "[ACCOUNT REDACTED]"
+//! response:
+//!   - regex:
+//!       action: Mask
+//!       builtins: [CREDIT_CARD, EMAIL, PHONE_NUMBER, SSN, CA_SIN]
+//! "#).unwrap();
+//! assert_eq!(config, yaml);
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -38,8 +100,12 @@ use serde::{Deserialize, Serialize};
 use crate::builtin::Builtin;
 
 /// `promptGuard`: guards applied to requests and to responses, in order.
+///
+/// The default has no guard: the layer passes everything through. See the
+/// [module docs](self) for an example.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PromptGuardConfig {
     /// Guards applied to the request body before it is forwarded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -48,14 +114,47 @@ pub struct PromptGuardConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response: Vec<GuardConfig>,
     /// The largest request or non-streamed response body read for inspection, in bytes
-    /// (default 16 MiB). A larger request is answered 413; a larger response fails closed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_body_bytes: Option<usize>,
+    /// (default 16 MiB); a number or a size such as `1Mi`. A larger request is answered 413; a
+    /// larger response fails closed.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "agentgw_core::config::option_byte_size"
+    )]
+    pub max_body_bytes: Option<u64>,
+}
+
+impl PromptGuardConfig {
+    /// Sets the guards applied to requests, in order (replacing any set before).
+    #[must_use]
+    pub fn request(mut self, guards: impl IntoIterator<Item = GuardConfig>) -> Self {
+        self.request = guards.into_iter().collect();
+        self
+    }
+
+    /// Sets the guards applied to responses, in order (replacing any set before).
+    #[must_use]
+    pub fn response(mut self, guards: impl IntoIterator<Item = GuardConfig>) -> Self {
+        self.response = guards.into_iter().collect();
+        self
+    }
+
+    /// Sets the largest body read for inspection, in bytes.
+    #[must_use]
+    pub fn max_body_bytes(mut self, bytes: u64) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
 }
 
 /// One guard: what to look for, what to do, how to answer a rejection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `regex` is required in YAML. The default guard has nothing to match, which
+/// [`from_config`](crate::PromptGuardLayer::from_config) reports at `request[i].regex`: set
+/// [`regex`](Self::regex).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct GuardConfig {
     /// A name for metrics and logs (default: `request[0]`, `response[1]`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,9 +171,44 @@ pub struct GuardConfig {
     pub scopes: Option<Vec<ScopeName>>,
 }
 
+impl GuardConfig {
+    /// Sets the name of the guard in metrics and logs.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the rules and the action.
+    #[must_use]
+    pub fn regex(mut self, regex: RegexConfig) -> Self {
+        self.regex = regex;
+        self
+    }
+
+    /// Sets the answer to a rejection.
+    #[must_use]
+    pub fn response(mut self, response: RejectResponse) -> Self {
+        self.response = Some(response);
+        self
+    }
+
+    /// Restricts the guard to these LLM text scopes.
+    #[must_use]
+    pub fn scopes(mut self, scopes: impl IntoIterator<Item = ScopeName>) -> Self {
+        self.scopes = Some(scopes.into_iter().collect());
+        self
+    }
+}
+
 /// The rules of a guard and its action.
+///
+/// `action` is required in YAML; in code the default is [`Action::Reject`] with nothing to
+/// match, which [`from_config`](crate::PromptGuardLayer::from_config) reports: add
+/// [`matches`](Self::matches), [`builtins`](Self::builtins) or [`phrases`](Self::phrases).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RegexConfig {
     /// What a match does.
     pub action: Action,
@@ -104,6 +238,86 @@ pub struct RegexConfig {
     pub repetition_limit: Option<u32>,
 }
 
+impl Default for RegexConfig {
+    /// `Reject`, with nothing to match yet.
+    fn default() -> Self {
+        RegexConfig {
+            action: Action::Reject,
+            matches: Vec::new(),
+            builtins: Vec::new(),
+            phrases: Vec::new(),
+            replacements: BTreeMap::new(),
+            replacement: None,
+            normalize: None,
+            repetition_limit: None,
+        }
+    }
+}
+
+impl RegexConfig {
+    /// Sets what a match does.
+    #[must_use]
+    pub fn action(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// Sets the custom regular expressions (replacing any set before).
+    #[must_use]
+    pub fn matches(mut self, matches: impl IntoIterator<Item = MatchConfig>) -> Self {
+        self.matches = matches.into_iter().collect();
+        self
+    }
+
+    /// Sets the builtin recognizers (replacing any set before).
+    #[must_use]
+    pub fn builtins(mut self, builtins: impl IntoIterator<Item = Builtin>) -> Self {
+        self.builtins = builtins.into_iter().collect();
+        self
+    }
+
+    /// Sets the literal phrases (replacing any set before): strings, or [`NamedPhrase`]s.
+    #[must_use]
+    pub fn phrases<P: Into<PhraseConfig>>(mut self, phrases: impl IntoIterator<Item = P>) -> Self {
+        self.phrases = phrases.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the replacement per builtin (replacing any set before).
+    #[must_use]
+    pub fn replacements<R: Into<String>>(
+        mut self,
+        replacements: impl IntoIterator<Item = (Builtin, R)>,
+    ) -> Self {
+        self.replacements = replacements
+            .into_iter()
+            .map(|(builtin, replacement)| (builtin, replacement.into()))
+            .collect();
+        self
+    }
+
+    /// Sets the replacement of every rule without its own.
+    #[must_use]
+    pub fn replacement(mut self, replacement: impl Into<String>) -> Self {
+        self.replacement = Some(replacement.into());
+        self
+    }
+
+    /// Sets whether the normalized skeleton of the text is matched.
+    #[must_use]
+    pub fn normalize(mut self, normalize: bool) -> Self {
+        self.normalize = Some(normalize);
+        self
+    }
+
+    /// Bounds every open-ended repetition of the custom patterns.
+    #[must_use]
+    pub fn repetition_limit(mut self, limit: u32) -> Self {
+        self.repetition_limit = Some(limit);
+        self
+    }
+}
+
 /// What a guard does with a match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Action {
@@ -124,8 +338,12 @@ impl Action {
 }
 
 /// A custom pattern.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `pattern` is required in YAML; the default's empty pattern would match everywhere, which
+/// [`from_config`](crate::PromptGuardLayer::from_config) reports: set [`pattern`](Self::pattern).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct MatchConfig {
     /// The regular expression (syntax of the `regex` crate).
     pub pattern: String,
@@ -135,6 +353,29 @@ pub struct MatchConfig {
     /// The replacement when masking (default `<name>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replacement: Option<String>,
+}
+
+impl MatchConfig {
+    /// Sets the regular expression.
+    #[must_use]
+    pub fn pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.pattern = pattern.into();
+        self
+    }
+
+    /// Sets the rule name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the replacement when masking.
+    #[must_use]
+    pub fn replacement(mut self, replacement: impl Into<String>) -> Self {
+        self.replacement = Some(replacement.into());
+        self
+    }
 }
 
 /// A literal phrase: a string, or `{phrase, name}`.
@@ -148,14 +389,52 @@ pub enum PhraseConfig {
 }
 
 /// A phrase with its own rule name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `phrase` is required in YAML; the default's empty phrase is reported by
+/// [`from_config`](crate::PromptGuardLayer::from_config): set [`phrase`](Self::phrase).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct NamedPhrase {
     /// The phrase.
     pub phrase: String,
     /// The rule name (default `phrases`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+impl NamedPhrase {
+    /// Sets the phrase.
+    #[must_use]
+    pub fn phrase(mut self, phrase: impl Into<String>) -> Self {
+        self.phrase = phrase.into();
+        self
+    }
+
+    /// Sets the rule name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+impl From<&str> for PhraseConfig {
+    fn from(phrase: &str) -> Self {
+        PhraseConfig::Text(phrase.to_owned())
+    }
+}
+
+impl From<String> for PhraseConfig {
+    fn from(phrase: String) -> Self {
+        PhraseConfig::Text(phrase)
+    }
+}
+
+impl From<NamedPhrase> for PhraseConfig {
+    fn from(phrase: NamedPhrase) -> Self {
+        PhraseConfig::Named(phrase)
+    }
 }
 
 impl PhraseConfig {
@@ -181,6 +460,7 @@ impl PhraseConfig {
 /// How a rejection is answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RejectResponse {
     /// The message the client sees (never the matched text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,6 +468,22 @@ pub struct RejectResponse {
     /// The HTTP status (default 403).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<u16>,
+}
+
+impl RejectResponse {
+    /// Sets the message the client sees.
+    #[must_use]
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Sets the HTTP status (400-599).
+    #[must_use]
+    pub fn status_code(mut self, status: u16) -> Self {
+        self.status_code = Some(status);
+        self
+    }
 }
 
 /// An LLM text scope, as written in the configuration.

@@ -1,16 +1,34 @@
 //! The one error type of this crate: what is wrong with a guard's configuration.
 
+use agentgw_core::ConfigError;
+
 /// Why a prompt guard or a [`PatternSet`](crate::PatternSet) could not be built.
 ///
-/// Every variant names the configuration field at fault with its full path, for example
-/// `promptGuard.request[0].regex.matches[2].pattern`, so that a bad configuration is fixed
-/// without guessing. Nothing here ever contains request or response text.
+/// Every variant names the configuration field at fault with its path relative to the
+/// `promptGuard` block, for example `request[0].regex.matches[2].pattern`, so that a bad
+/// configuration is fixed without guessing; whoever knows where the block sits prefixes it with
+/// [`ConfigError::at`]. `Display` is `path: reason`. Nothing here ever contains request or
+/// response text.
+///
+/// ```
+/// use agentgw_core::ConfigError;
+/// use agentgw_guard::{Error, PromptGuardConfig, PromptGuardLayer};
+///
+/// let config: PromptGuardConfig = serde_json::from_value(serde_json::json!({
+///     "request": [{"regex": {"action": "Reject", "matches": [{"pattern": "(unclosed", "name": "x"}]}}]
+/// })).unwrap();
+/// let err = PromptGuardLayer::from_config(&config).unwrap_err();
+/// assert!(matches!(err, Error::InvalidPattern { .. }));
+/// assert_eq!(err.path(), "request[0].regex.matches[0].pattern");
+/// assert!(err.reason().starts_with("invalid regex: "));
+/// assert!(err.at("ai.promptGuard").starts_with("ai.promptGuard.request[0].regex.matches[0].pattern: invalid regex: "));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum GuardError {
+pub enum Error {
     /// A pattern is not a valid regular expression (or uses a feature a linear-time engine
     /// cannot support, such as look-around or backreferences).
-    #[error("invalid regex in {path}: {message}")]
+    #[error("{}", display(path, self))]
     InvalidPattern {
         /// The field holding the pattern.
         path: String,
@@ -18,23 +36,19 @@ pub enum GuardError {
         message: String,
     },
     /// A pattern matches the empty string, so it would match at every position.
-    #[error("regex in {path} matches the empty string; it would match everywhere")]
+    #[error("{}", display(path, self))]
     EmptyMatch {
         /// The field holding the pattern.
         path: String,
     },
     /// A pattern of a guard applied to streamed responses can match text of unbounded length.
-    #[error(
-        "regex in {path} can match text of unbounded length (it uses `*`, `+` or `{{n,}}`), \
-         which a streaming masker cannot hold back: bound every repetition (for example \
-         `{{1,64}}` instead of `+`), or set `repetitionLimit` on this guard to bound them all"
-    )]
+    #[error("{}", display(path, self))]
     UnboundedStreamPattern {
         /// The field holding the pattern.
         path: String,
     },
     /// The compiled patterns exceed the size limits of the automaton.
-    #[error("patterns of {path} are too large to compile: {message}")]
+    #[error("{}", display(path, self))]
     TooLarge {
         /// The guard (or pattern) at fault.
         path: String,
@@ -42,19 +56,19 @@ pub enum GuardError {
         message: String,
     },
     /// A literal phrase is empty (or only whitespace and invisible characters).
-    #[error("phrase in {path} is empty after normalization")]
+    #[error("{}", display(path, self))]
     EmptyPhrase {
         /// The field holding the phrase.
         path: String,
     },
     /// A guard has nothing to match: no pattern, builtin or phrase.
-    #[error("{path} has no `matches`, `builtins` or `phrases`: it would never match")]
+    #[error("{}", display(path, self))]
     NothingToMatch {
         /// The guard's `regex` field.
         path: String,
     },
     /// A replacement is configured for a rule that the guard does not have.
-    #[error("{path} names `{rule}`, which is not a builtin or rule of this guard")]
+    #[error("{}", display(path, self))]
     UnknownReplacement {
         /// The field holding the replacement.
         path: String,
@@ -62,11 +76,88 @@ pub enum GuardError {
         rule: String,
     },
     /// A status code is not a valid HTTP error status (400-599).
-    #[error("{path} must be an HTTP error status between 400 and 599, got {status}")]
+    #[error("{}", display(path, self))]
     InvalidStatus {
         /// The `statusCode` field.
         path: String,
         /// The configured value.
         status: u16,
     },
+}
+
+impl ConfigError for Error {
+    fn path(&self) -> &str {
+        match self {
+            Error::InvalidPattern { path, .. }
+            | Error::EmptyMatch { path }
+            | Error::UnboundedStreamPattern { path }
+            | Error::TooLarge { path, .. }
+            | Error::EmptyPhrase { path }
+            | Error::NothingToMatch { path }
+            | Error::UnknownReplacement { path, .. }
+            | Error::InvalidStatus { path, .. } => path,
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Error::InvalidPattern { message, .. } => format!("invalid regex: {message}"),
+            Error::EmptyMatch { .. } => {
+                "regex matches the empty string; it would match everywhere".to_owned()
+            }
+            Error::UnboundedStreamPattern { .. } => {
+                "regex can match text of unbounded length (it uses `*`, `+` or `{n,}`), which a \
+                 streaming masker cannot hold back: bound every repetition (for example `{1,64}` \
+                 instead of `+`), or set `repetitionLimit` on this guard to bound them all"
+                    .to_owned()
+            }
+            Error::TooLarge { message, .. } => {
+                format!("patterns are too large to compile: {message}")
+            }
+            Error::EmptyPhrase { .. } => "phrase is empty after normalization".to_owned(),
+            Error::NothingToMatch { .. } => {
+                "no `matches`, `builtins` or `phrases`: it would never match".to_owned()
+            }
+            Error::UnknownReplacement { rule, .. } => {
+                format!("names `{rule}`, which is not a builtin or rule of this guard")
+            }
+            Error::InvalidStatus { status, .. } => {
+                format!("must be an HTTP error status between 400 and 599, got {status}")
+            }
+        }
+    }
+}
+
+/// `path: reason`, or the reason alone for an error about the whole block.
+fn display(path: &str, error: &Error) -> String {
+    if path.is_empty() {
+        error.reason()
+    } else {
+        format!("{path}: {}", error.reason())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_path_then_reason() {
+        let err = Error::EmptyPhrase {
+            path: "request[1].regex.phrases[0]".into(),
+        };
+        assert_eq!(err.path(), "request[1].regex.phrases[0]");
+        assert_eq!(
+            err.to_string(),
+            "request[1].regex.phrases[0]: phrase is empty after normalization"
+        );
+        assert_eq!(
+            err.at("routes[0].policies.ai.promptGuard"),
+            "routes[0].policies.ai.promptGuard.request[1].regex.phrases[0]: phrase is empty after normalization"
+        );
+        let whole = Error::NothingToMatch {
+            path: String::new(),
+        };
+        assert_eq!(whole.to_string(), whole.reason());
+    }
 }

@@ -25,7 +25,7 @@
 //! assert_eq!(masker.push("Hello there"), "Hello there");
 //! assert_eq!(masker.push(", 4111"), ", ");
 //! assert_eq!(masker.held(), 4);
-//! # Ok::<(), agentgw_guard::GuardError>(())
+//! # Ok::<(), agentgw_guard::Error>(())
 //! ```
 
 use std::fmt;

@@ -156,13 +156,11 @@ fn rules(c: &mut Criterion) {
     group.finish();
 
     // A whole decision: the seed's JWT policy (two matchExpressions, the second one matching).
-    let policy = CelPolicy::from_config(&RbacConfig {
-        policy: PolicyConfig {
-            match_expressions: vec![r#"jwt.role == "admin""#.into(), LLM_RULE.into()],
-            ..PolicyConfig::default()
-        },
-    })
-    .unwrap();
+    let policy =
+        CelPolicy::from_config(&RbacConfig::default().policy(
+            PolicyConfig::default().match_expressions([r#"jwt.role == "admin""#, LLM_RULE]),
+        ))
+        .unwrap();
     let req = llm_request();
     c.bench_function("policy/seed_jwt_two_rules", |b| {
         b.iter(|| {

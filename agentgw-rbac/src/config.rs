@@ -23,6 +23,40 @@
 //! A rule is a CEL expression, or `{name, expression}` to give it the name denials and
 //! metrics report; unnamed rules are called by their place (`deny[0]`,
 //! `matchExpressions[1]`). See [`CelPolicy`](crate::CelPolicy) for how the lists combine.
+//!
+//! The same configuration in code, with `Default` and builder methods named after the fields:
+//!
+//! ```
+//! use agentgw_rbac::{PolicyConfig, RbacConfig, RuleConfig};
+//!
+//! let config = RbacConfig::default().policy(
+//!     PolicyConfig::default()
+//!         .match_expressions([
+//!             r#"jwt.role == "admin""#,
+//!             r#"jwt.role == "user" && request.path.startsWith("/openai")"#,
+//!         ])
+//!         .allow([RuleConfig::default()
+//!             .name("read-only-tools")
+//!             .expression(r#"mcp.tool.name in ["kubectl-get", "list-pods"]"#)])
+//!         .deny([RuleConfig::named("no-deletes", r#"mcp.tool.name.startsWith("kubectl-delete")"#)])
+//!         .require(["has(jwt.sub)"]),
+//! );
+//! let yaml: RbacConfig = serde_saphyr::from_str(r#"
+//! policy:
+//!   matchExpressions:
+//!     - 'jwt.role == "admin"'
+//!     - 'jwt.role == "user" && request.path.startsWith("/openai")'
+//!   allow:
+//!     - name: read-only-tools
+//!       expression: 'mcp.tool.name in ["kubectl-get", "list-pods"]'
+//!   deny:
+//!     - name: no-deletes
+//!       expression: 'mcp.tool.name.startsWith("kubectl-delete")'
+//!   require:
+//!     - 'has(jwt.sub)'
+//! "#).unwrap();
+//! assert_eq!(config, yaml);
+//! ```
 
 use std::fmt;
 
@@ -30,16 +64,30 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The `rbac` block: `rbac: {policy: {...}}`.
+///
+/// The default policy has no rule: it allows everything. Error paths are relative to this
+/// block (`policy.deny[0]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RbacConfig {
     /// The rules.
     pub policy: PolicyConfig,
 }
 
-/// `rbac.policy`: the rule lists. See the [module docs](self).
+impl RbacConfig {
+    /// Sets the rules.
+    #[must_use]
+    pub fn policy(mut self, policy: PolicyConfig) -> Self {
+        self.policy = policy;
+        self
+    }
+}
+
+/// `rbac.policy`: the rule lists (all empty by default). See the [module docs](self).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PolicyConfig {
     /// Allow rules, as the seed writes them: the request is allowed if any is true.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -55,11 +103,47 @@ pub struct PolicyConfig {
     pub require: Vec<RuleConfig>,
 }
 
+impl PolicyConfig {
+    /// Sets the allow rules as the seed writes them (replacing any set before): expressions
+    /// (`&str`) or [`RuleConfig`]s.
+    #[must_use]
+    pub fn match_expressions<R: Into<RuleConfig>>(
+        mut self,
+        rules: impl IntoIterator<Item = R>,
+    ) -> Self {
+        self.match_expressions = rules.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the other allow rules (replacing any set before).
+    #[must_use]
+    pub fn allow<R: Into<RuleConfig>>(mut self, rules: impl IntoIterator<Item = R>) -> Self {
+        self.allow = rules.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the deny rules (replacing any set before).
+    #[must_use]
+    pub fn deny<R: Into<RuleConfig>>(mut self, rules: impl IntoIterator<Item = R>) -> Self {
+        self.deny = rules.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the required rules (replacing any set before).
+    #[must_use]
+    pub fn require<R: Into<RuleConfig>>(mut self, rules: impl IntoIterator<Item = R>) -> Self {
+        self.require = rules.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
 /// One rule: a CEL expression, optionally named.
 ///
 /// Deserializes from a string (`'jwt.role == "admin"'`) or from
-/// `{name: admins, expression: 'jwt.role == "admin"'}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// `{name: admins, expression: 'jwt.role == "admin"'}`. The default has an empty expression,
+/// which does not compile: set [`expression`](Self::expression).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RuleConfig {
     /// The name denials and metrics report; by default the rule's place in its list.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,10 +168,30 @@ impl RuleConfig {
             expression: expression.into(),
         }
     }
+
+    /// Sets the name denials and metrics report.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the CEL expression.
+    #[must_use]
+    pub fn expression(mut self, expression: impl Into<String>) -> Self {
+        self.expression = expression.into();
+        self
+    }
 }
 
 impl From<&str> for RuleConfig {
     fn from(expression: &str) -> Self {
+        RuleConfig::new(expression)
+    }
+}
+
+impl From<String> for RuleConfig {
+    fn from(expression: String) -> Self {
         RuleConfig::new(expression)
     }
 }

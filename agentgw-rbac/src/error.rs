@@ -1,12 +1,31 @@
 //! The crate's error: a policy that cannot be loaded.
 
+use agentgw_core::ConfigError;
+
 use crate::expr::{CompileError, EvalError};
 
-/// Why a policy cannot be loaded. Every variant names the rule's configuration path, e.g.
-/// `rbac.policy.matchExpressions[1]`.
+/// Why a policy cannot be loaded.
+///
+/// Every variant names the rule's path relative to the `rbac` block, e.g.
+/// `policy.matchExpressions[1]`; whoever knows where the block sits prefixes it with
+/// [`ConfigError::at`]. `Display` is `path: reason`.
+///
+/// ```
+/// use agentgw_core::ConfigError;
+/// use agentgw_rbac::{CelPolicyLayer, Error, PolicyConfig, RbacConfig};
+///
+/// let config = RbacConfig::default()
+///     .policy(PolicyConfig::default().match_expressions(["true", "jwt.role == "]));
+/// let err = CelPolicyLayer::from_config(&config).unwrap_err();
+/// assert!(matches!(err, Error::Compile { .. }));
+/// assert_eq!(err.path(), "policy.matchExpressions[1]");
+/// assert!(err.reason().starts_with("CEL syntax error at line 1, column 13"));
+/// assert!(err.at("routes[0].policies.rbac")
+///     .starts_with("routes[0].policies.rbac.policy.matchExpressions[1]: CEL syntax error"));
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RbacError {
+pub enum Error {
     /// A rule's expression does not compile (syntax, unknown name, unsupported construct, ...).
     #[error("{path}: {error}")]
     Compile {
@@ -42,14 +61,43 @@ pub enum RbacError {
     },
 }
 
-impl RbacError {
-    /// The configuration path of the rule at fault.
-    pub fn path(&self) -> &str {
+impl ConfigError for Error {
+    fn path(&self) -> &str {
         match self {
-            RbacError::Compile { path, .. }
-            | RbacError::AlwaysFails { path, .. }
-            | RbacError::DuplicateName { path, .. }
-            | RbacError::EmptyName { path } => path,
+            Error::Compile { path, .. }
+            | Error::AlwaysFails { path, .. }
+            | Error::DuplicateName { path, .. }
+            | Error::EmptyName { path } => path,
         }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Error::Compile { error, .. } => error.to_string(),
+            Error::AlwaysFails { error, .. } => format!("the rule always fails: {error}"),
+            Error::DuplicateName { name, first, .. } => {
+                format!("rule name {name:?} is already used by {first}")
+            }
+            Error::EmptyName { .. } => "a rule name must not be empty".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_path_then_reason() {
+        let err = Error::DuplicateName {
+            path: "policy.allow[0]".into(),
+            name: "a".into(),
+            first: "policy.deny[0]".into(),
+        };
+        assert_eq!(err.to_string(), format!("{}: {}", err.path(), err.reason()));
+        assert_eq!(
+            err.at("rbac"),
+            "rbac.policy.allow[0]: rule name \"a\" is already used by policy.deny[0]"
+        );
     }
 }

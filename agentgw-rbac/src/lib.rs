@@ -3,9 +3,11 @@
 //! [`CelPolicyLayer`] decides every request with the rules of a [`CelPolicy`]: CEL expressions
 //! over the request (`request.*`, `jwt.*`, `apiKey.*`, `source.*`, `mcp.*`), written in the
 //! shape of the seed's `rbac: {policy: {matchExpressions: [...]}}` block plus explicit `allow`,
-//! `deny` and `require` lists ([`RbacConfig`]). A denied request gets a `403` the client
-//! understands (an OpenAI error on LLM routes, a JSON-RPC error carrying the request id on
-//! MCP) and never reaches the inner service.
+//! `deny` and `require` lists ([`RbacConfig`]). A denied request never reaches the inner
+//! service; it gets the answer its client understands, rendered by
+//! [`Rejection`](agentgw_core::Rejection): a `403` with an OpenAI error on LLM routes, a
+//! JSON-RPC error carrying the request id on MCP (HTTP 200 with `error.data.status` 403, so
+//! that MCP clients report it as the tool call's error).
 //!
 //! # Example
 //!
@@ -59,19 +61,51 @@
 //! # }
 //! ```
 //!
-//! Under axum, add it with `Router::layer` (the inner route receives the body unchanged):
+//! The same layer from code, with builders, under axum's `Router::layer` (the inner route
+//! receives the body unchanged):
 //!
 //! ```
-//! use agentgw_rbac::{CelPolicyLayer, RbacConfig, RuleConfig};
-//! use axum::{Router, routing::post};
+//! use agentgw_rbac::{CelPolicyLayer, PolicyConfig, RbacConfig, RuleConfig};
+//! use axum::{Router, body::Body, routing::post};
+//! use http::{Request, StatusCode};
+//! use http_body_util::BodyExt;
+//! use tower::ServiceExt;
 //!
-//! let mut config = RbacConfig::default();
-//! config.policy.match_expressions.push(RuleConfig::new(
-//!     r#"request.headers["x-llm"] in ["openai", "anthropic", "gemini"]"#,
-//! ));
-//! let app: Router = Router::new()
-//!     .route("/v1/chat/completions", post(|| async { "ok" }))
-//!     .layer(CelPolicyLayer::from_config(&config).expect("valid policy"));
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let config = RbacConfig::default().policy(
+//!     PolicyConfig::default()
+//!         .match_expressions([r#"request.headers["x-llm"] in ["openai", "anthropic", "gemini"]"#])
+//!         .deny([RuleConfig::named("no-tool-deletes", r#"mcp.tool.name.startsWith("delete")"#)]),
+//! );
+//! let app = Router::new()
+//!     .route("/mcp", post(|| async { "the answer" }))
+//!     .layer(CelPolicyLayer::from_config(&config)?);
+//!
+//! let call = |llm: &str, tool: &str| {
+//!     let body = serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+//!         "params": {"name": tool, "arguments": {}}});
+//!     Request::post("/mcp")
+//!         .header("x-llm", llm)
+//!         .header("content-type", "application/json")
+//!         .body(Body::from(body.to_string()))
+//!         .unwrap()
+//! };
+//!
+//! let allowed = app.clone().oneshot(call("openai", "list-files")).await?;
+//! assert_eq!(allowed.status(), StatusCode::OK);
+//! assert_eq!(allowed.into_body().collect().await?.to_bytes(), "the answer");
+//!
+//! // An MCP client gets a JSON-RPC error for its request id; the HTTP status it stands for
+//! // is in `error.data.status`.
+//! let denied = app.oneshot(call("openai", "delete-files")).await?;
+//! assert_eq!(denied.status(), StatusCode::OK);
+//! let error: serde_json::Value = serde_json::from_slice(&denied.into_body().collect().await?.to_bytes())?;
+//! assert_eq!(error["id"], 7);
+//! assert_eq!(error["error"]["data"]["status"], 403);
+//! assert_eq!(error["error"]["data"]["reason"], "no-tool-deletes");
+//! # Ok(())
+//! # }
 //! ```
 //!
 //! # Rules
@@ -80,8 +114,8 @@
 //! for the variables and the CEL subset, and [`config`] for the YAML shape. Every rule is
 //! checked when the policy loads: syntax (with line and column), names of variables,
 //! attributes and functions, a result that can be a bool, and that `mcp.tool.*` is not read
-//! where no tool call can exist. Errors name the rule: `rbac.policy.matchExpressions[1]: CEL
-//! syntax error at line 1, column 14: ...`.
+//! where no tool call can exist. Errors ([`Error`]) name the rule relative to the `rbac`
+//! block: `policy.matchExpressions[1]: CEL syntax error at line 1, column 14: ...`.
 //!
 //! At run time a rule that fails (a missing header, a division by zero) counts against the
 //! request: a failing deny or require rule denies, a failing allow rule does not match. Each
@@ -113,7 +147,7 @@
 //! types; the rest works on our own syntax tree, so the parser can be swapped. Its interpreter
 //! is not used: ours is faster, fails closed and checks names at load time.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 mod error;
@@ -122,7 +156,7 @@ mod layer;
 pub mod policy;
 
 pub use config::{PolicyConfig, RbacConfig, RuleConfig};
-pub use error::RbacError;
+pub use error::Error;
 pub use expr::{CompileOptions, Expression};
-pub use layer::{CelPolicyLayer, CelPolicyService, RbacBody, ResponseFuture};
+pub use layer::{CelPolicyLayer, CelPolicyService, RbacBody, ResponseFuture, ToolListStream};
 pub use policy::{CelPolicy, Decision, Denial, DenyCause};

@@ -17,17 +17,15 @@ use std::sync::Arc;
 
 use agentgw_core::Attributes;
 use agentgw_core::Rejection;
+use agentgw_core::metrics::RBAC_RULE_ERRORS_TOTAL;
 use http::StatusCode;
 
 use crate::config::{RbacConfig, RuleConfig};
-use crate::error::RbacError;
+use crate::error::Error;
 use crate::expr::{CompileError, CompileOptions, EvalError, Expression, Type, Value};
 
 /// The layer name in rejections and metrics.
 pub const LAYER: &str = "rbac";
-
-/// Rules that failed to evaluate, by rule name.
-pub const RULE_ERRORS_TOTAL: &str = "agentgateway_rbac_rule_errors_total";
 
 /// The rejection reason when allow rules exist and none matched.
 pub const NO_RULE_MATCHED: &str = "no_rule_matched";
@@ -91,8 +89,8 @@ pub enum DenyCause {
 }
 
 impl Denial<'_> {
-    /// The rejection to answer with: 403, layer `rbac`, reason the rule name. Render it with
-    /// [`Rejection::into_response_for`] to get an OpenAI error or a JSON-RPC error.
+    /// The rejection to answer with: 403, layer `rbac`, reason the rule name. Answer with
+    /// [`Rejection::respond_to`] to get an OpenAI error or a JSON-RPC error.
     pub fn rejection(&self) -> Rejection {
         Rejection::new(StatusCode::FORBIDDEN, LAYER, self.rule.to_owned())
             .with_message(DENIED_MESSAGE)
@@ -109,7 +107,7 @@ enum Outcome {
 
 impl CelPolicy {
     /// Compiles the policy of `config` for requests on any route.
-    pub fn from_config(config: &RbacConfig) -> Result<CelPolicy, RbacError> {
+    pub fn from_config(config: &RbacConfig) -> Result<CelPolicy, Error> {
         CelPolicy::compile(config, &CompileOptions::default())
     }
 
@@ -117,26 +115,26 @@ impl CelPolicy {
     /// applies to, so that `mcp.*` on an LLM route is a load-time error).
     ///
     /// Every rule is checked: syntax, names of variables, attributes and functions, that its
-    /// result can be a bool, and that it does not always fail. Errors name the rule's path,
-    /// e.g. `rbac.policy.matchExpressions[1]`.
-    pub fn compile(config: &RbacConfig, options: &CompileOptions) -> Result<CelPolicy, RbacError> {
+    /// result can be a bool, and that it does not always fail. Errors name the rule's path
+    /// relative to the `rbac` block, e.g. `policy.matchExpressions[1]`.
+    pub fn compile(config: &RbacConfig, options: &CompileOptions) -> Result<CelPolicy, Error> {
         let policy = &config.policy;
         let mut names: Vec<(Arc<str>, String)> = Vec::new();
-        let mut compile_list = |list: &str, rules: &[RuleConfig]| -> Result<Vec<Rule>, RbacError> {
+        let mut compile_list = |list: &str, rules: &[RuleConfig]| -> Result<Vec<Rule>, Error> {
             rules
                 .iter()
                 .enumerate()
                 .map(|(i, rule)| {
-                    let path = format!("rbac.policy.{list}[{i}]");
+                    let path = format!("policy.{list}[{i}]");
                     let name: Arc<str> = match &rule.name {
                         Some(name) if name.trim().is_empty() => {
-                            return Err(RbacError::EmptyName { path });
+                            return Err(Error::EmptyName { path });
                         }
                         Some(name) => Arc::from(name.as_str()),
                         None => Arc::from(format!("{list}[{i}]")),
                     };
                     if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
-                        return Err(RbacError::DuplicateName {
+                        return Err(Error::DuplicateName {
                             path,
                             name: name.to_string(),
                             first: first.clone(),
@@ -277,19 +275,15 @@ impl Rule {
             Err(error) if error.is_unknown() => return Outcome::Unknown,
             Err(error) => error,
         };
-        metrics::counter!(RULE_ERRORS_TOTAL, "rule" => self.name.to_string()).increment(1);
+        metrics::counter!(RBAC_RULE_ERRORS_TOTAL, "rule" => self.name.to_string()).increment(1);
         tracing::debug!(rule = %self.name, %error, "RBAC rule failed to evaluate");
         Outcome::Failed
     }
 }
 
 /// Compiles one rule and checks that it can produce a bool and does not always fail.
-fn compile_rule(
-    source: &str,
-    options: &CompileOptions,
-    path: &str,
-) -> Result<Expression, RbacError> {
-    let compile_error = |error: CompileError| RbacError::Compile {
+fn compile_rule(source: &str, options: &CompileOptions, path: &str) -> Result<Expression, Error> {
+    let compile_error = |error: CompileError| Error::Compile {
         path: path.to_owned(),
         error,
     };
@@ -301,7 +295,7 @@ fn compile_rule(
         // A constant that did not fold failed: evaluate it once to report why.
         let req = http::Request::new(());
         if let Err(error) = expression.evaluate(&Attributes::new(&req)) {
-            return Err(RbacError::AlwaysFails {
+            return Err(Error::AlwaysFails {
                 path: path.to_owned(),
                 error,
             });
@@ -312,6 +306,7 @@ fn compile_rule(
 
 #[cfg(test)]
 mod tests {
+    use agentgw_core::ConfigError;
     use agentgw_core::Payload;
     use agentgw_core::identity::JwtClaims;
     use agentgw_core::rejection::RouteKind;
@@ -326,7 +321,7 @@ mod tests {
         CelPolicy::from_config(&config).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn load_error(yaml: &str) -> RbacError {
+    fn load_error(yaml: &str) -> Error {
         let config: RbacConfig = serde_saphyr::from_str(yaml).unwrap();
         CelPolicy::from_config(&config).unwrap_err()
     }
@@ -452,7 +447,7 @@ policy:
             .snapshot()
             .into_vec()
             .into_iter()
-            .filter(|(key, ..)| key.key().name() == RULE_ERRORS_TOTAL)
+            .filter(|(key, ..)| key.key().name() == RBAC_RULE_ERRORS_TOTAL)
             .map(|(key, _, _, value)| {
                 let labels: Vec<_> = key
                     .key()
@@ -474,23 +469,22 @@ policy:
     #[test]
     fn load_errors_name_the_rule_path() {
         let err = load_error("policy: {matchExpressions: ['true', 'jwt.role == ']}");
-        assert_eq!(err.path(), "rbac.policy.matchExpressions[1]");
+        assert_eq!(err.path(), "policy.matchExpressions[1]");
         assert!(
-            err.to_string().starts_with(
-                "rbac.policy.matchExpressions[1]: CEL syntax error at line 1, column 13"
-            ),
+            err.to_string()
+                .starts_with("policy.matchExpressions[1]: CEL syntax error at line 1, column 13"),
             "{err}"
         );
         let err = load_error("policy: {deny: ['request.path']}");
         assert_eq!(
             err.to_string(),
-            "rbac.policy.deny[0]: a rule must produce a bool, but this expression produces string"
+            "policy.deny[0]: a rule must produce a bool, but this expression produces string"
         );
         let err = load_error("policy: {require: ['size(jwt)']}");
         assert!(err.to_string().contains("produces int"), "{err}");
         let err = load_error("policy: {allow: ['1 / 0 == 1']}");
         assert!(
-            matches!(err, RbacError::AlwaysFails { ref path, error: EvalError::DivisionByZero } if path == "rbac.policy.allow[0]"),
+            matches!(err, Error::AlwaysFails { ref path, error: EvalError::DivisionByZero } if path == "policy.allow[0]"),
             "{err}"
         );
         let err = load_error(
@@ -498,10 +492,10 @@ policy:
         );
         assert_eq!(
             err.to_string(),
-            "rbac.policy.allow[0]: rule name \"a\" is already used by rbac.policy.deny[0]"
+            "policy.allow[0]: rule name \"a\" is already used by policy.deny[0]"
         );
         let err = load_error("policy: {allow: [{name: ' ', expression: 'true'}]}");
-        assert!(matches!(err, RbacError::EmptyName { .. }));
+        assert!(matches!(err, Error::EmptyName { .. }));
         let err = load_error("policy: {allow: ['user.role == \"x\"']}");
         assert!(err.to_string().contains("unknown variable `user`"), "{err}");
     }
@@ -516,7 +510,7 @@ policy:
         };
         let err =
             CelPolicy::compile(&config, &CompileOptions::new().route(RouteKind::Llm)).unwrap_err();
-        assert_eq!(err.path(), "rbac.policy.allow[0]");
+        assert_eq!(err.path(), "policy.allow[0]");
         assert!(
             err.to_string().contains("where no MCP tool call exists"),
             "{err}"

@@ -247,16 +247,21 @@ async fn mcp_tool_calls_are_checked_and_denials_are_json_rpc_errors() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json_of(&body)["result"]["content"][0]["text"], "called");
 
+    // The denial is a JSON-RPC error for the request's id, answered with HTTP 200 (an MCP
+    // client reports it as the call's error, not a transport failure); the status it stands
+    // for is in `error.data.status`.
     let (status, _, body) = client
         .post("/mcp", user(), call(json!("req-9"), "kubectl-delete"))
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::OK);
     let error = json_of(&body);
     assert_eq!(error["jsonrpc"], "2.0");
     assert_eq!(error["id"], "req-9", "the denial carries the request id");
     assert_eq!(error["error"]["code"], -32003);
+    assert_eq!(error["error"]["data"]["status"], 403);
     assert_eq!(error["error"]["data"]["layer"], "rbac");
     assert_eq!(error["error"]["data"]["reason"], "no_rule_matched");
+    assert!(error.get("result").is_none());
 
     let admin = Some(json!({"sub": "root", "role": "admin"}));
     let (status, _, _) = client
@@ -269,10 +274,12 @@ async fn mcp_tool_calls_are_checked_and_denials_are_json_rpc_errors() {
         call(json!(5), "kubectl-get"),
         call(json!(6), "kubectl-delete")
     ]);
+    // No single id to answer: the HTTP status says it.
     let (status, _, body) = client.post("/mcp", admin, batch).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let error = json_of(&body);
     assert_eq!(error["id"], Value::Null);
+    assert_eq!(error["error"]["data"]["status"], 403);
     assert_eq!(error["error"]["data"]["reason"], "jsonrpc_batch");
 }
 
@@ -291,17 +298,21 @@ async fn case_variants_of_mcp_methods_cannot_dodge_the_rules() {
         let mut request = call(json!(7), "kubectl-delete");
         request["method"] = json!(method);
         let (status, _, body) = client.post("/mcp", None, request).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{method}");
+        assert_eq!(status, StatusCode::OK, "{method}");
         let error = json_of(&body);
         assert_eq!(error["id"], 7, "{method}");
         assert_eq!(error["error"]["code"], -32600);
+        assert_eq!(error["error"]["data"]["status"], 400, "{method}");
         assert_eq!(error["error"]["data"]["reason"], "jsonrpc_method_case");
     }
     let list = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
     let (status, _, _) = client.post("/mcp", None, list).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = client.post("/mcp", None, call(json!(9), "x")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, body) = client.post("/mcp", None, call(json!(9), "x")).await;
+    assert_eq!(status, StatusCode::OK);
+    let error = json_of(&body);
+    assert_eq!(error["id"], 9);
+    assert_eq!(error["error"]["data"]["status"], 403);
 }
 
 fn tool_names(result: &Value) -> Vec<&str> {
@@ -413,7 +424,7 @@ async fn list_server(headers: Headers, body: &'static str) -> SocketAddr {
 }
 
 #[tokio::test]
-async fn tools_list_answers_that_cannot_be_filtered_are_502() {
+async fn tools_list_answers_that_cannot_be_filtered_become_502_errors() {
     const JSON: (&str, &str) = ("content-type", "application/json");
     let listed = r#"{"jsonrpc":"2.0","id":ID,"result":{"tools":[{"name":"kubectl-delete"},{"name":"list-pods"}]}}"#;
     let cases: Vec<(&str, Headers, &'static str)> = vec![
@@ -462,12 +473,16 @@ async fn tools_list_answers_that_cannot_be_filtered_are_502() {
     let user = json!({"sub": "a", "role": "user"});
     for (case, headers, body) in cases {
         let client = Client::new(list_server(headers, body).await);
+        // A JSON-RPC error for the request's id (HTTP 200, see `agentgw_core::rejection`),
+        // standing for a 502.
         let (status, headers, bytes) = client.post("/mcp", Some(user.clone()), list.clone()).await;
-        assert_eq!(status, StatusCode::BAD_GATEWAY, "{case}");
+        assert_eq!(status, StatusCode::OK, "{case}");
         assert_eq!(headers["content-type"], "application/json", "{case}");
         let error = json_of(&bytes);
         assert_eq!(error["id"], 4, "{case}");
         assert_eq!(error["error"]["code"], -32603, "{case}");
+        assert_eq!(error["error"]["data"]["status"], 502, "{case}");
+        assert!(error.get("result").is_none(), "{case}");
         assert!(
             !String::from_utf8_lossy(&bytes).contains("kubectl-delete"),
             "{case}"
@@ -524,5 +539,77 @@ async fn streamed_tools_list_events_that_cannot_be_filtered_are_not_forwarded() 
     assert_eq!(
         (data[1]["id"].as_i64(), data[1]["error"]["code"].as_i64()),
         (Some(4), Some(-32603))
+    );
+}
+
+/// A policy built with the config builders and compiled for the kind of route it guards, as
+/// the gateway does: `from_policy` takes the compiled policy.
+#[tokio::test]
+async fn a_policy_built_in_code_and_compiled_for_an_mcp_route() {
+    use agentgw_core::ConfigError;
+    use agentgw_core::rejection::RouteKind;
+    use agentgw_rbac::{CelPolicy, CompileOptions, PolicyConfig, RuleConfig};
+
+    let config = RbacConfig::default().policy(
+        PolicyConfig::default()
+            .deny([RuleConfig::default()
+                .name("no-shell")
+                .expression(r#"mcp.tool.name == "shell""#)])
+            .require(["has(jwt.sub)"]),
+    );
+    // On an LLM route a rule on MCP tools can never apply: a load-time error naming the rule.
+    let err =
+        CelPolicy::compile(&config, &CompileOptions::new().route(RouteKind::Llm)).unwrap_err();
+    assert_eq!(err.path(), "policy.deny[0]");
+    assert!(
+        err.reason().contains("where no MCP tool call exists"),
+        "{err}"
+    );
+
+    let policy = CelPolicy::compile(&config, &CompileOptions::new().route(RouteKind::Mcp)).unwrap();
+    let app = Router::new()
+        .route("/mcp", post(mcp_server))
+        .layer(CelPolicyLayer::from_policy(policy).body_limit(BodyLimit::new(4096)))
+        .layer(claims_layer());
+    let client = Client::new(serve(app).await);
+    let alice = || Some(json!({"sub": "alice"}));
+
+    let (status, _, body) = client.post("/mcp", alice(), call(json!(1), "ls")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["result"]["content"][0]["text"], "called");
+
+    let (status, _, body) = client.post("/mcp", alice(), call(json!(2), "shell")).await;
+    assert_eq!(status, StatusCode::OK);
+    let error = json_of(&body);
+    assert_eq!(error["id"], 2);
+    assert_eq!(error["error"]["data"]["status"], 403);
+    assert_eq!(error["error"]["data"]["reason"], "no-shell");
+
+    // Anonymous: the requirement is not met.
+    let (_, _, body) = client.post("/mcp", None, call(json!(3), "ls")).await;
+    assert_eq!(json_of(&body)["error"]["data"]["reason"], "require[0]");
+
+    // Over the body limit: 413, before the body (and so its id) is read.
+    let big = call(json!(4), &"x".repeat(8192));
+    let (status, _, _) = client.post("/mcp", alice(), big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[test]
+fn a_rule_built_without_an_expression_names_its_path() {
+    use agentgw_core::ConfigError;
+    use agentgw_rbac::{Error, PolicyConfig, RuleConfig};
+
+    let config = RbacConfig::default().policy(
+        PolicyConfig::default()
+            .allow(["true"])
+            .require([RuleConfig::default()]),
+    );
+    let err = CelPolicyLayer::from_config(&config).unwrap_err();
+    assert!(matches!(err, Error::Compile { .. }), "{err}");
+    assert_eq!(err.path(), "policy.require[0]");
+    assert_eq!(
+        err.to_string(),
+        format!("policy.require[0]: {}", err.reason())
     );
 }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentgw_tls::{ClientAuthConfig, ClientAuthMode, TlsAcceptor, TlsConfig};
+use agentgw_tls::{ClientAuthConfig, TlsAcceptor, TlsConfig};
 use axum::Router;
 use axum::routing::get;
 use bytes::Bytes;
@@ -43,13 +43,9 @@ fn pki() -> Pki {
     let (cert, key) = ca.server(&[SERVER_DNS]).write(dir.path(), "server");
     let ca_file = ca.write(dir.path(), "ca.crt");
     let client = ca.client("bench-client", &[], &["spiffe://bench/client"], 1);
-    let mut config = TlsConfig::new(cert, key);
-    config.reload_interval = Duration::ZERO;
-    config.client_auth = Some(ClientAuthConfig {
-        mode: ClientAuthMode::Optional,
-        ca_file,
-        crl_files: vec![],
-    });
+    let config = TlsConfig::new(cert, key)
+        .reload_interval(Duration::ZERO)
+        .client_auth(ClientAuthConfig::optional(ca_file));
     Pki {
         _dir: dir,
         ca,

@@ -42,46 +42,141 @@ pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TLS termination on a listener: the `tls` block.
+///
+/// `certFile` and `keyFile` have no default: [`TlsConfig::new`] is the natural way to start
+/// one in code, the other fields keep their documented defaults until a builder method sets
+/// them. [`Default`] leaves both paths empty, which
+/// [`TlsAcceptor::from_config`](crate::TlsAcceptor::from_config) refuses naming the field.
+///
+/// ```
+/// use std::time::Duration;
+/// use agentgw_tls::{ClientAuthConfig, TlsConfig, TlsVersion};
+///
+/// let config = TlsConfig::new("/etc/tls/tls.crt", "/etc/tls/tls.key")
+///     .min_version(TlsVersion::Tls13)
+///     .client_auth(ClientAuthConfig::required("/etc/tls/clients-ca.crt"))
+///     .reload_interval(Duration::from_secs(30));
+///
+/// let yaml = r#"
+/// certFile: /etc/tls/tls.crt
+/// keyFile: /etc/tls/tls.key
+/// minVersion: "1.3"
+/// clientAuth: { mode: Required, caFile: /etc/tls/clients-ca.crt }
+/// reloadInterval: 30s
+/// "#;
+/// assert_eq!(serde_saphyr::from_str::<TlsConfig>(yaml).unwrap(), config);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TlsConfig {
-    /// PEM file with the certificate chain, leaf first.
+    /// PEM file with the certificate chain, leaf first. Required.
     pub cert_file: PathBuf,
-    /// PEM file with the private key of the leaf certificate.
+    /// PEM file with the private key of the leaf certificate. Required.
     pub key_file: PathBuf,
-    /// Lowest protocol version accepted.
+    /// Lowest protocol version accepted (default 1.2).
     #[serde(default)]
     pub min_version: TlsVersion,
-    /// Cipher suites by IANA name, most preferred first. Empty: every suite of the aws-lc-rs
-    /// provider's default set (all forward-secret AEAD suites). Suites restrict their own
-    /// protocol version only: a list naming only TLS 1.3 suites leaves the TLS 1.2 defaults in
-    /// place when `minVersion` is 1.2. When the list is not empty the server's order wins.
+    /// Cipher suites by IANA name, most preferred first. Empty (the default): every suite of
+    /// the aws-lc-rs provider's default set (all forward-secret AEAD suites). Suites restrict
+    /// their own protocol version only: a list naming only TLS 1.3 suites leaves the TLS 1.2
+    /// defaults in place when `minVersion` is 1.2. When the list is not empty the server's
+    /// order wins.
     #[serde(default)]
     pub cipher_suites: Vec<String>,
-    /// Client certificate verification (mutual TLS); none when absent.
+    /// Client certificate verification (mutual TLS); none when absent (the default).
     #[serde(default)]
     pub client_auth: Option<ClientAuthConfig>,
-    /// How often the certificate, key, CA and CRL files are checked for changes; `0s` turns
-    /// reloading off.
-    #[serde(default = "default_reload_interval", deserialize_with = "duration")]
+    /// How often the certificate, key, CA and CRL files are checked for changes (default
+    /// [`DEFAULT_RELOAD_INTERVAL`]); `0s` turns reloading off.
+    #[serde(
+        default = "default_reload_interval",
+        with = "agentgw_core::config::duration"
+    )]
     pub reload_interval: Duration,
-    /// How long a client may take to finish the handshake before the connection is closed.
-    #[serde(default = "default_handshake_timeout", deserialize_with = "duration")]
+    /// How long a client may take to finish the handshake before the connection is closed
+    /// (default [`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    #[serde(
+        default = "default_handshake_timeout",
+        with = "agentgw_core::config::duration"
+    )]
     pub handshake_timeout: Duration,
 }
 
-impl TlsConfig {
-    /// A configuration with `cert_file` and `key_file` and defaults for everything else.
-    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+impl Default for TlsConfig {
+    /// No certificate or key (to be set), TLS 1.2 and up, default cipher suites, no client
+    /// certificates, reloading every 10 s, a 10 s handshake timeout.
+    fn default() -> Self {
         TlsConfig {
-            cert_file: cert_file.into(),
-            key_file: key_file.into(),
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
             min_version: TlsVersion::default(),
             cipher_suites: Vec::new(),
             client_auth: None,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
+    }
+}
+
+impl TlsConfig {
+    /// A configuration serving the certificate in `cert_file` with the key in `key_file`,
+    /// everything else at its default: the usual start of a configuration written in code.
+    pub fn new(cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        TlsConfig::default().cert_file(cert_file).key_file(key_file)
+    }
+
+    /// Sets `certFile`.
+    #[must_use]
+    pub fn cert_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cert_file = path.into();
+        self
+    }
+
+    /// Sets `keyFile`.
+    #[must_use]
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = path.into();
+        self
+    }
+
+    /// Sets `minVersion`.
+    #[must_use]
+    pub fn min_version(mut self, version: TlsVersion) -> Self {
+        self.min_version = version;
+        self
+    }
+
+    /// Sets `cipherSuites` (IANA names, most preferred first).
+    #[must_use]
+    pub fn cipher_suites<I, S>(mut self, suites: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cipher_suites = suites.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets `clientAuth`: client certificates are verified (mutual TLS).
+    #[must_use]
+    pub fn client_auth(mut self, client_auth: ClientAuthConfig) -> Self {
+        self.client_auth = Some(client_auth);
+        self
+    }
+
+    /// Sets `reloadInterval` (zero: no reloading).
+    #[must_use]
+    pub fn reload_interval(mut self, interval: Duration) -> Self {
+        self.reload_interval = interval;
+        self
+    }
+
+    /// Sets `handshakeTimeout`.
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
     }
 }
 
@@ -159,23 +254,72 @@ impl<'de> Deserialize<'de> for TlsVersion {
 }
 
 /// Client certificate verification: the `tls.clientAuth` block.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+///
+/// `caFile` has no default: start with [`ClientAuthConfig::required`] or
+/// [`ClientAuthConfig::optional`]. [`Default`] (mode `Required`, no CA file) is refused by
+/// [`TlsAcceptor::from_config`](crate::TlsAcceptor::from_config) naming `clientAuth.caFile`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ClientAuthConfig {
     /// Whether a client certificate is required.
     pub mode: ClientAuthMode,
-    /// PEM bundle of the certificate authorities that issue client certificates.
+    /// PEM bundle of the certificate authorities that issue client certificates. Required.
     pub ca_file: PathBuf,
-    /// PEM (or DER) certificate revocation lists. When any are given, every certificate of a
-    /// client chain must be covered by one of them (revocation status unknown is refused).
+    /// PEM (or DER) certificate revocation lists (default none). When any are given, every
+    /// certificate of a client chain must be covered by one of them (revocation status unknown
+    /// is refused).
     #[serde(default)]
     pub crl_files: Vec<PathBuf>,
 }
 
+impl ClientAuthConfig {
+    /// Clients must present a certificate issued by a CA of `ca_file`.
+    pub fn required(ca_file: impl Into<PathBuf>) -> Self {
+        ClientAuthConfig::default()
+            .mode(ClientAuthMode::Required)
+            .ca_file(ca_file)
+    }
+
+    /// Clients may present a certificate; one they present must be issued by a CA of
+    /// `ca_file`.
+    pub fn optional(ca_file: impl Into<PathBuf>) -> Self {
+        ClientAuthConfig::default()
+            .mode(ClientAuthMode::Optional)
+            .ca_file(ca_file)
+    }
+
+    /// Sets `mode`.
+    #[must_use]
+    pub fn mode(mut self, mode: ClientAuthMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets `caFile`.
+    #[must_use]
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = path.into();
+        self
+    }
+
+    /// Sets `crlFiles`.
+    #[must_use]
+    pub fn crl_files<I, P>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<PathBuf>,
+    {
+        self.crl_files = paths.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
 /// Whether clients must present a certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub enum ClientAuthMode {
-    /// A client without a valid certificate is refused during the handshake.
+    /// A client without a valid certificate is refused during the handshake (the default).
+    #[default]
     #[serde(alias = "required", alias = "REQUIRED")]
     Required,
     /// A client may connect without a certificate; one it presents must be valid. Requests on a
@@ -186,13 +330,30 @@ pub enum ClientAuthMode {
 
 /// TLS towards an upstream: the `backend.tls` block (seed `BackendConfigPolicy.tls` with files
 /// in place of Kubernetes secrets).
+///
+/// [`Default`] is [`UpstreamTlsConfig::system_roots`]: `SIMPLE`, trusting the operating
+/// system's certificate authorities.
+///
+/// ```
+/// use agentgw_tls::{UpstreamTlsConfig, UpstreamTlsMode};
+///
+/// let config = UpstreamTlsConfig::default()
+///     .mode(UpstreamTlsMode::Mutual)
+///     .ca_file("ca.crt")
+///     .cert_file("client.crt")
+///     .key_file("client.key");
+/// assert_eq!(config, UpstreamTlsConfig::mutual("ca.crt", "client.crt", "client.key"));
+/// let yaml = "mode: MUTUAL\ncaFile: ca.crt\ncertFile: client.crt\nkeyFile: client.key\n";
+/// assert_eq!(serde_saphyr::from_str::<UpstreamTlsConfig>(yaml).unwrap(), config);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
 pub struct UpstreamTlsConfig {
     /// `SIMPLE`: verify the server; `MUTUAL`: also present a client certificate.
     pub mode: UpstreamTlsMode,
     /// PEM bundle of the certificate authorities trusted for the upstream's certificate;
-    /// absent: the operating system's trust store.
+    /// absent (the default): the operating system's trust store.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain (`MUTUAL` only).
@@ -201,15 +362,17 @@ pub struct UpstreamTlsConfig {
     /// PEM private key of the client certificate (`MUTUAL` only).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
-    /// How often the client certificate files are checked for changes; `0s` turns reloading off.
-    #[serde(default = "default_reload_interval", deserialize_with = "duration")]
+    /// How often the client certificate files are checked for changes (default
+    /// [`DEFAULT_RELOAD_INTERVAL`]); `0s` turns reloading off.
+    #[serde(
+        default = "default_reload_interval",
+        with = "agentgw_core::config::duration"
+    )]
     pub reload_interval: Duration,
 }
 
-impl UpstreamTlsConfig {
-    /// `SIMPLE` TLS trusting the operating system's certificate authorities (what an
-    /// `https://` backend without a `tls` block gets).
-    pub fn system_roots() -> Self {
+impl Default for UpstreamTlsConfig {
+    fn default() -> Self {
         UpstreamTlsConfig {
             mode: UpstreamTlsMode::Simple,
             ca_file: None,
@@ -218,16 +381,18 @@ impl UpstreamTlsConfig {
             reload_interval: DEFAULT_RELOAD_INTERVAL,
         }
     }
+}
+
+impl UpstreamTlsConfig {
+    /// `SIMPLE` TLS trusting the operating system's certificate authorities (what an
+    /// `https://` backend without a `tls` block gets). The same as [`Default`].
+    pub fn system_roots() -> Self {
+        UpstreamTlsConfig::default()
+    }
 
     /// `SIMPLE` TLS trusting the certificate authorities in `ca_file`.
     pub fn simple(ca_file: impl Into<PathBuf>) -> Self {
-        UpstreamTlsConfig {
-            mode: UpstreamTlsMode::Simple,
-            ca_file: Some(ca_file.into()),
-            cert_file: None,
-            key_file: None,
-            reload_interval: DEFAULT_RELOAD_INTERVAL,
-        }
+        UpstreamTlsConfig::default().ca_file(ca_file)
     }
 
     /// `MUTUAL` TLS trusting `ca_file` and presenting the certificate in `cert_file`/`key_file`.
@@ -236,21 +401,55 @@ impl UpstreamTlsConfig {
         cert_file: impl Into<PathBuf>,
         key_file: impl Into<PathBuf>,
     ) -> Self {
-        UpstreamTlsConfig {
-            mode: UpstreamTlsMode::Mutual,
-            ca_file: Some(ca_file.into()),
-            cert_file: Some(cert_file.into()),
-            key_file: Some(key_file.into()),
-            reload_interval: DEFAULT_RELOAD_INTERVAL,
-        }
+        UpstreamTlsConfig::default()
+            .mode(UpstreamTlsMode::Mutual)
+            .ca_file(ca_file)
+            .cert_file(cert_file)
+            .key_file(key_file)
+    }
+
+    /// Sets `mode`.
+    #[must_use]
+    pub fn mode(mut self, mode: UpstreamTlsMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets `caFile`.
+    #[must_use]
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Sets `certFile` (`MUTUAL` only).
+    #[must_use]
+    pub fn cert_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cert_file = Some(path.into());
+        self
+    }
+
+    /// Sets `keyFile` (`MUTUAL` only).
+    #[must_use]
+    pub fn key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.key_file = Some(path.into());
+        self
+    }
+
+    /// Sets `reloadInterval` (zero: no reloading).
+    #[must_use]
+    pub fn reload_interval(mut self, interval: Duration) -> Self {
+        self.reload_interval = interval;
+        self
     }
 }
 
 /// The upstream TLS mode, spelled as in the seed (`SIMPLE`, `MUTUAL`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UpstreamTlsMode {
-    /// Verify the upstream's certificate.
+    /// Verify the upstream's certificate (the default).
+    #[default]
     Simple,
     /// Verify the upstream and present a client certificate.
     Mutual,
@@ -262,15 +461,6 @@ fn default_reload_interval() -> Duration {
 
 fn default_handshake_timeout() -> Duration {
     DEFAULT_HANDSHAKE_TIMEOUT
-}
-
-fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(de)?;
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        de::Error::custom(format!(
-            "invalid duration {text:?} ({e}); use e.g. 10s, 5m, 1h"
-        ))
-    })
 }
 
 #[cfg(test)]
@@ -365,8 +555,43 @@ handshakeTimeout: 5s
     }
 
     #[test]
-    fn bad_durations_say_how_to_write_them() {
+    fn durations_use_the_shared_rule() {
         let err = yaml::<TlsConfig>("certFile: a\nkeyFile: b\nreloadInterval: soon\n").unwrap_err();
-        assert!(err.contains("use e.g. 10s"), "{err}");
+        assert!(err.contains("invalid duration `soon`"), "{err}");
+        assert!(err.contains("expected e.g."), "{err}");
+        // A number is seconds, as everywhere in agentgw.
+        let config: TlsConfig =
+            yaml("certFile: a\nkeyFile: b\nreloadInterval: 0\nhandshakeTimeout: 2.5\n").unwrap();
+        assert_eq!(config.reload_interval, Duration::ZERO);
+        assert_eq!(config.handshake_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn builders_set_every_field() {
+        let config = TlsConfig::default()
+            .cert_file("c.crt")
+            .key_file("c.key")
+            .min_version(TlsVersion::Tls13)
+            .cipher_suites(["TLS_AES_128_GCM_SHA256"])
+            .client_auth(ClientAuthConfig::optional("ca.crt").crl_files(["a.crl"]))
+            .reload_interval(Duration::ZERO)
+            .handshake_timeout(Duration::from_secs(3));
+        let parsed: TlsConfig = yaml(
+            "certFile: c.crt\nkeyFile: c.key\nminVersion: \"1.3\"\ncipherSuites: [TLS_AES_128_GCM_SHA256]\n\
+             clientAuth: {mode: Optional, caFile: ca.crt, crlFiles: [a.crl]}\nreloadInterval: 0s\nhandshakeTimeout: 3s\n",
+        )
+        .unwrap();
+        assert_eq!(config, parsed);
+        assert_eq!(ClientAuthConfig::default().mode, ClientAuthMode::Required);
+        assert_eq!(
+            UpstreamTlsConfig::default(),
+            UpstreamTlsConfig::system_roots()
+        );
+        assert_eq!(
+            UpstreamTlsConfig::default()
+                .reload_interval(Duration::ZERO)
+                .reload_interval,
+            Duration::ZERO
+        );
     }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::TlsError;
+use crate::Error;
 
 /// The identity in a leaf certificate: subject CN, DNS and URI SANs, the SPIFFE ID (the one
 /// `spiffe://` URI SAN; none when there are several, as the SPIFFE X.509-SVID spec allows only
@@ -17,9 +17,9 @@ use crate::TlsError;
 ///
 /// The certificate is only parsed, not verified: call this with a certificate the TLS layer has
 /// already verified (the acceptor does).
-pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<PeerIdentity, TlsError> {
+pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<PeerIdentity, Error> {
     let (_, parsed) = X509Certificate::from_der(cert.as_ref())
-        .map_err(|e| TlsError::Certificate(format!("unparsable certificate: {e}")))?;
+        .map_err(|e| Error::Certificate(format!("unparsable certificate: {e}")))?;
     let common_name = parsed
         .subject()
         .iter_common_name()

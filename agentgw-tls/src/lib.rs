@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use agentgw_core::identity::PeerIdentity;
-//! use agentgw_tls::{ClientAuthConfig, ClientAuthMode, TlsAcceptor, TlsConfig, UpstreamTls, UpstreamTlsConfig};
+//! use agentgw_tls::{ClientAuthConfig, TlsAcceptor, TlsConfig, UpstreamTls, UpstreamTlsConfig};
 //! use axum::{Extension, Router, routing::get};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -44,12 +44,8 @@
 //! # leaf(rcgen::SanType::DnsName("gateway.test".try_into()?), "server")?;
 //! # leaf(rcgen::SanType::URI("spiffe://example.org/agent".try_into()?), "client")?;
 //! // Server: TLS 1.2+ from PEM files, client certificates required.
-//! let mut config = TlsConfig::new(path("server.crt"), path("server.key"));
-//! config.client_auth = Some(ClientAuthConfig {
-//!     mode: ClientAuthMode::Required,
-//!     ca_file: path("ca.crt"),
-//!     crl_files: vec![],
-//! });
+//! let config = TlsConfig::new(path("server.crt"), path("server.key"))
+//!     .client_auth(ClientAuthConfig::required(path("ca.crt")));
 //! let acceptor = TlsAcceptor::from_config(&config)?;
 //! let app = Router::new().route(
 //!     "/whoami",
@@ -84,6 +80,57 @@
 //! # }
 //! ```
 //!
+//! # From YAML
+//!
+//! The same blocks read from configuration (field names as in [`config`]); a bad file is an
+//! error naming its field, ready to be prefixed with where the block sits:
+//!
+//! ```
+//! use agentgw_core::ConfigError;
+//! use agentgw_tls::{TlsAcceptor, TlsConfig, UpstreamTls, UpstreamTlsConfig};
+//! use axum::{Router, routing::get};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path().display();
+//! # let ca_key = rcgen::KeyPair::generate()?;
+//! # let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
+//! # ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+//! # let ca_cert = ca.self_signed(&ca_key)?;
+//! # let issuer = rcgen::Issuer::new(ca, ca_key);
+//! # std::fs::write(tmp.path().join("ca.crt"), ca_cert.pem())?;
+//! # let key = rcgen::KeyPair::generate()?;
+//! # let cert = rcgen::CertificateParams::new(vec!["gateway.test".to_owned()])?.signed_by(&key, &issuer)?;
+//! # std::fs::write(tmp.path().join("tls.crt"), cert.pem())?;
+//! # std::fs::write(tmp.path().join("tls.key"), key.serialize_pem())?;
+//! // `dir` is where the PEM files are.
+//! let server: TlsConfig = serde_saphyr::from_str(&format!(
+//!     "certFile: {dir}/tls.crt\nkeyFile: {dir}/tls.key\nminVersion: \"1.3\"\nreloadInterval: 30s\n"
+//! ))?;
+//! let app = Router::new().route("/health", get(|| async { "ok" }));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! tokio::spawn(agentgw_tls::serve(listener, TlsAcceptor::from_config(&server)?, app));
+//!
+//! let upstream: UpstreamTlsConfig =
+//!     serde_saphyr::from_str(&format!("mode: SIMPLE\ncaFile: {dir}/ca.crt\n"))?;
+//! let client = reqwest::Client::builder()
+//!     .tls_backend_preconfigured(UpstreamTls::from_config(&upstream)?.client_config())
+//!     .resolve("gateway.test", addr)
+//!     .build()?;
+//! let url = format!("https://gateway.test:{}/health", addr.port());
+//! assert_eq!(client.get(&url).send().await?.text().await?, "ok");
+//!
+//! let broken: TlsConfig =
+//!     serde_saphyr::from_str(&format!("certFile: {dir}/tls.crt\nkeyFile: {dir}/missing.key\n"))?;
+//! let err = TlsAcceptor::from_config(&broken).unwrap_err();
+//! assert_eq!(err.path(), "keyFile");
+//! assert!(err.at("listeners[0].tls").starts_with("listeners[0].tls.keyFile: cannot read "));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # In your own accept loop
 //!
 //! [`TlsAcceptor::accept`] runs the handshake on any `AsyncRead + AsyncWrite` stream and returns
@@ -93,26 +140,39 @@
 //!
 //! # Configuration
 //!
-//! See [`config`] for the YAML shapes; unknown fields are errors, and every error while loading
-//! names its field ([`TlsError::field`]).
+//! See [`config`] for the YAML shapes; every configuration type also has `Default` and builder
+//! methods named after its fields. Unknown fields are errors, durations follow the rule of
+//! every agentgw crate ([`agentgw_core::config::parse_duration`]: `10s`, `500ms`, or a number
+//! of seconds), and every error while loading names its field relative to the block
+//! ([`Error`], through [`ConfigError::path`](agentgw_core::ConfigError::path)).
+//!
+//! # Metrics
+//!
+//! Recorded through the `metrics` facade under the names defined in
+//! [`agentgw_core::metrics`]: [`TLS_HANDSHAKES_TOTAL`](agentgw_core::metrics::TLS_HANDSHAKES_TOTAL)
+//! (`result` = `ok` or the failure's [`Error::kind`], `version`, `resumed`),
+//! [`TLS_CERTIFICATE_RELOADS_TOTAL`](agentgw_core::metrics::TLS_CERTIFICATE_RELOADS_TOTAL)
+//! (`role`, `result`) and
+//! [`TLS_CERTIFICATE_NOT_AFTER_SECONDS`](agentgw_core::metrics::TLS_CERTIFICATE_NOT_AFTER_SECONDS)
+//! (`role`).
 //!
 //! # Reloading
 //!
-//! [`TlsAcceptor::from_config`] (inside a tokio runtime) polls the certificate, key, client CA
-//! and CRL files every `reloadInterval` (10 s by default) and compares their content, so
-//! renewals by cert-manager (a symlink swap in a secret mount), `mv` or in-place writes are all
-//! picked up. New handshakes use the new certificate; established connections are untouched.
-//! A renewal that cannot be used (bad PEM, key not matching the certificate, certificate not
-//! valid now) is logged and counted and the old certificate stays. Resumed sessions skip
-//! certificate verification, so a client revoked by a new CRL can resume a session established
-//! before for up to the ticket lifetime (6-12 hours).
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+//! [`TlsAcceptor::from_config`] (inside a tokio runtime) checks the certificate, key, client CA
+//! and CRL files every `reloadInterval` (10 s by default) with [`agentgw_core::reload`]: their
+//! stamps, then their content once a change held still, so renewals by cert-manager (a symlink
+//! swap in a secret mount), `mv` or in-place writes are all picked up, within two intervals,
+//! and a half-written file is not. New handshakes use the new certificate; established
+//! connections are untouched. A renewal that cannot be used (bad PEM, key not matching the
+//! certificate, certificate not valid now) is logged and counted and the old certificate stays.
+//! Resumed sessions skip certificate verification, so a client revoked by a new CRL can resume
+//! a session established before for up to the ticket lifetime (6-12 hours).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod config;
 mod error;
 mod identity;
 mod load;
-pub mod metrics;
 mod reload;
 mod serve;
 mod server;
@@ -122,7 +182,7 @@ mod upstream;
 pub use config::{
     ClientAuthConfig, ClientAuthMode, TlsConfig, TlsVersion, UpstreamTlsConfig, UpstreamTlsMode,
 };
-pub use error::TlsError;
+pub use error::Error;
 pub use identity::{connection_identity, peer_identity};
 pub use reload::{ReloadOutcome, ReloadingCertResolver};
 pub use serve::{

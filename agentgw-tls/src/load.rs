@@ -1,7 +1,7 @@
 //! Reading PEM files: certificate chains, private keys, CA bundles and CRLs.
 //!
-//! Files are read whole (they are small) so that the bytes can be fingerprinted for change
-//! detection and parsed from the same snapshot.
+//! The parsers take bytes already read: files that are followed for changes are read by
+//! [`agentgw_core::reload`], which hands every version to them whole.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,24 +11,13 @@ use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-use sha2::{Digest, Sha256};
 
-use crate::TlsError;
+use crate::Error;
 
 /// Reads a whole file; the error names `field` and the path.
-pub(crate) fn read(field: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read(field: &str, path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path)
-        .map_err(|e| TlsError::config(field, format!("cannot read {}: {e}", path.display())))
-}
-
-/// SHA-256 over several byte strings, each length-prefixed so that boundaries count.
-pub(crate) fn fingerprint<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part);
-    }
-    hasher.finalize().into()
+        .map_err(|e| Error::config(field, format!("cannot read {}: {e}", path.display())))
 }
 
 /// Every certificate in a PEM file, in file order.
@@ -36,12 +25,12 @@ pub(crate) fn certificates(
     field: &str,
     path: &Path,
     pem: &[u8],
-) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::config(field, format!("invalid PEM in {}: {e}", path.display())))?;
+        .map_err(|e| Error::config(field, format!("invalid PEM in {}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(TlsError::config(
+        return Err(Error::config(
             field,
             format!("no CERTIFICATE block in {}", path.display()),
         ));
@@ -54,13 +43,13 @@ pub(crate) fn private_key(
     field: &str,
     path: &Path,
     pem: &[u8],
-) -> Result<PrivateKeyDer<'static>, TlsError> {
+) -> Result<PrivateKeyDer<'static>, Error> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
         let reason = match e {
             rustls_pki_types::pem::Error::NoItemsFound => "no PRIVATE KEY block".to_owned(),
             other => format!("invalid PEM ({other})"),
         };
-        TlsError::config(field, format!("{reason} in {}", path.display()))
+        Error::config(field, format!("{reason} in {}", path.display()))
     })
 }
 
@@ -70,7 +59,7 @@ pub(crate) fn certified_key(
     paths: (&Path, &Path),
     pems: (&[u8], &[u8]),
     provider: &CryptoProvider,
-) -> Result<CertifiedKey, TlsError> {
+) -> Result<CertifiedKey, Error> {
     let chain = certificates(fields.0, paths.0, pems.0)?;
     let key = private_key(fields.1, paths.1, pems.1)?;
     CertifiedKey::from_der(chain, key, provider).map_err(|e| {
@@ -82,7 +71,7 @@ pub(crate) fn certified_key(
             ),
             other => format!("unusable private key in {}: {other}", paths.1.display()),
         };
-        TlsError::config(fields.1, message)
+        Error::config(fields.1, message)
     })
 }
 
@@ -91,11 +80,11 @@ pub(crate) fn root_store(
     field: &str,
     path: &Path,
     pem: &[u8],
-) -> Result<Arc<RootCertStore>, TlsError> {
+) -> Result<Arc<RootCertStore>, Error> {
     let mut roots = RootCertStore::empty();
     for (index, cert) in certificates(field, path, pem)?.into_iter().enumerate() {
         roots.add(cert).map_err(|e| {
-            TlsError::config(
+            Error::config(
                 field,
                 format!(
                     "certificate #{} in {} is not a usable CA certificate: {e}",
@@ -113,15 +102,15 @@ pub(crate) fn crls(
     field: &str,
     path: &Path,
     bytes: &[u8],
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+) -> Result<Vec<CertificateRevocationListDer<'static>>, Error> {
     if bytes.first() == Some(&0x30) {
         return Ok(vec![CertificateRevocationListDer::from(bytes.to_vec())]);
     }
     let crls = CertificateRevocationListDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::config(field, format!("invalid PEM in {}: {e}", path.display())))?;
+        .map_err(|e| Error::config(field, format!("invalid PEM in {}: {e}", path.display())))?;
     if crls.is_empty() {
-        return Err(TlsError::config(
+        return Err(Error::config(
             field,
             format!("no X509 CRL block in {}", path.display()),
         ));
@@ -132,6 +121,7 @@ pub(crate) fn crls(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgw_core::ConfigError;
     use std::path::PathBuf;
 
     fn provider() -> CryptoProvider {
@@ -142,7 +132,7 @@ mod tests {
     fn files_without_the_expected_blocks_are_named_errors() {
         let path = PathBuf::from("/x/tls.crt");
         let err = certificates("certFile", &path, b"hello").unwrap_err();
-        assert_eq!(err.field(), Some("certFile"));
+        assert_eq!(err.path(), "certFile");
         assert!(
             err.to_string()
                 .contains("no CERTIFICATE block in /x/tls.crt"),
@@ -157,7 +147,7 @@ mod tests {
     #[test]
     fn missing_file_names_field_and_path() {
         let err = read("keyFile", Path::new("/definitely/not/here.key")).unwrap_err();
-        assert_eq!(err.field(), Some("keyFile"));
+        assert_eq!(err.path(), "keyFile");
         assert!(
             err.to_string()
                 .starts_with("keyFile: cannot read /definitely/not/here.key"),
@@ -178,7 +168,7 @@ mod tests {
             &provider(),
         )
         .unwrap_err();
-        assert_eq!(err.field(), Some("keyFile"));
+        assert_eq!(err.path(), "keyFile");
         assert!(
             err.to_string()
                 .contains("does not belong to the certificate"),
@@ -194,14 +184,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(key.cert.len(), 1);
-    }
-
-    #[test]
-    fn fingerprint_separates_boundaries() {
-        assert_ne!(
-            fingerprint([&b"ab"[..], b"c"]),
-            fingerprint([&b"a"[..], b"bc"])
-        );
-        assert_eq!(fingerprint([&b"ab"[..]]), fingerprint([&b"ab"[..]]));
     }
 }

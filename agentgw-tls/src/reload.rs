@@ -1,23 +1,29 @@
 //! A certificate resolver that follows its files: renewed certificates are picked up without a
 //! restart and without touching established connections.
 //!
-//! [`ReloadingCertResolver`] holds the current certificate and key behind an
-//! [`ArcSwap`](arc_swap::ArcSwap): every handshake loads it without locking, and a reload swaps
-//! in a new one that only later handshakes see. Connections already established keep the
-//! session keys they negotiated and are not affected at all.
+//! [`ReloadingCertResolver`] is the certificate and key of an [`agentgw_core::reload`] value:
+//! every handshake loads it without locking, and a reload swaps in a new one that only later
+//! handshakes see. Connections already established keep the session keys they negotiated and
+//! are not affected at all.
 //!
-//! Changes are found by polling: every interval the files are read and their content
-//! fingerprinted, so a rename, an in-place rewrite and a Kubernetes secret mount swapping its
-//! `..data` symlink are all seen, whatever the file system does with modification times. A new
-//! pair that cannot be used (unparsable PEM, a key that does not match the certificate, an
-//! expired certificate) is logged and counted, and the previous certificate stays in service;
-//! the same broken content is reported once, not at every poll.
+//! Changes are found the way every agentgw file is followed: every interval the stamps of both
+//! files are compared (length, modification time, inode), a changed pair is read together once
+//! it held still and its content compared, so a rename, an in-place rewrite and a Kubernetes
+//! secret mount swapping its `..data` symlink are all seen, and a half-written renewal is not. A
+//! new pair that cannot be used (unparsable PEM, a key that does not match the certificate, a
+//! certificate not valid now) is logged and counted, and the previous certificate stays in
+//! service; the same broken content is reported once, not at every poll.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arc_swap::ArcSwap;
+use agentgw_core::ConfigError;
+use agentgw_core::metrics::{
+    TLS_CERTIFICATE_NOT_AFTER_SECONDS, TLS_CERTIFICATE_RELOADS_TOTAL, labels,
+};
+use agentgw_core::reload::{Contents, ReloadError, Reloading, WatchedFile};
 use rustls::SignatureScheme;
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
@@ -25,24 +31,17 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::metrics::{CERTIFICATE_NOT_AFTER_SECONDS, CERTIFICATE_RELOADS_TOTAL};
-use crate::{TlsError, load};
+use crate::{Error, load};
 
-/// What a reload found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ReloadOutcome {
-    /// The files have the content already in service (or already refused).
-    Unchanged,
-    /// New content was loaded and is now in service.
-    Reloaded,
-}
+/// What a reload found: the files hold the version in service (or one already refused), or a
+/// new version is now in service. The same type as [`agentgw_core::reload::ReloadOutcome`].
+pub use agentgw_core::reload::ReloadOutcome;
 
 /// A [`ResolvesServerCert`] (and [`ResolvesClientCert`]) that serves the certificate chain and
 /// key read from two PEM files and reloads them when they change. See the module docs.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), agentgw_tls::TlsError> {
+/// # async fn run() -> Result<(), agentgw_tls::Error> {
 /// use std::sync::Arc;
 /// use std::time::Duration;
 /// use agentgw_tls::ReloadingCertResolver;
@@ -63,14 +62,7 @@ pub enum ReloadOutcome {
 /// ```
 #[derive(Debug)]
 pub struct ReloadingCertResolver {
-    current: ArcSwap<CertifiedKey>,
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    fields: (&'static str, &'static str),
-    role: &'static str,
-    provider: Arc<CryptoProvider>,
-    /// Fingerprint of the last content tried, loaded or refused; also serializes reloads.
-    last_seen: Mutex<[u8; 32]>,
+    key: Reloading<CertifiedKey>,
 }
 
 impl ReloadingCertResolver {
@@ -81,7 +73,7 @@ impl ReloadingCertResolver {
         cert_file: impl Into<PathBuf>,
         key_file: impl Into<PathBuf>,
         provider: Arc<CryptoProvider>,
-    ) -> Result<Self, TlsError> {
+    ) -> Result<Self, Error> {
         Self::load(
             cert_file.into(),
             key_file.into(),
@@ -97,135 +89,67 @@ impl ReloadingCertResolver {
         fields: (&'static str, &'static str),
         role: &'static str,
         provider: Arc<CryptoProvider>,
-    ) -> Result<Self, TlsError> {
-        let cert_pem = load::read(fields.0, &cert_file)?;
-        let key_pem = load::read(fields.1, &key_file)?;
-        let fingerprint = load::fingerprint([&cert_pem[..], &key_pem[..]]);
-        let key = load::certified_key(
-            fields,
-            (&cert_file, &key_file),
-            (&cert_pem, &key_pem),
-            &provider,
-        )?;
-        let validity = leaf_validity(&key);
-        if let Some((_, not_after)) = validity {
-            record_not_after(role, not_after);
-            if not_after < unix_now() {
-                tracing::warn!(
-                    cert_file = %cert_file.display(),
-                    not_after,
-                    "the certificate has expired; clients will refuse it until it is renewed"
-                );
+    ) -> Result<Self, Error> {
+        let files = [
+            WatchedFile::new(fields.0, cert_file),
+            WatchedFile::new(fields.1, key_file),
+        ];
+        let what = Cow::Owned(format!("{role} certificate"));
+        let key = Reloading::open_files(what, files, move |contents| {
+            let key = certified_key(contents, &provider, role);
+            if contents.is_reload() {
+                let result = if key.is_ok() { "reloaded" } else { "refused" };
+                metrics::counter!(TLS_CERTIFICATE_RELOADS_TOTAL, labels::ROLE => role, labels::RESULT => result)
+                    .increment(1);
             }
-        }
-        Ok(ReloadingCertResolver {
-            current: ArcSwap::from_pointee(key),
-            cert_file,
-            key_file,
-            fields,
-            role,
-            provider,
-            last_seen: Mutex::new(fingerprint),
+            key
         })
+        .map_err(to_tls_error)?;
+        Ok(ReloadingCertResolver { key })
     }
 
     /// The certificate and key in service.
     pub fn current(&self) -> Arc<CertifiedKey> {
-        self.current.load_full()
+        self.key.current().into_arc()
     }
 
     /// The certificate file.
     pub fn cert_file(&self) -> &Path {
-        &self.cert_file
+        self.key.files()[0].file()
     }
 
     /// The key file.
     pub fn key_file(&self) -> &Path {
-        &self.key_file
+        self.key.files()[1].file()
     }
 
-    /// Reads the files now and puts their content in service if it changed and is usable. On
+    /// Checks the files now and puts their content in service if it changed and is usable. On
     /// error the previous certificate stays in service; the same content is not retried.
     /// Reads files synchronously: from async code call it through `spawn_blocking` (as
     /// [`watch`](Self::watch) does).
-    pub fn reload(&self) -> Result<ReloadOutcome, TlsError> {
-        let mut last_seen = self.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-        let cert_pem = load::read(self.fields.0, &self.cert_file)?;
-        let key_pem = load::read(self.fields.1, &self.key_file)?;
-        let fingerprint = load::fingerprint([&cert_pem[..], &key_pem[..]]);
-        if fingerprint == *last_seen {
-            return Ok(ReloadOutcome::Unchanged);
-        }
-        *last_seen = fingerprint;
-        let result = load::certified_key(
-            self.fields,
-            (&self.cert_file, &self.key_file),
-            (&cert_pem, &key_pem),
-            &self.provider,
-        )
-        .and_then(|key| {
-            let validity = leaf_validity(&key);
-            if let Some((not_before, not_after)) = validity {
-                let now = unix_now();
-                if not_after < now || not_before > now {
-                    return Err(TlsError::config(
-                        self.fields.0,
-                        format!(
-                            "the certificate in {} is not valid now (valid from {not_before} to {not_after}, unix time)",
-                            self.cert_file.display()
-                        ),
-                    ));
-                }
-            }
-            Ok((key, validity))
-        });
-        match result {
-            Ok((key, validity)) => {
-                self.current.store(Arc::new(key));
-                if let Some((_, not_after)) = validity {
-                    record_not_after(self.role, not_after);
-                }
-                metrics::counter!(CERTIFICATE_RELOADS_TOTAL, "role" => self.role, "result" => "reloaded")
-                    .increment(1);
-                tracing::info!(
-                    role = self.role,
-                    cert_file = %self.cert_file.display(),
-                    "certificate reloaded"
-                );
-                Ok(ReloadOutcome::Reloaded)
-            }
-            Err(err) => {
-                metrics::counter!(CERTIFICATE_RELOADS_TOTAL, "role" => self.role, "result" => "refused")
-                    .increment(1);
-                Err(err)
-            }
-        }
+    pub fn reload(&self) -> Result<ReloadOutcome, Error> {
+        self.key.check().map_err(to_tls_error)
     }
 
-    /// Polls the files every `interval` on the current tokio runtime, for as long as the
-    /// resolver is alive (the task holds only a weak reference). Errors are logged; the previous
-    /// certificate stays in service.
+    /// Checks the files every `interval` on the current tokio runtime, for as long as the
+    /// resolver is alive (the task holds only a weak reference), replacing a watcher started
+    /// before; a zero `interval` stops watching. Outcomes are logged and counted; the previous
+    /// certificate stays in service when new files are refused.
     ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
     pub fn watch(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        spawn_poller(weak, interval, |resolver: &ReloadingCertResolver| {
-            if let Err(err) = resolver.reload() {
-                tracing::error!(
-                    role = resolver.role,
-                    error = %err,
-                    "new certificate files refused; the previous certificate stays in service"
-                );
-            }
-        })
+        match self.key.watch(interval) {
+            Ok(task) => task,
+            Err(err) => panic!("{err}"),
+        }
     }
 }
 
 impl ResolvesServerCert for ReloadingCertResolver {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.load_full())
+        Some(self.current())
     }
 }
 
@@ -235,7 +159,7 @@ impl ResolvesClientCert for ReloadingCertResolver {
         _root_hint_subjects: &[&[u8]],
         sigschemes: &[SignatureScheme],
     ) -> Option<Arc<CertifiedKey>> {
-        let key = self.current.load_full();
+        let key = self.current();
         key.key.choose_scheme(sigschemes).is_some().then_some(key)
     }
 
@@ -244,30 +168,73 @@ impl ResolvesClientCert for ReloadingCertResolver {
     }
 }
 
-/// Runs `poll` on the blocking pool every `interval` while `target` is alive.
-pub(crate) fn spawn_poller<T, F>(
-    target: Weak<T>,
-    interval: Duration,
-    poll: F,
-) -> tokio::task::JoinHandle<()>
-where
-    T: Send + Sync + 'static,
-    F: Fn(&T) + Send + Sync + Copy + 'static,
-{
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            let Some(target) = target.upgrade() else {
-                break;
-            };
-            if let Err(err) = tokio::task::spawn_blocking(move || poll(&target)).await {
-                tracing::error!(error = %err, "certificate reload task failed");
-            }
+/// The certificate and key of one version of the files. A certificate that has expired is
+/// served at start-up (with a warning: there is nothing better to serve) but refused as a
+/// renewal.
+fn certified_key(
+    contents: &Contents<'_>,
+    provider: &CryptoProvider,
+    role: &'static str,
+) -> Result<CertifiedKey, ReloadError> {
+    let (cert, key) = (contents.file(0), contents.file(1));
+    let certified = load::certified_key(
+        (cert.field(), key.field()),
+        (cert.file(), key.file()),
+        (contents.bytes(0), contents.bytes(1)),
+        provider,
+    )
+    .map_err(|err| to_reload_error(contents, err))?;
+    if let Some((not_before, not_after)) = leaf_validity(&certified) {
+        let now = unix_now();
+        if contents.is_reload() && (not_after < now || not_before > now) {
+            return Err(contents.invalid(
+                0,
+                format!(
+                    "the certificate in {} is not valid now (valid from {not_before} to {not_after}, unix time)",
+                    cert.file().display()
+                ),
+            ));
         }
-    })
+        if not_after < now {
+            tracing::warn!(
+                cert_file = %cert.file().display(),
+                not_after,
+                "the certificate has expired; clients will refuse it until it is renewed"
+            );
+        }
+        record_not_after(role, not_after);
+    }
+    Ok(certified)
+}
+
+/// An error about the content of `contents` as a reload error, with its field path kept (a
+/// field of the block, such as `clientAuth.crlFiles`, stays as it is) and the file it names.
+pub(crate) fn to_reload_error(contents: &Contents<'_>, err: Error) -> ReloadError {
+    let field = err.path().to_owned();
+    let files = contents.files();
+    let file = files
+        .iter()
+        .find(|file| file.field() == field)
+        .or_else(|| {
+            files
+                .iter()
+                .find(|file| !field.is_empty() && file.field().starts_with(&field))
+        })
+        .unwrap_or(&files[0]);
+    ReloadError::Invalid {
+        field,
+        file: file.file().to_owned(),
+        reason: err.reason(),
+    }
+}
+
+/// A reload error as this crate's error, with the field path and reason it would have had if
+/// the files had been read directly.
+pub(crate) fn to_tls_error(err: ReloadError) -> Error {
+    match err {
+        ReloadError::Invalid { field, reason, .. } => Error::config(field, reason),
+        other => Error::config(other.path(), other.reason()),
+    }
 }
 
 /// `(not_before, not_after)` of the leaf in unix seconds.
@@ -288,7 +255,7 @@ fn unix_now() -> i64 {
 }
 
 fn record_not_after(role: &'static str, not_after: i64) {
-    metrics::gauge!(CERTIFICATE_NOT_AFTER_SECONDS, "role" => role).set(not_after as f64);
+    metrics::gauge!(TLS_CERTIFICATE_NOT_AFTER_SECONDS, labels::ROLE => role).set(not_after as f64);
 }
 
 #[cfg(test)]
@@ -369,7 +336,7 @@ mod tests {
         let before = leaf(&resolver);
         std::fs::remove_file(&k).unwrap();
         let err = resolver.reload().unwrap_err();
-        assert_eq!(err.field(), Some("keyFile"));
+        assert_eq!(agentgw_core::ConfigError::path(&err), "keyFile");
         assert_eq!(leaf(&resolver), before);
     }
 

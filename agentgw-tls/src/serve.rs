@@ -156,20 +156,16 @@ where
 /// closed. Bound the wait with `tokio::time::timeout` if needed.
 ///
 /// Failed handshakes are logged at debug level and counted
-/// ([`HANDSHAKES_TOTAL`](crate::metrics::HANDSHAKES_TOTAL)); they never stop the loop.
+/// ([`TLS_HANDSHAKES_TOTAL`](agentgw_core::metrics::TLS_HANDSHAKES_TOTAL)); they never stop the loop.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// use agentgw_tls::{ClientAuthConfig, ClientAuthMode, TlsAcceptor, TlsConfig};
+/// use agentgw_tls::{ClientAuthConfig, TlsAcceptor, TlsConfig};
 /// use agentgw_core::identity::PeerIdentity;
 /// use axum::{routing::get, Extension, Router};
 ///
-/// let mut config = TlsConfig::new("/etc/tls/tls.crt", "/etc/tls/tls.key");
-/// config.client_auth = Some(ClientAuthConfig {
-///     mode: ClientAuthMode::Required,
-///     ca_file: "/etc/tls/clients-ca.crt".into(),
-///     crl_files: vec![],
-/// });
+/// let config = TlsConfig::new("/etc/tls/tls.crt", "/etc/tls/tls.key")
+///     .client_auth(ClientAuthConfig::required("/etc/tls/clients-ca.crt"));
 /// let acceptor = TlsAcceptor::from_config(&config)?;
 /// let app = Router::new().route(
 ///     "/whoami",

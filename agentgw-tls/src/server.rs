@@ -1,25 +1,26 @@
 //! TLS termination: the server configuration built from [`TlsConfig`] and the acceptor that
 //! runs handshakes and reports the verified client identity.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentgw_core::identity::PeerIdentity;
-use arc_swap::ArcSwap;
+use agentgw_core::metrics::{TLS_CERTIFICATE_RELOADS_TOTAL, TLS_HANDSHAKES_TOTAL, labels};
+use agentgw_core::reload::{Contents, Reloading, WatchedFile};
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
-use rustls::{HandshakeKind, ProtocolVersion, ServerConfig};
+use rustls::server::{
+    ProducesTickets, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier,
+};
+use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, SupportedProtocolVersion};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 
 use crate::config::{ClientAuthConfig, ClientAuthMode, TlsConfig};
 use crate::identity::connection_identity;
-use crate::metrics::{CERTIFICATE_RELOADS_TOTAL, HANDSHAKES_TOTAL};
-use crate::reload::{ReloadOutcome, ReloadingCertResolver, spawn_poller};
-use crate::{TlsError, load, suites};
+use crate::reload::{ReloadOutcome, ReloadingCertResolver, to_reload_error, to_tls_error};
+use crate::{Error, load, suites};
 
 /// How many TLS 1.2 session IDs / TLS 1.3 stateful tickets the server remembers.
 const SESSION_CACHE_SIZE: usize = 4096;
@@ -60,20 +61,53 @@ pub struct TlsAcceptor {
 
 #[derive(Debug)]
 struct Inner {
-    config: ArcSwap<ServerConfig>,
+    config: ServerConfigSource,
     resolver: Option<Arc<ReloadingCertResolver>>,
-    client_auth: Option<ClientAuthState>,
     watching: AtomicBool,
 }
 
-/// What is needed to rebuild the server configuration when the client CA or CRLs change.
+/// Where the server configuration of new handshakes comes from.
 #[derive(Debug)]
-struct ClientAuthState {
-    config: ClientAuthConfig,
+enum ServerConfigSource {
+    /// Built once: no client authentication, or built by the caller.
+    Fixed(Arc<ServerConfig>),
+    /// Rebuilt when the client CA or CRL files change.
+    ClientAuth(Reloading<ServerConfig>),
+}
+
+impl ServerConfigSource {
+    fn current(&self) -> Arc<ServerConfig> {
+        match self {
+            ServerConfigSource::Fixed(config) => Arc::clone(config),
+            ServerConfigSource::ClientAuth(config) => config.current().into_arc(),
+        }
+    }
+}
+
+/// Everything in the server configuration but the client certificate verifier: what is needed
+/// to build it again when the client CA or CRLs change.
+struct ServerSettings {
     provider: Arc<CryptoProvider>,
-    versions: &'static [&'static rustls::SupportedProtocolVersion],
+    versions: &'static [&'static SupportedProtocolVersion],
     ignore_client_order: bool,
-    last_seen: Mutex<[u8; 32]>,
+    resolver: Arc<ReloadingCertResolver>,
+    session_storage: Arc<dyn StoresServerSessions>,
+    ticketer: Arc<dyn ProducesTickets>,
+}
+
+impl ServerSettings {
+    fn build(&self, verifier: Arc<dyn ClientCertVerifier>) -> Result<ServerConfig, Error> {
+        let mut server = build(
+            self.provider.clone(),
+            self.versions,
+            verifier,
+            self.resolver.clone(),
+        )?;
+        server.ignore_client_order = self.ignore_client_order;
+        server.session_storage = self.session_storage.clone();
+        server.ticketer = self.ticketer.clone();
+        Ok(server)
+    }
 }
 
 impl TlsAcceptor {
@@ -86,8 +120,21 @@ impl TlsAcceptor {
     /// ends when the last clone of the acceptor is dropped); outside one, call
     /// [`watch`](Self::watch) later or [`reload`](Self::reload) when you know the files changed.
     ///
-    /// Errors name the offending field relative to the `tls` block ([`TlsError::field`]).
-    pub fn from_config(config: &TlsConfig) -> Result<Self, TlsError> {
+    /// # Errors
+    ///
+    /// An [`Error::Config`] naming the offending field relative to the `tls` block
+    /// ([`ConfigError::path`](agentgw_core::ConfigError::path)): a missing `certFile` or
+    /// `keyFile`, a file that cannot be read or parsed, a key that does not match the
+    /// certificate, an unknown cipher suite, a client CA or CRL that cannot be used.
+    pub fn from_config(config: &TlsConfig) -> Result<Self, Error> {
+        for (path, file) in [
+            ("certFile", &config.cert_file),
+            ("keyFile", &config.key_file),
+        ] {
+            if file.as_os_str().is_empty() {
+                return Err(Error::config(path, "is required (a PEM file)"));
+            }
+        }
         let provider = suites::provider(&config.cipher_suites, config.min_version)?;
         let versions = suites::versions(config.min_version);
         let ignore_client_order = !config.cipher_suites.is_empty();
@@ -96,31 +143,26 @@ impl TlsAcceptor {
             config.key_file.clone(),
             provider.clone(),
         )?);
-        let (verifier, client_auth) = match &config.client_auth {
-            None => (WebPkiClientVerifier::no_client_auth(), None),
-            Some(auth) => {
-                let (verifier, fingerprint) = client_verifier(auth, &provider)?;
-                let state = ClientAuthState {
-                    config: auth.clone(),
-                    provider: provider.clone(),
-                    versions,
-                    ignore_client_order,
-                    last_seen: Mutex::new(fingerprint),
-                };
-                (verifier, Some(state))
-            }
+        let settings = ServerSettings {
+            provider,
+            versions,
+            ignore_client_order,
+            resolver: resolver.clone(),
+            session_storage: ServerSessionMemoryCache::new(SESSION_CACHE_SIZE),
+            ticketer: rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| {
+                Error::config("", format!("cannot create the session ticketer: {e}"))
+            })?,
         };
-        let mut server = build(provider.clone(), versions, verifier, resolver.clone())?;
-        server.ignore_client_order = ignore_client_order;
-        server.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
-        server.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(|e| {
-            TlsError::config("", format!("cannot create the session ticketer: {e}"))
-        })?;
+        let server = match &config.client_auth {
+            None => ServerConfigSource::Fixed(Arc::new(
+                settings.build(WebPkiClientVerifier::no_client_auth())?,
+            )),
+            Some(auth) => ServerConfigSource::ClientAuth(client_auth(auth, settings)?),
+        };
         let acceptor = TlsAcceptor {
             inner: Arc::new(Inner {
-                config: ArcSwap::from_pointee(server),
+                config: server,
                 resolver: Some(resolver),
-                client_auth,
                 watching: AtomicBool::new(false),
             }),
             handshake_timeout: config.handshake_timeout,
@@ -137,9 +179,8 @@ impl TlsAcceptor {
     pub fn from_server_config(config: Arc<ServerConfig>) -> Self {
         TlsAcceptor {
             inner: Arc::new(Inner {
-                config: ArcSwap::new(config),
+                config: ServerConfigSource::Fixed(config),
                 resolver: None,
-                client_auth: None,
                 watching: AtomicBool::new(false),
             }),
             handshake_timeout: crate::config::DEFAULT_HANDSHAKE_TIMEOUT,
@@ -155,7 +196,7 @@ impl TlsAcceptor {
     /// The server configuration new handshakes use (it changes when the client CA or CRLs are
     /// reloaded).
     pub fn server_config(&self) -> Arc<ServerConfig> {
-        self.inner.config.load_full()
+        self.inner.config.current()
     }
 
     /// The certificate resolver, when built by [`from_config`](Self::from_config).
@@ -166,22 +207,19 @@ impl TlsAcceptor {
     /// Runs the TLS handshake on `io` (within the handshake timeout) and returns the stream and
     /// the identity of the verified client certificate (`None` when the client presented
     /// none, which only `clientAuth.mode: Optional` or no `clientAuth` allows).
-    pub async fn accept<IO>(
-        &self,
-        io: IO,
-    ) -> Result<(TlsStream<IO>, Option<PeerIdentity>), TlsError>
+    pub async fn accept<IO>(&self, io: IO) -> Result<(TlsStream<IO>, Option<PeerIdentity>), Error>
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.inner.config.load_full());
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.inner.config.current());
         let handshake = acceptor.accept(io);
         let timeout = self.handshake_timeout;
         let result = if timeout.is_zero() {
-            handshake.await.map_err(TlsError::Handshake)
+            handshake.await.map_err(Error::Handshake)
         } else {
             match tokio::time::timeout(timeout, handshake).await {
-                Ok(result) => result.map_err(TlsError::Handshake),
-                Err(_) => Err(TlsError::HandshakeTimeout(timeout)),
+                Ok(result) => result.map_err(Error::Handshake),
+                Err(_) => Err(Error::HandshakeTimeout(timeout)),
             }
         };
         match result {
@@ -197,13 +235,18 @@ impl TlsAcceptor {
                 } else {
                     "false"
                 };
-                metrics::counter!(HANDSHAKES_TOTAL, "result" => "ok", "version" => version, "resumed" => resumed)
-                    .increment(1);
+                metrics::counter!(
+                    TLS_HANDSHAKES_TOTAL,
+                    labels::RESULT => "ok",
+                    labels::VERSION => version,
+                    labels::RESUMED => resumed
+                )
+                .increment(1);
                 let identity = connection_identity(conn);
                 Ok((stream, identity))
             }
             Err(err) => {
-                metrics::counter!(HANDSHAKES_TOTAL, "result" => err.reason()).increment(1);
+                metrics::counter!(TLS_HANDSHAKES_TOTAL, labels::RESULT => err.kind()).increment(1);
                 tracing::debug!(error = %err, "TLS handshake failed");
                 Err(err)
             }
@@ -212,7 +255,7 @@ impl TlsAcceptor {
 
     /// Re-reads the certificate, key, client CA and CRL files now and puts changed, usable
     /// content in service. On error what is in service stays. Reads files synchronously.
-    pub fn reload(&self) -> Result<ReloadOutcome, TlsError> {
+    pub fn reload(&self) -> Result<ReloadOutcome, Error> {
         let mut outcome = ReloadOutcome::Unchanged;
         let mut first_error = None;
         if let Some(resolver) = &self.inner.resolver {
@@ -222,11 +265,13 @@ impl TlsAcceptor {
                 Err(err) => first_error = Some(err),
             }
         }
-        match self.reload_client_auth() {
-            Ok(ReloadOutcome::Reloaded) => outcome = ReloadOutcome::Reloaded,
-            Ok(_) => {}
-            Err(err) => {
-                first_error.get_or_insert(err);
+        if let ServerConfigSource::ClientAuth(client_auth) = &self.inner.config {
+            match client_auth.check() {
+                Ok(ReloadOutcome::Reloaded) => outcome = ReloadOutcome::Reloaded,
+                Ok(_) => {}
+                Err(err) => {
+                    first_error.get_or_insert(to_tls_error(err));
+                }
             }
         }
         match first_error {
@@ -235,7 +280,7 @@ impl TlsAcceptor {
         }
     }
 
-    /// Polls the files every `interval` on the current tokio runtime until the last clone of
+    /// Checks the files every `interval` on the current tokio runtime until the last clone of
     /// the acceptor is dropped. Does nothing when already watching.
     ///
     /// # Panics
@@ -245,61 +290,49 @@ impl TlsAcceptor {
         if interval.is_zero() || self.inner.watching.swap(true, Ordering::SeqCst) {
             return;
         }
-        let weak = Arc::downgrade(&self.inner);
-        spawn_poller(weak, interval, |inner: &Inner| {
-            if let Some(resolver) = &inner.resolver
-                && let Err(err) = resolver.reload()
-            {
-                tracing::error!(error = %err, "new certificate files refused; the previous certificate stays in service");
-            }
-            if let Err(err) = reload_client_auth(inner) {
-                tracing::error!(error = %err, "new client CA or CRL files refused; the previous ones stay in service");
-            }
-        });
-    }
-
-    fn reload_client_auth(&self) -> Result<ReloadOutcome, TlsError> {
-        reload_client_auth(&self.inner)
+        if let Some(resolver) = &self.inner.resolver {
+            resolver.watch(interval);
+        }
+        if let ServerConfigSource::ClientAuth(client_auth) = &self.inner.config
+            && let Err(err) = client_auth.watch(interval)
+        {
+            panic!("{err}");
+        }
     }
 }
 
-fn reload_client_auth(inner: &Inner) -> Result<ReloadOutcome, TlsError> {
-    let Some(state) = &inner.client_auth else {
-        return Ok(ReloadOutcome::Unchanged);
-    };
-    let mut last_seen = state.last_seen.lock().unwrap_or_else(|e| e.into_inner());
-    let files = read_client_auth_files(&state.config)?;
-    let fingerprint = load::fingerprint(files.iter().map(|(_, _, bytes)| &bytes[..]));
-    if fingerprint == *last_seen {
-        return Ok(ReloadOutcome::Unchanged);
+/// The server configuration with client certificates verified against the CA bundle and CRLs
+/// of `config`, rebuilt when those files change (a renewal that cannot be used keeps the
+/// previous one in service).
+fn client_auth(
+    config: &ClientAuthConfig,
+    settings: ServerSettings,
+) -> Result<Reloading<ServerConfig>, Error> {
+    if config.ca_file.as_os_str().is_empty() {
+        return Err(Error::config(
+            "clientAuth.caFile",
+            "is required (a PEM bundle of the CAs that issue client certificates)",
+        ));
     }
-    *last_seen = fingerprint;
-    let rebuilt =
-        verifier_from_files(&state.config, &files, &state.provider).and_then(|verifier| {
-            let current = inner.config.load_full();
-            let mut server = build(
-                state.provider.clone(),
-                state.versions,
-                verifier,
-                current.cert_resolver.clone(),
-            )?;
-            server.ignore_client_order = state.ignore_client_order;
-            server.session_storage = current.session_storage.clone();
-            server.ticketer = current.ticketer.clone();
-            Ok(server)
-        });
-    match rebuilt {
-        Ok(server) => {
-            inner.config.store(Arc::new(server));
-            metrics::counter!(CERTIFICATE_RELOADS_TOTAL, "role" => "client_ca", "result" => "reloaded").increment(1);
-            tracing::info!(ca_file = %state.config.ca_file.display(), "client CA and CRLs reloaded");
-            Ok(ReloadOutcome::Reloaded)
+    let files =
+        std::iter::once(WatchedFile::new("clientAuth.caFile", &config.ca_file)).chain(
+            config.crl_files.iter().enumerate().map(|(index, path)| {
+                WatchedFile::new(format!("clientAuth.crlFiles[{index}]"), path)
+            }),
+        );
+    let mode = config.mode;
+    Reloading::open_files("client CA and CRLs", files, move |contents| {
+        let server = client_verifier(contents, mode, &settings.provider)
+            .and_then(|verifier| settings.build(verifier))
+            .map_err(|err| to_reload_error(contents, err));
+        if contents.is_reload() {
+            let result = if server.is_ok() { "reloaded" } else { "refused" };
+            metrics::counter!(TLS_CERTIFICATE_RELOADS_TOTAL, labels::ROLE => "client_ca", labels::RESULT => result)
+                .increment(1);
         }
-        Err(err) => {
-            metrics::counter!(CERTIFICATE_RELOADS_TOTAL, "role" => "client_ca", "result" => "refused").increment(1);
-            Err(err)
-        }
-    }
+        server
+    })
+    .map_err(to_tls_error)
 }
 
 fn build(
@@ -307,11 +340,11 @@ fn build(
     versions: &[&'static rustls::SupportedProtocolVersion],
     verifier: Arc<dyn ClientCertVerifier>,
     resolver: Arc<dyn rustls::server::ResolvesServerCert>,
-) -> Result<ServerConfig, TlsError> {
+) -> Result<ServerConfig, Error> {
     let mut server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| {
-            TlsError::config(
+            Error::config(
                 "minVersion",
                 format!("no cipher suite for the enabled versions: {e}"),
             )
@@ -322,50 +355,23 @@ fn build(
     Ok(server)
 }
 
-/// `(field, path, bytes)` of the CA bundle and each CRL file.
-type ClientAuthFiles = Vec<(String, PathBuf, Vec<u8>)>;
-
-fn read_client_auth_files(config: &ClientAuthConfig) -> Result<ClientAuthFiles, TlsError> {
-    let mut files = Vec::with_capacity(1 + config.crl_files.len());
-    let field = "clientAuth.caFile".to_owned();
-    files.push((
-        field.clone(),
-        config.ca_file.clone(),
-        load::read(&field, &config.ca_file)?,
-    ));
-    for (index, path) in config.crl_files.iter().enumerate() {
-        let field = format!("clientAuth.crlFiles[{index}]");
-        let bytes = load::read(&field, path)?;
-        files.push((field, path.clone(), bytes));
-    }
-    Ok(files)
-}
-
+/// The client certificate verifier for one version of the CA bundle (file 0) and CRL files.
 fn client_verifier(
-    config: &ClientAuthConfig,
+    contents: &Contents<'_>,
+    mode: ClientAuthMode,
     provider: &Arc<CryptoProvider>,
-) -> Result<(Arc<dyn ClientCertVerifier>, [u8; 32]), TlsError> {
-    let files = read_client_auth_files(config)?;
-    let fingerprint = load::fingerprint(files.iter().map(|(_, _, bytes)| &bytes[..]));
-    Ok((verifier_from_files(config, &files, provider)?, fingerprint))
-}
-
-fn verifier_from_files(
-    config: &ClientAuthConfig,
-    files: &ClientAuthFiles,
-    provider: &Arc<CryptoProvider>,
-) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-    let (ca_field, ca_path, ca_pem) = &files[0];
-    let roots = load::root_store(ca_field, ca_path, ca_pem)?;
+) -> Result<Arc<dyn ClientCertVerifier>, Error> {
+    let ca = contents.file(0);
+    let roots = load::root_store(ca.field(), ca.file(), contents.bytes(0))?;
     let mut crls = Vec::new();
-    for (field, path, bytes) in &files[1..] {
-        crls.extend(load::crls(field, path, bytes)?);
+    for (index, crl) in contents.files().iter().enumerate().skip(1) {
+        crls.extend(load::crls(crl.field(), crl.file(), contents.bytes(index))?);
     }
     let mut builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
     if !crls.is_empty() {
         builder = builder.with_crls(crls);
     }
-    if config.mode == ClientAuthMode::Optional {
+    if mode == ClientAuthMode::Optional {
         builder = builder.allow_unauthenticated();
     }
     builder.build().map_err(|e| {
@@ -374,7 +380,7 @@ fn verifier_from_files(
         } else {
             "clientAuth.caFile"
         };
-        TlsError::config(
+        Error::config(
             field,
             format!("cannot build the client certificate verifier: {e}"),
         )

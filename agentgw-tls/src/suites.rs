@@ -6,7 +6,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::crypto::aws_lc_rs::{self, cipher_suite};
 use rustls::{ProtocolVersion, SupportedCipherSuite};
 
-use crate::TlsError;
+use crate::Error;
 use crate::config::TlsVersion;
 
 /// The cipher suites this crate can be configured with, by IANA name. All are forward-secret
@@ -58,7 +58,7 @@ pub fn cipher_suite_by_name(name: &str) -> Option<SupportedCipherSuite> {
 pub(crate) fn provider(
     names: &[String],
     min_version: TlsVersion,
-) -> Result<Arc<CryptoProvider>, TlsError> {
+) -> Result<Arc<CryptoProvider>, Error> {
     let mut provider = aws_lc_rs::default_provider();
     if names.is_empty() {
         if min_version == TlsVersion::Tls13 {
@@ -70,7 +70,7 @@ pub(crate) fn provider(
     for (index, name) in names.iter().enumerate() {
         let field = format!("cipherSuites[{index}]");
         let suite = cipher_suite_by_name(name).ok_or_else(|| {
-            TlsError::config(
+            Error::config(
                 &field,
                 format!(
                     "unknown or unsupported cipher suite {name:?}; supported: {}",
@@ -79,10 +79,10 @@ pub(crate) fn provider(
             )
         })?;
         if chosen.iter().any(|c| c.suite() == suite.suite()) {
-            return Err(TlsError::config(field, format!("{name} is listed twice")));
+            return Err(Error::config(field, format!("{name} is listed twice")));
         }
         if min_version == TlsVersion::Tls13 && !is_tls13(&suite) {
-            return Err(TlsError::config(
+            return Err(Error::config(
                 field,
                 format!("{name} is a TLS 1.2 suite, but minVersion is 1.3"),
             ));
@@ -131,6 +131,7 @@ pub(crate) fn versions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgw_core::ConfigError;
     use rustls::CipherSuite;
 
     fn names(list: &[&str]) -> Vec<String> {
@@ -203,7 +204,7 @@ mod tests {
             TlsVersion::Tls12,
         )
         .unwrap_err();
-        assert_eq!(err.field(), Some("cipherSuites[1]"));
+        assert_eq!(err.path(), "cipherSuites[1]");
         assert!(
             err.to_string()
                 .contains("unknown or unsupported cipher suite"),

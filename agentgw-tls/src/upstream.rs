@@ -10,7 +10,7 @@ use rustls_platform_verifier::BuilderVerifierExt;
 
 use crate::config::{UpstreamTlsConfig, UpstreamTlsMode};
 use crate::reload::ReloadingCertResolver;
-use crate::{TlsError, load};
+use crate::{Error, load};
 
 /// Client-side TLS for one upstream, built from [`UpstreamTlsConfig`]. Cheap to clone.
 ///
@@ -31,7 +31,7 @@ impl UpstreamTls {
     /// Validates `config`, loads its files and builds the client configuration (TLS 1.2 and
     /// 1.3, the aws-lc-rs provider's default cipher suites). Errors name the offending field
     /// relative to the `tls` block.
-    pub fn from_config(config: &UpstreamTlsConfig) -> Result<Self, TlsError> {
+    pub fn from_config(config: &UpstreamTlsConfig) -> Result<Self, Error> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let client_cert = match config.mode {
             UpstreamTlsMode::Simple => {
@@ -40,7 +40,7 @@ impl UpstreamTls {
                     ("keyFile", &config.key_file),
                 ] {
                     if value.is_some() {
-                        return Err(TlsError::config(
+                        return Err(Error::config(
                             field,
                             "a client certificate is only presented with mode: MUTUAL",
                         ));
@@ -52,11 +52,11 @@ impl UpstreamTls {
                 let cert = config
                     .cert_file
                     .clone()
-                    .ok_or_else(|| TlsError::config("certFile", "mode: MUTUAL needs certFile"))?;
+                    .ok_or_else(|| Error::config("certFile", "mode: MUTUAL needs certFile"))?;
                 let key = config
                     .key_file
                     .clone()
-                    .ok_or_else(|| TlsError::config("keyFile", "mode: MUTUAL needs keyFile"))?;
+                    .ok_or_else(|| Error::config("keyFile", "mode: MUTUAL needs keyFile"))?;
                 let resolver = Arc::new(ReloadingCertResolver::load(
                     cert,
                     key,
@@ -74,7 +74,7 @@ impl UpstreamTls {
         };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::config("mode", format!("cannot enable TLS 1.2 and 1.3: {e}")))?;
+            .map_err(|e| Error::config("mode", format!("cannot enable TLS 1.2 and 1.3: {e}")))?;
         let builder = match &config.ca_file {
             Some(path) => {
                 let roots = load::root_store("caFile", path, &load::read("caFile", path)?)?;
@@ -82,7 +82,7 @@ impl UpstreamTls {
                 builder.with_webpki_verifier(verifier)
             }
             None => builder.with_platform_verifier().map_err(|e| {
-                TlsError::config(
+                Error::config(
                     "caFile",
                     format!("cannot use the operating system's trust store: {e}"),
                 )
@@ -125,18 +125,18 @@ impl UpstreamTls {
 /// The `rustls::ClientConfig` for `config`: shorthand for
 /// `UpstreamTls::from_config(config)?.client_config()`, ready for
 /// `reqwest::ClientBuilder::tls_backend_preconfigured`.
-pub fn client_config(config: &UpstreamTlsConfig) -> Result<ClientConfig, TlsError> {
+pub fn client_config(config: &UpstreamTlsConfig) -> Result<ClientConfig, Error> {
     Ok(UpstreamTls::from_config(config)?.client_config())
 }
 
 fn server_verifier(
     roots: Arc<rustls::RootCertStore>,
     provider: Arc<CryptoProvider>,
-) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+) -> Result<Arc<WebPkiServerVerifier>, Error> {
     WebPkiServerVerifier::builder_with_provider(roots, provider)
         .build()
         .map_err(|e| {
-            TlsError::config(
+            Error::config(
                 "caFile",
                 format!("cannot build the server certificate verifier: {e}"),
             )
@@ -146,6 +146,7 @@ fn server_verifier(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgw_core::ConfigError;
     use std::path::PathBuf;
 
     #[test]
@@ -153,7 +154,7 @@ mod tests {
         let mut config = UpstreamTlsConfig::simple("ca.pem");
         config.cert_file = Some(PathBuf::from("c.pem"));
         let err = UpstreamTls::from_config(&config).unwrap_err();
-        assert_eq!(err.field(), Some("certFile"));
+        assert_eq!(err.path(), "certFile");
         assert!(
             err.to_string().contains("only presented with mode: MUTUAL"),
             "{err}"
@@ -168,7 +169,7 @@ mod tests {
     #[test]
     fn missing_ca_file_is_named() {
         let err = UpstreamTls::from_config(&UpstreamTlsConfig::simple("/nope/ca.pem")).unwrap_err();
-        assert_eq!(err.field(), Some("caFile"));
+        assert_eq!(err.path(), "caFile");
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use agentgw_core::ConfigError;
 use agentgw_core::identity::{ClientAddr, PeerIdentity};
 use agentgw_tls::{
-    ClientAuthConfig, ClientAuthMode, ReloadOutcome, TlsAcceptor, TlsConfig, TlsError, TlsVersion,
+    ClientAuthConfig, ClientAuthMode, Error, ReloadOutcome, TlsAcceptor, TlsConfig, TlsVersion,
     UpstreamTls, UpstreamTlsConfig,
 };
 use axum::Router;
@@ -56,13 +57,8 @@ impl Setup {
     }
 
     fn mtls_config(&self, mode: ClientAuthMode) -> TlsConfig {
-        let mut config = self.config();
-        config.client_auth = Some(ClientAuthConfig {
-            mode,
-            ca_file: self.path("ca.crt"),
-            crl_files: vec![],
-        });
-        config
+        self.config()
+            .client_auth(ClientAuthConfig::required(self.path("ca.crt")).mode(mode))
     }
 }
 
@@ -486,7 +482,7 @@ async fn rotation_by_rewriting_files_in_place_and_manual_reload() {
 
     std::fs::write(setup.path("server.crt"), "not a certificate").unwrap();
     let err = server.acceptor.reload().unwrap_err();
-    assert_eq!(err.field(), Some("certFile"));
+    assert_eq!(err.path(), "certFile");
     assert_eq!(
         leaf_seen_by_new_connections(&server, &setup.ca).await,
         setup.server.der()
@@ -569,14 +565,14 @@ async fn configuration_errors_name_the_field() {
         setup.path("server.key"),
     ))
     .unwrap_err();
-    assert_eq!(err.field(), Some("certFile"));
+    assert_eq!(err.path(), "certFile");
 
     let err = TlsAcceptor::from_config(&TlsConfig::new(
         setup.path("server.crt"),
         setup.path("ca.crt"),
     ))
     .unwrap_err();
-    assert_eq!(err.field(), Some("keyFile"));
+    assert_eq!(err.path(), "keyFile");
     assert!(err.to_string().contains("no PRIVATE KEY block"), "{err}");
 
     let mut config = setup.config();
@@ -585,13 +581,25 @@ async fn configuration_errors_name_the_field() {
         "TLS_RSA_WITH_RC4_128_MD5".into(),
     ];
     let err = TlsAcceptor::from_config(&config).unwrap_err();
-    assert_eq!(err.field(), Some("cipherSuites[1]"));
+    assert_eq!(err.path(), "cipherSuites[1]");
 
     let mut config = setup.mtls_config(ClientAuthMode::Required);
     config.client_auth.as_mut().unwrap().ca_file = setup.path("server.key");
     let err = TlsAcceptor::from_config(&config).unwrap_err();
-    assert_eq!(err.field(), Some("clientAuth.caFile"));
-    assert!(matches!(err, TlsError::Config { .. }));
+    assert_eq!(err.path(), "clientAuth.caFile");
+    assert!(matches!(err, Error::Config { .. }));
+
+    // Fields without a default are reported missing, by name.
+    let err = TlsAcceptor::from_config(&TlsConfig::default()).unwrap_err();
+    assert_eq!(err.path(), "certFile");
+    assert_eq!(err.reason(), "is required (a PEM file)");
+    let err = TlsAcceptor::from_config(&setup.config().client_auth(ClientAuthConfig::default()))
+        .unwrap_err();
+    assert_eq!(err.path(), "clientAuth.caFile");
+    assert_eq!(
+        err.at("listeners[1].tls"),
+        format!("listeners[1].tls.clientAuth.caFile: {}", err.reason())
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::config::{AllowlistConfig, ArgumentConstraint};
 use crate::decode;
 use crate::denial::{Denial, quoted, rules};
-use crate::error::ToolSecError;
+use crate::error::Error;
 use crate::field::for_each_scalar;
 use crate::glob::{Glob, lowered};
 
@@ -33,7 +33,7 @@ enum Constraint {
 }
 
 impl Allowlist {
-    pub(crate) fn from_config(config: &AllowlistConfig, base: &str) -> Result<Self, ToolSecError> {
+    pub(crate) fn from_config(config: &AllowlistConfig, base: &str) -> Result<Self, Error> {
         let mut allowlist = Self {
             exact: HashMap::new(),
             wildcard: Vec::new(),
@@ -42,7 +42,7 @@ impl Allowlist {
         for (i, tool) in config.tools.iter().enumerate() {
             let path = format!("{base}.tools[{i}]");
             if tool.name.trim().is_empty() {
-                return Err(ToolSecError::invalid(
+                return Err(Error::invalid(
                     format!("{path}.name"),
                     "the tool name is empty",
                 ));
@@ -51,7 +51,7 @@ impl Allowlist {
             for (argument, constraint) in &tool.allowed_arguments {
                 let constraint = match constraint {
                     ArgumentConstraint::OneOf(values) if values.is_empty() => {
-                        return Err(ToolSecError::invalid(
+                        return Err(Error::invalid(
                             format!("{path}.allowedArguments.{argument}"),
                             "the list of allowed values is empty; no call could pass",
                         ));
@@ -61,7 +61,7 @@ impl Allowlist {
                         if let (Some(min), Some(max)) = (min, max)
                             && min > max
                         {
-                            return Err(ToolSecError::invalid(
+                            return Err(Error::invalid(
                                 format!("{path}.allowedArguments.{argument}"),
                                 format!("min ({min}) is greater than max ({max})"),
                             ));
@@ -77,7 +77,7 @@ impl Allowlist {
             let mut blocked = Vec::new();
             for (argument, patterns) in &tool.blocked_arguments {
                 if let Some(j) = patterns.iter().position(|p| p.is_empty()) {
-                    return Err(ToolSecError::invalid(
+                    return Err(Error::invalid(
                         format!("{path}.blockedArguments.{argument}[{j}]"),
                         "an empty pattern blocks nothing",
                     ));
@@ -94,7 +94,7 @@ impl Allowlist {
             if glob.has_wildcards() {
                 allowlist.wildcard.push((glob, index));
             } else if allowlist.exact.insert(tool.name.clone(), index).is_some() {
-                return Err(ToolSecError::invalid(
+                return Err(Error::invalid(
                     format!("{path}.name"),
                     format!("tool `{}` is listed twice", tool.name),
                 ));
@@ -235,11 +235,12 @@ fn is_blocked(value: &Value, globs: &[Glob]) -> bool {
 mod tests {
     use super::*;
     use crate::config::tests::{SEED_ALLOWLIST, seed};
+    use agentgw_core::ConfigError;
     use serde_json::json;
 
     fn seed_allowlist() -> Allowlist {
         let config = seed(SEED_ALLOWLIST).allowlist.expect("allowlist");
-        Allowlist::from_config(&config, "toolSecurity.allowlist").expect("compiles")
+        Allowlist::from_config(&config, "allowlist").expect("compiles")
     }
 
     fn rule(result: Result<(), Denial>) -> Option<String> {
@@ -343,27 +344,27 @@ mod tests {
     fn configuration_errors_name_the_field() {
         let parse = |yaml: &str| {
             let config: AllowlistConfig = serde_saphyr::from_str(yaml).unwrap();
-            Allowlist::from_config(&config, "toolSecurity.allowlist").unwrap_err()
+            Allowlist::from_config(&config, "allowlist").unwrap_err()
         };
         assert_eq!(
             parse("tools:\n  - name: a\n  - name: ' '\n").path(),
-            "toolSecurity.allowlist.tools[1].name"
+            "allowlist.tools[1].name"
         );
         assert_eq!(
             parse("tools:\n  - name: a\n    allowedArguments:\n      n: {min: 5, max: 1}\n").path(),
-            "toolSecurity.allowlist.tools[0].allowedArguments.n"
+            "allowlist.tools[0].allowedArguments.n"
         );
         assert_eq!(
             parse("tools:\n  - name: a\n    allowedArguments:\n      n: []\n").path(),
-            "toolSecurity.allowlist.tools[0].allowedArguments.n"
+            "allowlist.tools[0].allowedArguments.n"
         );
         assert_eq!(
             parse("tools:\n  - name: a\n    blockedArguments:\n      p: ['*.pem', '']\n").path(),
-            "toolSecurity.allowlist.tools[0].blockedArguments.p[1]"
+            "allowlist.tools[0].blockedArguments.p[1]"
         );
         assert_eq!(
             parse("tools:\n  - name: a\n  - name: a\n").path(),
-            "toolSecurity.allowlist.tools[1].name"
+            "allowlist.tools[1].name"
         );
     }
 }

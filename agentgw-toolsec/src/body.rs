@@ -1,5 +1,5 @@
-//! The response body of the layer: passed through, produced, or an event stream inspected
-//! event by event.
+//! The response body of the layer: bytes it produced, or an MCP event stream inspected event
+//! by event.
 
 use std::fmt;
 use std::future::Future;
@@ -7,108 +7,28 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use agentgw_core::BoxError;
 use agentgw_core::mcp::{self, Envelope, Id};
 use agentgw_core::metrics::record_rejection;
 use agentgw_core::sse::{Decoder, Event, Frame, Transform, TransformBody};
+use agentgw_core::{BoxError, ResponseBody};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, SizeHint};
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 use crate::audit::LAYER;
 use crate::denial::rules;
-use crate::exchange::Exchange;
+use crate::exchange::{Exchange, counted};
 
 /// Called with the ids of tool calls cut off by the time limit, to cancel them upstream.
 pub(crate) type CancelFn = Box<dyn FnOnce(Vec<Id>) + Send>;
 
-pin_project! {
-    /// The response body of [`ToolSecurityService`](crate::ToolSecurityService).
-    ///
-    /// A body the layer produced or read whole (a denial, an inspected JSON answer, an empty
-    /// acknowledgement), or an event stream inspected event by event as it arrives. The
-    /// upstream's body is never passed through uninspected.
-    pub struct ToolSecurityBody<B> {
-        #[pin]
-        kind: Kind<B>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
-        Full { #[pin] body: Full<Bytes> },
-        Events { #[pin] body: EventStreamBody<B> },
-    }
-}
-
-impl<B> ToolSecurityBody<B> {
-    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
-        Self {
-            kind: Kind::Full {
-                body: Full::new(bytes.into()),
-            },
-        }
-    }
-
-    pub(crate) fn from_full(body: Full<Bytes>) -> Self {
-        Self {
-            kind: Kind::Full { body },
-        }
-    }
-
-    pub(crate) fn events(body: EventStreamBody<B>) -> Self {
-        Self {
-            kind: Kind::Events { body },
-        }
-    }
-}
-
-impl<B> fmt::Debug for ToolSecurityBody<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match &self.kind {
-            Kind::Full { .. } => "full",
-            Kind::Events { .. } => "events",
-        };
-        f.debug_struct("ToolSecurityBody")
-            .field("kind", &kind)
-            .finish()
-    }
-}
-
-impl<B> Body for ToolSecurityBody<B>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        match self.project().kind.project() {
-            KindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
-            KindProj::Events { body } => body.poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Full { body } => body.is_end_stream(),
-            Kind::Events { body } => body.done,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Full { body } => body.size_hint(),
-            Kind::Events { .. } => SizeHint::default(),
-        }
-    }
-}
+/// The response body of [`ToolSecurityService`](crate::ToolSecurityService): agentgw-core's
+/// [`ResponseBody`] with this layer's event-stream transform.
+///
+/// A body the layer produced or read whole and rewrote (a denial, an inspected JSON answer,
+/// an empty acknowledgement) is `Full`; an event stream is [`ToolSecurityStream`], inspected
+/// event by event as it arrives. The upstream's body is never passed through uninspected.
+pub type ToolSecurityBody<B> = ResponseBody<B, ToolSecurityStream<B>>;
 
 /// The exchange, shared by the stream transform and the deadline of the body.
 pub(crate) type SharedExchange = Arc<Mutex<Exchange>>;
@@ -118,8 +38,14 @@ fn lock(exchange: &SharedExchange) -> MutexGuard<'_, Exchange> {
 }
 
 pin_project! {
-    /// An MCP event stream inspected message by message, with the tool calls' time limit.
-    pub(crate) struct EventStreamBody<B> {
+    /// An MCP event stream (`text/event-stream` answer) inspected message by message as it
+    /// arrives, with the tool calls' time limit: the transform of [`ToolSecurityBody`].
+    ///
+    /// Each event's JSON-RPC messages go through the same checks as a JSON answer (tool lists
+    /// validated, results sanitized, oversized outputs replaced); an event that is not
+    /// JSON-RPC is dropped; when `sandbox.limits.maxExecutionTime` passes with calls
+    /// unanswered, their errors end the stream and the calls are cancelled upstream.
+    pub struct ToolSecurityStream<B> {
         #[pin]
         inner: TransformBody<B, McpTransform>,
         exchange: SharedExchange,
@@ -129,7 +55,7 @@ pin_project! {
     }
 }
 
-impl<B> EventStreamBody<B> {
+impl<B> ToolSecurityStream<B> {
     pub(crate) fn new(
         body: B,
         exchange: Exchange,
@@ -151,11 +77,23 @@ impl<B> EventStreamBody<B> {
     }
 }
 
-impl<B> EventStreamBody<B>
+impl<B> fmt::Debug for ToolSecurityStream<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolSecurityStream")
+            .field("done", &self.done)
+            .field("deadline", &self.deadline.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Body for ToolSecurityStream<B>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    type Data = Bytes;
+    type Error = BoxError;
+
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -171,7 +109,7 @@ where
             let mut exchange = lock(this.exchange);
             if exchange.has_pending_calls() {
                 let ids = exchange.pending_call_ids();
-                let errors = exchange.time_out();
+                let errors = counted(exchange.time_out());
                 exchange.finish();
                 drop(exchange);
                 *this.done = true;
@@ -195,6 +133,15 @@ where
             *this.done = true;
         }
         polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // Events are rewritten as they arrive: the length is never known in advance.
+        SizeHint::default()
     }
 }
 

@@ -4,6 +4,11 @@
 //! percent-encoding (also doubly encoded, `%u002e` and overlong UTF-8 such as `%c0%ae`) and
 //! HTML character references (`&#46;`, `&#x2f;`). Unicode look-alikes and full-width forms
 //! (`．．／`) are folded by the normalizing pattern sets that run on these forms.
+//!
+//! This is not [`agentgw_core::percent`], the one rule by which agentgw reads a query (what
+//! the upstream will act on): it is an attacker's model, deliberately more eager, that yields
+//! every form a lenient tool might decode a value to (several rounds, `%u` escapes, overlong
+//! UTF-8 sequences that a strict decoder rejects), so that a `reject` pattern sees them all.
 
 use std::borrow::Cow;
 

@@ -1,8 +1,16 @@
 //! A refused `tools/call` or `tools/list`: the rule that decided and what the client is told.
+//!
+//! A [`Denial`] answering a request on its own becomes an agentgw-core
+//! [`Rejection`](agentgw_core::Rejection) ([`Denial::into_rejection`]), rendered with the one
+//! policy of every layer; inside an answer the layer otherwise forwards (one message of a
+//! batch, one event of a stream) it is a JSON-RPC error of the same shape
+//! ([`Denial::data`]).
 
 use std::sync::Arc;
 
+use agentgw_core::Rejection;
 use agentgw_core::mcp::codes;
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::audit::LAYER;
@@ -35,18 +43,32 @@ impl Denial {
         self
     }
 
+    /// The HTTP status the denial stands for: 403 for a policy denial, 400 for a malformed
+    /// request, 413 for an oversized output, 504 for a time limit, 502 for an upstream answer
+    /// that cannot be inspected.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self.code {
+            codes::FORBIDDEN => StatusCode::FORBIDDEN,
+            codes::INVALID_PARAMS | codes::INVALID_REQUEST | codes::PARSE_ERROR => {
+                StatusCode::BAD_REQUEST
+            }
+            codes::TIMEOUT => StatusCode::GATEWAY_TIMEOUT,
+            codes::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
     /// The `data` of the JSON-RPC error, in the shape of every agentgw denial
-    /// ([`Rejection`](agentgw_core::Rejection)): the HTTP status the denial stands for, the
-    /// layer and the rule.
+    /// ([`Rejection`]): the HTTP status the denial stands for, the layer and the rule.
     pub(crate) fn data(&self) -> Value {
-        let status = match self.code {
-            codes::FORBIDDEN => 403,
-            codes::INVALID_PARAMS | codes::INVALID_REQUEST | codes::PARSE_ERROR => 400,
-            codes::TIMEOUT => 504,
-            codes::PAYLOAD_TOO_LARGE => 413,
-            _ => 502,
-        };
-        json!({ "status": status, "layer": LAYER, "reason": self.rule.as_ref() })
+        json!({ "status": self.status().as_u16(), "layer": LAYER, "reason": self.rule.as_ref() })
+    }
+
+    /// The denial as core's [`Rejection`], for a request answered by the denial alone.
+    pub(crate) fn into_rejection(self) -> Rejection {
+        Rejection::new(self.status(), LAYER, self.rule.to_string())
+            .with_message(self.message)
+            .with_jsonrpc_code(self.code)
     }
 }
 
@@ -55,5 +77,43 @@ pub(crate) fn quoted(name: &str) -> String {
     match name.char_indices().nth(64) {
         Some((end, _)) => format!("`{}…`", &name[..end]),
         None => format!("`{name}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentgw_core::ResponseShape;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_denial_renders_as_every_agentgw_rejection() {
+        let denial = Denial::forbidden(rules::ALLOWLIST, "tool `x` is not allowed");
+        let response = denial
+            .clone()
+            .into_rejection()
+            .into_response(&ResponseShape::JsonRpc { id: json!(3) });
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "an id: the MCP client's tool error"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["id"], 3);
+        assert_eq!(body["error"]["code"], codes::FORBIDDEN);
+        assert_eq!(body["error"]["message"], "tool `x` is not allowed");
+        assert_eq!(body["error"]["data"], denial.data());
+
+        let timeout = Denial::forbidden(rules::EXECUTION_TIME, "late").with_code(codes::TIMEOUT);
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        let response = timeout
+            .into_rejection()
+            .into_response(&ResponseShape::JsonRpc { id: Value::Null });
+        assert_eq!(
+            response.status(),
+            StatusCode::GATEWAY_TIMEOUT,
+            "no id: the status"
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use agentgw_core::audit::{AuditEvent, Decision};
 use agentgw_core::mcp::{self, Envelope, ErrorObject, Id, Message, codes, methods};
-use agentgw_core::metrics::{TOOL_CALLS_TOTAL, labels, record_rejection};
+use agentgw_core::metrics::{record_rejection, record_tool_call};
 use serde_json::{Value, json};
 
 use crate::audit::{Auditor, LAYER, mask_text, masked};
@@ -40,8 +40,22 @@ pub(crate) struct Exchange {
 pub(crate) enum Inspection {
     /// Forward the request.
     Forward,
-    /// Answer with these JSON-RPC errors instead (one per request of the payload).
-    Deny(Value),
+    /// Refuse the payload with this one denial, answering request `id` (`null` when the
+    /// payload is refused as a whole): a core [`Rejection`](agentgw_core::Rejection), not yet
+    /// counted.
+    Refuse {
+        /// The id of the refused request.
+        id: Id,
+        /// Why.
+        denial: Denial,
+    },
+    /// Answer a batch with JSON-RPC errors, one per request of the batch (counted).
+    DenyBatch {
+        /// The batch of errors.
+        errors: Value,
+        /// The rule of the first refused request.
+        rule: Arc<str>,
+    },
 }
 
 impl Exchange {
@@ -108,10 +122,12 @@ impl Exchange {
             mcp::methods::lookalike(method).map(case_variant_message)
         });
         if let Some(message) = smuggling_notification {
-            record_rejection(LAYER, rules::INVALID_REQUEST);
             let denial = Denial::forbidden(rules::INVALID_REQUEST, message)
                 .with_code(codes::INVALID_REQUEST);
-            return Inspection::Deny(error_message(Id::Null, &denial).into_value());
+            return Inspection::Refuse {
+                id: Id::Null,
+                denial,
+            };
         }
         let mut denials: Vec<(Id, Denial)> = Vec::new();
         let mut labels_allowed = Vec::new();
@@ -158,7 +174,7 @@ impl Exchange {
                                 );
                             }
                             Err(denial) => {
-                                count_call(&label, false);
+                                record_tool_call(&label, false);
                                 self.audit_call(
                                     call.name,
                                     Decision::Deny,
@@ -177,17 +193,25 @@ impl Exchange {
         }
         if denials.is_empty() {
             for label in labels_allowed {
-                count_call(&label, true);
+                record_tool_call(&label, true);
             }
             return Inspection::Forward;
+        }
+        for label in labels_allowed {
+            record_tool_call(&label, false);
+        }
+        if !envelope.is_batch()
+            && let Some((id, denial)) = denials.pop()
+        {
+            return Inspection::Refuse { id, denial };
         }
         for (_, denial) in &denials {
             record_rejection(LAYER, &denial.rule);
         }
-        for label in labels_allowed {
-            count_call(&label, false);
+        Inspection::DenyBatch {
+            errors: denial_payload(envelope, &denials),
+            rule: denials[0].1.rule.clone(),
         }
-        Inspection::Deny(denial_payload(envelope, &denials))
     }
 
     /// Applies the policy to one message of the server's answer; `raw_len` is its size as
@@ -343,8 +367,8 @@ impl Exchange {
     }
 
     /// Errors for every call still waiting, because the time limit passed; the calls are
-    /// forgotten.
-    pub(crate) fn time_out(&mut self) -> Vec<Message> {
+    /// forgotten. The errors are audited, not yet counted.
+    pub(crate) fn time_out(&mut self) -> Vec<(Id, Denial)> {
         let max = self.policy.limits.max_execution_time.unwrap_or_default();
         let denial = Denial::forbidden(
             rules::EXECUTION_TIME,
@@ -357,12 +381,16 @@ impl Exchange {
         self.fail_calls(&denial, "timeout")
     }
 
-    /// Errors for every call still waiting, with `denial`, audited with `outcome`.
-    pub(crate) fn fail_calls(&mut self, denial: &Denial, outcome: &'static str) -> Vec<Message> {
+    /// Errors for every call still waiting, with `denial`, audited with `outcome` (not yet
+    /// counted: see [`counted`]).
+    pub(crate) fn fail_calls(
+        &mut self,
+        denial: &Denial,
+        outcome: &'static str,
+    ) -> Vec<(Id, Denial)> {
         let calls: Vec<(Id, PendingCall)> = self.calls.drain().collect();
-        let mut messages = Vec::with_capacity(calls.len());
+        let mut errors = Vec::with_capacity(calls.len());
         for (id, call) in calls {
-            record_rejection(LAYER, &denial.rule);
             self.audit_call(
                 &call.tool,
                 Decision::Deny,
@@ -371,19 +399,19 @@ impl Exchange {
                 None,
                 |e| e,
             );
-            messages.push(error_message(id, denial));
+            errors.push((id, denial.clone()));
         }
-        messages
+        errors
     }
 
     /// Errors for every request still waiting (calls and lists), e.g. when the answer cannot
-    /// be read.
-    pub(crate) fn fail_all(&mut self, denial: &Denial, outcome: &'static str) -> Vec<Message> {
-        let mut messages = self.fail_calls(denial, outcome);
+    /// be read; audited, not yet counted.
+    pub(crate) fn fail_all(&mut self, denial: &Denial, outcome: &'static str) -> Vec<(Id, Denial)> {
+        let mut errors = self.fail_calls(denial, outcome);
         for (id, ()) in self.lists.drain() {
-            messages.push(error_message(id, denial));
+            errors.push((id, denial.clone()));
         }
-        messages
+        errors
     }
 
     /// The answer ended: calls that got no answer are audited as such.
@@ -515,15 +543,6 @@ pub(crate) fn invalid_answer(message: &str) -> Denial {
     Denial::forbidden(rules::INVALID_RESPONSE, message).with_code(codes::INTERNAL_ERROR)
 }
 
-fn count_call(label: &str, allowed: bool) {
-    metrics::counter!(
-        TOOL_CALLS_TOTAL,
-        labels::TOOL => label.to_owned(),
-        labels::ALLOWED => if allowed { "true" } else { "false" }
-    )
-    .increment(1);
-}
-
 /// The denial of `tools/call` output over `max` bytes.
 pub(crate) fn output_too_large(max: usize) -> Denial {
     Denial::forbidden(
@@ -531,6 +550,18 @@ pub(crate) fn output_too_large(max: usize) -> Denial {
         format!("the tool output exceeds the limit of {max} bytes"),
     )
     .with_code(codes::PAYLOAD_TOO_LARGE)
+}
+
+/// The JSON-RPC error messages of `errors`, each counted in
+/// `agentgateway_rejected_requests_total` as it is sent.
+pub(crate) fn counted(errors: Vec<(Id, Denial)>) -> Vec<Message> {
+    errors
+        .into_iter()
+        .map(|(id, denial)| {
+            record_rejection(LAYER, &denial.rule);
+            error_message(id, &denial)
+        })
+        .collect()
 }
 
 /// A JSON-RPC error message for `denial`, naming the layer and rule in `data`.

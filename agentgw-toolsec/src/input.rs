@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::config::{InputValidationConfig, NamedPattern};
 use crate::decode;
 use crate::denial::{Denial, quoted};
-use crate::error::ToolSecError;
+use crate::error::Error;
 use crate::field::{FieldPath, for_each_scalar};
 use crate::glob::Glob;
 use crate::patterns::PatternList;
@@ -37,15 +37,12 @@ struct ArgumentCheck {
 }
 
 impl InputValidator {
-    pub(crate) fn from_config(
-        config: &InputValidationConfig,
-        base: &str,
-    ) -> Result<Self, ToolSecError> {
+    pub(crate) fn from_config(config: &InputValidationConfig, base: &str) -> Result<Self, Error> {
         let mut rules = Vec::with_capacity(config.rules.len());
         for (i, rule) in config.rules.iter().enumerate() {
             let rule_path = format!("{base}.rules[{i}]");
             if rule.tool.trim().is_empty() {
-                return Err(ToolSecError::invalid(
+                return Err(Error::invalid(
                     format!("{rule_path}.tool"),
                     "the tool pattern is empty; use \"*\" for every tool",
                 ));
@@ -54,11 +51,11 @@ impl InputValidator {
             for (j, argument) in rule.arguments.iter().enumerate() {
                 let path = format!("{rule_path}.arguments[{j}]");
                 let field = FieldPath::parse(&argument.field)
-                    .map_err(|message| ToolSecError::invalid(format!("{path}.field"), message))?;
+                    .map_err(|message| Error::invalid(format!("{path}.field"), message))?;
                 if argument.reject.is_empty() && argument.allow.is_empty() {
-                    return Err(ToolSecError::Missing {
+                    return Err(Error::Missing {
                         path: format!("{path}.reject"),
-                        reason: "(or `allow`): the check has no pattern",
+                        detail: "(or `allow`): the check has no pattern",
                     });
                 }
                 let reject = compile(&argument.reject, &format!("{path}.reject"), true)?;
@@ -154,13 +151,13 @@ pub(crate) fn compile(
     patterns: &[NamedPattern],
     path: &str,
     normalize: bool,
-) -> Result<Option<PatternSet>, ToolSecError> {
+) -> Result<Option<PatternSet>, Error> {
     let mut list = PatternList::new(path, normalize);
     for (k, pattern) in patterns.iter().enumerate() {
         let pattern_path = format!("{path}[{k}]");
         let name = pattern.name.clone().unwrap_or_else(|| pattern_path.clone());
         if name.trim().is_empty() {
-            return Err(ToolSecError::invalid(
+            return Err(Error::invalid(
                 format!("{pattern_path}.name"),
                 "the rule name is empty",
             ));
@@ -184,13 +181,14 @@ pub(crate) fn allow_rule_name(patterns: &[NamedPattern], path: &str) -> Arc<str>
 mod tests {
     use super::*;
     use crate::config::tests::{SEED_INPUT_VALIDATION, seed};
+    use agentgw_core::ConfigError;
     use serde_json::json;
 
     fn seed_validator() -> InputValidator {
         let config = seed(SEED_INPUT_VALIDATION)
             .input_validation
             .expect("inputValidation");
-        InputValidator::from_config(&config, "toolSecurity.inputValidation").expect("compiles")
+        InputValidator::from_config(&config, "inputValidation").expect("compiles")
     }
 
     fn rule(validator: &InputValidator, tool: &str, args: Value) -> Option<String> {
@@ -289,7 +287,7 @@ mod tests {
         // `allow` pattern has no name: the rule is named after its path.
         assert_eq!(
             rule(&v, "kubectl-get", json!({"namespace": "Kube_System"})).as_deref(),
-            Some("toolSecurity.inputValidation.rules[1].arguments[0].allow[0]")
+            Some("inputValidation.rules[1].arguments[0].allow[0]")
         );
         assert_eq!(
             rule(&v, "kubectl-get", json!({"name": "kube-proxy"})).as_deref(),
@@ -303,27 +301,21 @@ mod tests {
     fn configuration_errors_name_the_field() {
         let build = |yaml: &str| {
             let config: InputValidationConfig = serde_saphyr::from_str(yaml).unwrap();
-            InputValidator::from_config(&config, "toolSecurity.inputValidation").unwrap_err()
+            InputValidator::from_config(&config, "inputValidation").unwrap_err()
         };
         let error = build(
             "rules:\n  - tool: '*'\n    arguments:\n      - field: a\n        reject: [{pattern: x}]\n      - field: b\n        reject:\n          - pattern: ok\n          - pattern: '(['\n",
         );
         assert_eq!(
             error.path(),
-            "toolSecurity.inputValidation.rules[0].arguments[1].reject[1].pattern"
+            "inputValidation.rules[0].arguments[1].reject[1].pattern"
         );
         assert!(error.to_string().contains("invalid regex"), "{error}");
         let error = build("rules:\n  - tool: x\n    arguments:\n      - field: a\n");
-        assert_eq!(
-            error.path(),
-            "toolSecurity.inputValidation.rules[0].arguments[0].reject"
-        );
+        assert_eq!(error.path(), "inputValidation.rules[0].arguments[0].reject");
         let error = build(
             "rules:\n  - tool: x\n    arguments:\n      - field: 'a..b'\n        allow: [{pattern: x}]\n",
         );
-        assert_eq!(
-            error.path(),
-            "toolSecurity.inputValidation.rules[0].arguments[0].field"
-        );
+        assert_eq!(error.path(), "inputValidation.rules[0].arguments[0].field");
     }
 }

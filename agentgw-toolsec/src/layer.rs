@@ -8,7 +8,7 @@ use tower_layer::Layer;
 
 use crate::audit::Auditor;
 use crate::config::ToolSecurityConfig;
-use crate::error::ToolSecError;
+use crate::error::Error;
 use crate::policy::Policy;
 use crate::service::ToolSecurityService;
 
@@ -30,22 +30,16 @@ pub struct ToolSecurityLayer {
 }
 
 impl ToolSecurityLayer {
-    /// A layer with the defaults of `toolSecurity: {}`: builtin detectors on `tools/list`,
-    /// name spoofing and pinning checks, `tools/call` arguments validated against the tools'
-    /// input schemas; no allowlist, sanitization, limits or audit.
-    pub fn new() -> Self {
-        Self::from_config(&ToolSecurityConfig::default())
-            .unwrap_or_else(|error| unreachable!("the default configuration is valid: {error}"))
-    }
-
     /// Compiles `config`: every pattern into one automaton per rule, every value checked.
+    /// The configuration is borrowed: one configuration can build many layers (each with its
+    /// own pins and learned schemas).
     ///
     /// # Errors
     ///
-    /// A [`ToolSecError`] naming the field at fault, e.g.
-    /// `invalid regex in toolSecurity.inputValidation.rules[0].arguments[1].reject[0].pattern: ...`
-    /// or `toolSecurity.sandbox.limits.networkAccess is not supported for HTTP upstreams: ...`.
-    pub fn from_config(config: &ToolSecurityConfig) -> Result<Self, ToolSecError> {
+    /// An [`Error`] naming the field at fault relative to the `toolSecurity` block, e.g.
+    /// `inputValidation.rules[0].arguments[1].reject[0].pattern: invalid regex: ...` or
+    /// `sandbox.limits.networkAccess: not supported for HTTP upstreams: ...`.
+    pub fn from_config(config: &ToolSecurityConfig) -> Result<Self, Error> {
         Ok(Self {
             policy: Arc::new(Policy::from_config(config)?),
             auditor: Arc::new(Auditor::from_config(config.audit.as_ref())?),
@@ -54,14 +48,17 @@ impl ToolSecurityLayer {
         })
     }
 
-    /// Sends audit events to `sink` instead of the configured destination (level `basic` when
-    /// the configuration has no `audit` block).
-    pub fn audit_sink(mut self, sink: impl AuditSink) -> Self {
-        self.auditor = Arc::new(self.auditor.with_sink(Arc::new(sink)));
+    /// Sends audit events to `sink` when the configuration names no `audit.destination`
+    /// (level `basic` when it has no `audit` block; nothing when it turns auditing off). This
+    /// is how the gateway hands every layer its `audit.destinations`.
+    #[must_use]
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.auditor = Arc::new(self.auditor.with_sink(sink));
         self
     }
 
     /// The largest request body read (default 16 MiB); larger requests get `413`.
+    #[must_use]
     pub fn body_limit(mut self, limit: BodyLimit) -> Self {
         self.body_limit = limit;
         self
@@ -69,6 +66,7 @@ impl ToolSecurityLayer {
 
     /// The largest upstream answer held in memory to inspect it: a whole JSON body, or one
     /// event of a stream (default 16 MiB). A larger answer is replaced by a JSON-RPC error.
+    #[must_use]
     pub fn response_limit(mut self, limit: BodyLimit) -> Self {
         self.response_limit = limit;
         self
@@ -83,8 +81,13 @@ impl ToolSecurityLayer {
 }
 
 impl Default for ToolSecurityLayer {
+    /// The layer of `toolSecurity: {}` ([`ToolSecurityConfig::default`]): builtin detectors
+    /// on `tools/list`, name spoofing and pinning checks, `tools/call` arguments validated
+    /// against the tools' input schemas, unlisted tools listed before they are called; no
+    /// allowlist, sanitization, limits or audit.
     fn default() -> Self {
-        Self::new()
+        Self::from_config(&ToolSecurityConfig::default())
+            .unwrap_or_else(|error| unreachable!("the default configuration is valid: {error}"))
     }
 }
 

@@ -38,7 +38,7 @@
 //! # async fn main() {
 //! let app = Router::new()
 //!     .route("/mcp", post(mcp))
-//!     .layer(ToolSecurityLayer::new()); // `toolSecurity: {}`: the builtin defenses
+//!     .layer(ToolSecurityLayer::default()); // `toolSecurity: {}`: the builtin defenses
 //!
 //! let rpc = |body: Value| {
 //!     http::Request::post("/mcp")
@@ -75,9 +75,58 @@
 //! # }
 //! ```
 //!
-//! From configuration, with errors that name the field:
+//! Built in code, with the configuration's builder methods (named after its fields): only
+//! the allowlisted tool is callable, within its argument range.
 //!
 //! ```
+//! use agentgw_toolsec::config::{AllowedTool, AllowlistConfig, ArgumentConstraint};
+//! use agentgw_toolsec::{ToolSecurityConfig, ToolSecurityLayer};
+//! use axum::{Json, Router, routing::post};
+//! use http_body_util::BodyExt;
+//! use serde_json::{Value, json};
+//! use tower::ServiceExt;
+//!
+//! # async fn mcp(Json(request): Json<Value>) -> Json<Value> {
+//! #     let result = match request["method"].as_str() {
+//! #         Some("tools/list") => json!({"tools": [{"name": "kubectl-logs", "description": "Pod logs.",
+//! #             "inputSchema": {"type": "object", "properties": {"tail": {"type": "integer"}}}}]}),
+//! #         _ => json!({"content": [{"type": "text", "text": "log lines"}]}),
+//! #     };
+//! #     Json(json!({"jsonrpc": "2.0", "id": request["id"], "result": result}))
+//! # }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let config = ToolSecurityConfig::default().allowlist(AllowlistConfig::default().tools([
+//!     AllowedTool::new("kubectl-logs")
+//!         .allowed_arguments([("tail", ArgumentConstraint::at_most(1000.0))]),
+//! ]));
+//! let layer = ToolSecurityLayer::from_config(&config).expect("a valid configuration");
+//! let app = Router::new().route("/mcp", post(mcp)).layer(layer);
+//!
+//! let call = |id: u32, tail: u32| {
+//!     let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+//!                       "params": {"name": "kubectl-logs", "arguments": {"tail": tail}}});
+//!     http::Request::post("/mcp")
+//!         .header("content-type", "application/json")
+//!         .body(axum::body::Body::from(body.to_string()))
+//!         .unwrap()
+//! };
+//! let answer = |response: http::Response<axum::body::Body>| async move {
+//!     let bytes = response.into_body().collect().await.unwrap().to_bytes();
+//!     serde_json::from_slice::<Value>(&bytes).unwrap()
+//! };
+//! let allowed = answer(app.clone().oneshot(call(1, 100)).await.unwrap()).await;
+//! assert_eq!(allowed["result"]["content"][0]["text"], "log lines");
+//! let denied = answer(app.clone().oneshot(call(2, 5000)).await.unwrap()).await;
+//! assert_eq!(denied["error"]["data"]["reason"], "argument-not-allowed");
+//! # }
+//! ```
+//!
+//! From YAML (the `toolSecurity` block of seed 000), with errors that name the field relative
+//! to the block, ready to be prefixed with where the block sits:
+//!
+//! ```
+//! use agentgw_core::ConfigError;
 //! use agentgw_toolsec::{ToolSecurityConfig, ToolSecurityLayer};
 //!
 //! let yaml = r#"
@@ -98,8 +147,11 @@
 //! "#;
 //! let config: ToolSecurityConfig = serde_saphyr::from_str(yaml).unwrap();
 //! let error = ToolSecurityLayer::from_config(&config).unwrap_err();
-//! assert_eq!(error.path(), "toolSecurity.inputValidation.rules[0].arguments[0].reject[1].pattern");
-//! assert!(error.to_string().starts_with("invalid regex in toolSecurity.inputValidation"));
+//! assert_eq!(error.path(), "inputValidation.rules[0].arguments[0].reject[1].pattern");
+//! assert!(error.reason().starts_with("invalid regex: "));
+//! assert!(error
+//!     .at("routes[0].policies.ai.toolSecurity")
+//!     .starts_with("routes[0].policies.ai.toolSecurity.inputValidation.rules[0].arguments[0].reject[1].pattern: invalid regex: "));
 //! ```
 //!
 //! # What it does
@@ -167,25 +219,36 @@
 //! `level: full`, masked. Destinations: stdout, syslog (RFC 5424, UDP or TCP), webhook
 //! (batched, cargo feature `webhook`); remote destinations queue (bounded) and never block.
 //!
-//! **Metrics**: `agentgateway_tool_calls_total{tool,allowed}` (tools the layer does not know
-//! share the label `unknown`), `agentgateway_tool_validation_rejected_total{rule}`,
+//! **Metrics**, under the names of [`agentgw_core::metrics`]:
+//! `agentgateway_tool_calls_total{tool,allowed}` (tools the layer does not know share the label
+//! [`OTHER_TOOL`](agentgw_core::metrics::OTHER_TOOL), `other`),
+//! `agentgateway_tool_validation_rejected_total{rule}`,
 //! `agentgateway_rejected_requests_total{layer="toolsec",reason}` (the rule).
 //!
 //! # Denials
 //!
-//! A refused `tools/call` is answered with **HTTP 200** and a JSON-RPC error carrying the
-//! request's id, code -32003 (forbidden; -32602 for schema violations, -32004 for timeouts,
-//! -32013 for oversized output) and `data: {"status": 403, "layer": "toolsec", "reason": rule}`
-//! (the shape of every agentgw denial, `status` being the HTTP status it stands for); a batch gets
-//! one error per request. MCP clients (the official Rust SDK, `rmcp`, among them) report such an
-//! error as the failure of that call, while they treat a 403 as an authorization failure of
-//! the transport (see the `rmcp_reports_a_403_as_a_transport_error...` test). Requests that are
-//! not JSON-RPC, requests other than POST with a body, and case variants of MCP method names
-//! (`Tools/Call`) get 400 or a JSON-RPC error, bodies over the limit 413, and a successful
-//! upstream answer that cannot be inspected (not exactly JSON or an event stream, encoded, a
-//! body without a content type) 502, each with a JSON-RPC error body. An upstream error status
-//! is kept, with its body only when that is JSON-RPC. Messages name the tool and argument, never
-//! the offending value.
+//! A request refused on its own is an agentgw-core [`Rejection`](agentgw_core::Rejection),
+//! rendered with the one policy of every agentgw layer
+//! ([`agentgw_core::rejection`]): a refused `tools/call` is answered with **HTTP 200** and a
+//! JSON-RPC error carrying the request's id, code -32003 (forbidden; -32602 for schema
+//! violations, -32004 for timeouts, -32013 for oversized output) and
+//! `data: {"status": 403, "layer": "toolsec", "reason": rule}` (`status` being the HTTP status
+//! the denial stands for). MCP clients (the official Rust SDK, `rmcp`, among them) report such
+//! an error as the failure of that call, while they treat a 403 as an authorization failure of
+//! the transport (see the `rmcp_reports_a_403_as_a_transport_error...` test). The same holds for
+//! a request other than POST that carries a JSON-RPC request in its body, and for a successful
+//! upstream answer the layer cannot inspect (not exactly JSON or an event stream, encoded, a
+//! body without a content type): the request's error with `data.status` 400 or 502, HTTP 200.
+//! What answers no request id keeps its status: a body that is not JSON-RPC, a notification
+//! that would smuggle a `tools/call`, a case variant of an MCP method name (`Tools/Call`) sent
+//! as a notification get 400, bodies over the limit 413.
+//!
+//! A batch gets one JSON-RPC error per request (HTTP 200 when the layer refused it, 502 when the
+//! upstream's answer could not be inspected). An upstream error status is kept (a 404 tells the
+//! client its session is gone), with its body only when that is JSON-RPC. Inside an answer that
+//! is forwarded (one message of a batch, one event of a stream) a refused result is replaced by
+//! a JSON-RPC error of the same shape. Messages name the tool and argument, never the offending
+//! value.
 //!
 //! # State
 //!
@@ -193,6 +256,7 @@
 //! `pinning.maxTools` (10000 by default: beyond it, new tools are withheld rather than left
 //! unpinned). Definitions are validated once per distinct digest; listing the same tools again
 //! costs a digest comparison per tool.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod allowlist;
 pub mod audit;
@@ -205,24 +269,28 @@ mod digest;
 mod error;
 mod exchange;
 mod field;
+mod future;
 mod glob;
 mod input;
 mod layer;
 mod patterns;
 mod policy;
 mod registry;
+mod response;
 pub mod rules;
 mod sanitize;
 mod schema;
 mod service;
 mod spoof;
+mod upstream;
 mod validate;
 
-pub use body::ToolSecurityBody;
+pub use body::{ToolSecurityBody, ToolSecurityStream};
 pub use config::ToolSecurityConfig;
-pub use error::ToolSecError;
+pub use error::Error;
+pub use future::ResponseFuture;
 pub use layer::ToolSecurityLayer;
-pub use service::{ResponseFuture, ToolSecurityService};
+pub use service::ToolSecurityService;
 
 /// The README's example, compiled as a doctest.
 #[cfg(doctest)]

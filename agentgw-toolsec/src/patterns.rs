@@ -2,7 +2,7 @@
 
 use agentgw_guard::{Builtin, PatternSet};
 
-use crate::error::ToolSecError;
+use crate::error::Error;
 
 /// The patterns of one compiled set, each remembered with the configuration field it came from.
 ///
@@ -57,7 +57,7 @@ impl PatternList {
     }
 
     /// Compiles the set; `None` when nothing was added.
-    pub(crate) fn build(self) -> Result<Option<PatternSet>, ToolSecError> {
+    pub(crate) fn build(self) -> Result<Option<PatternSet>, Error> {
         if self.is_empty() {
             return Ok(None);
         }
@@ -74,36 +74,29 @@ impl PatternList {
         builder
             .build()
             .map(Some)
-            .map_err(|error| ToolSecError::from_guard(error, &self.set_path, &self.paths))
+            .map_err(|error| Error::from_guard(error, &self.set_path, &self.paths))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgw_core::ConfigError;
 
     #[test]
     fn errors_name_the_configured_field() {
-        let mut list = PatternList::new("toolSecurity.validation.rules[0].reject", true);
-        list.push(
-            "ok",
-            "abc",
-            "toolSecurity.validation.rules[0].reject[0].pattern",
-        );
-        list.push(
-            "bad",
-            "(unclosed",
-            "toolSecurity.validation.rules[0].reject[1].pattern",
-        );
+        let mut list = PatternList::new("validation.rules[0].reject", true);
+        list.push("ok", "abc", "validation.rules[0].reject[0].pattern");
+        list.push("bad", "(unclosed", "validation.rules[0].reject[1].pattern");
         let Err(error) = list.build() else {
             panic!("an invalid pattern must fail");
         };
-        assert_eq!(
-            error.path(),
-            "toolSecurity.validation.rules[0].reject[1].pattern"
-        );
+        assert_eq!(error.path(), "validation.rules[0].reject[1].pattern");
+        assert!(error.reason().starts_with("invalid regex: "), "{error}");
         assert!(
-            error.to_string().starts_with("invalid regex in "),
+            error
+                .to_string()
+                .starts_with("validation.rules[0].reject[1].pattern: invalid regex: "),
             "{error}"
         );
 
@@ -112,7 +105,7 @@ mod tests {
         let error = list.build().expect_err("empty match");
         assert_eq!(
             error,
-            ToolSecError::EmptyMatch {
+            Error::EmptyMatch {
                 path: "rules[3].pattern".into()
             }
         );

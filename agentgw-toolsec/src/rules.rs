@@ -3,7 +3,7 @@
 //! `agentgateway_rejected_requests_total{layer="toolsec",reason}`.
 //!
 //! Configured patterns are named by their `name` (or, without one, by their field path, e.g.
-//! `toolSecurity.inputValidation.rules[1].arguments[0].allow[0]`); the checks below are named
+//! `inputValidation.rules[1].arguments[0].allow[0]`); the checks below are named
 //! by these constants.
 
 /// Builtin detector: zero-width, bidi, tag or control characters in a tool definition.

@@ -23,7 +23,7 @@ use serde_json::Value;
 use agentgw_core::mcp::ErrorObject;
 
 use crate::config::{ResponseSanitizationConfig, SanitizationAction};
-use crate::error::ToolSecError;
+use crate::error::Error;
 use crate::patterns::PatternList;
 
 /// What sanitization changed in one result.
@@ -61,23 +61,23 @@ impl Sanitizer {
     pub(crate) fn from_config(
         config: &ResponseSanitizationConfig,
         base: &str,
-    ) -> Result<Self, ToolSecError> {
+    ) -> Result<Self, Error> {
         let mut remove = PatternList::new(format!("{base}.rules"), true);
         let mut mask = PatternList::new(format!("{base}.rules"), false);
         let mut truncate = None;
         for (i, rule) in config.rules.iter().enumerate() {
             let path = format!("{base}.rules[{i}]");
             let name = format!("rules[{i}]");
-            let unused = |field: &str, reason| ToolSecError::NoEffect {
+            let unused = |field: &str, detail| Error::NoEffect {
                 path: format!("{path}.{field}"),
-                reason,
+                detail,
             };
             match rule.action {
                 SanitizationAction::Remove => {
                     if rule.patterns.is_empty() {
-                        return Err(ToolSecError::Missing {
+                        return Err(Error::Missing {
                             path: format!("{path}.patterns"),
-                            reason: "for action Remove",
+                            detail: "for action Remove",
                         });
                     }
                     if !rule.builtins.is_empty() {
@@ -90,9 +90,9 @@ impl Sanitizer {
                 }
                 SanitizationAction::Mask => {
                     if rule.patterns.is_empty() && rule.builtins.is_empty() {
-                        return Err(ToolSecError::Missing {
+                        return Err(Error::Missing {
                             path: format!("{path}.builtins"),
-                            reason: "(or `patterns`) for action Mask",
+                            detail: "(or `patterns`) for action Mask",
                         });
                     }
                     for (j, pattern) in rule.patterns.iter().enumerate() {
@@ -116,18 +116,18 @@ impl Sanitizer {
                     if !rule.patterns.is_empty() {
                         return Err(unused("patterns", "for action Truncate"));
                     }
-                    let max_chars = rule.max_length.ok_or_else(|| ToolSecError::Missing {
+                    let max_chars = rule.max_length.ok_or_else(|| Error::Missing {
                         path: format!("{path}.maxLength"),
-                        reason: "for action Truncate",
+                        detail: "for action Truncate",
                     })?;
                     if max_chars == 0 {
-                        return Err(ToolSecError::invalid(
+                        return Err(Error::invalid(
                             format!("{path}.maxLength"),
                             "must be at least 1",
                         ));
                     }
                     if truncate.is_some() {
-                        return Err(ToolSecError::invalid(
+                        return Err(Error::invalid(
                             format!("{path}.action"),
                             "only one Truncate rule is allowed",
                         ));
@@ -289,11 +289,12 @@ fn truncate_text(text: &mut String, budget: &mut usize, message: &str, report: &
 mod tests {
     use super::*;
     use crate::config::tests::{SEED_SANITIZATION, seed};
+    use agentgw_core::ConfigError;
     use serde_json::json;
 
     fn seed_sanitizer() -> Sanitizer {
         let config = seed(SEED_SANITIZATION).response_sanitization.unwrap();
-        Sanitizer::from_config(&config, "toolSecurity.responseSanitization").unwrap()
+        Sanitizer::from_config(&config, "responseSanitization").unwrap()
     }
 
     fn text_result(text: &str) -> Value {
@@ -425,27 +426,27 @@ mod tests {
     fn configuration_errors_name_the_field() {
         let build = |yaml: &str| {
             let config: ResponseSanitizationConfig = serde_saphyr::from_str(yaml).unwrap();
-            Sanitizer::from_config(&config, "toolSecurity.responseSanitization").unwrap_err()
+            Sanitizer::from_config(&config, "responseSanitization").unwrap_err()
         };
         assert_eq!(
             build("rules:\n  - action: Remove\n    patterns: [ok, '(']\n").path(),
-            "toolSecurity.responseSanitization.rules[0].patterns[1]"
+            "responseSanitization.rules[0].patterns[1]"
         );
         assert_eq!(
             build("rules:\n  - action: Truncate\n").path(),
-            "toolSecurity.responseSanitization.rules[0].maxLength"
+            "responseSanitization.rules[0].maxLength"
         );
         assert_eq!(
             build("rules:\n  - action: Remove\n    patterns: [x]\n    maxLength: 3\n").path(),
-            "toolSecurity.responseSanitization.rules[0].maxLength"
+            "responseSanitization.rules[0].maxLength"
         );
         assert_eq!(
             build("rules:\n  - action: Mask\n").path(),
-            "toolSecurity.responseSanitization.rules[0].builtins"
+            "responseSanitization.rules[0].builtins"
         );
         assert_eq!(
             build("rules:\n  - action: Truncate\n    maxLength: 0\n").path(),
-            "toolSecurity.responseSanitization.rules[0].maxLength"
+            "responseSanitization.rules[0].maxLength"
         );
     }
 }

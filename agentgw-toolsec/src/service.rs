@@ -1,39 +1,30 @@
 //! [`ToolSecurityService`]: inspects each MCP exchange.
 
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use agentgw_core::BoxError;
-use agentgw_core::body::{BodyError, BodyLimit, RequestBody, buffer_request, collect};
+use agentgw_core::body::{BodyLimit, RequestBody, buffer_request, collect};
 use agentgw_core::identity::{ApiKeyInfo, BackendName, JwtClaims, PeerIdentity};
-use agentgw_core::mcp::{self, Id, Message, ResponseKind, codes, methods};
-use agentgw_core::metrics::record_rejection;
-use agentgw_core::sse::{Decoder, Frame};
+use agentgw_core::mcp::{self, Id, codes};
+use agentgw_core::rejection::Denied;
 use agentgw_core::{Payload, ResponseShape};
 use bytes::Bytes;
-use http::header::{
-    ACCEPT, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LANGUAGE, CONTENT_LENGTH,
-    CONTENT_LOCATION, CONTENT_RANGE, CONTENT_TYPE, ETAG, EXPECT, LAST_MODIFIED, TRANSFER_ENCODING,
-};
-use http::{
-    Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
-};
+use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower_service::Service;
 
 use crate::audit::LAYER;
-use crate::body::{CancelFn, EventStreamBody, ToolSecurityBody};
+use crate::body::ToolSecurityBody;
 use crate::denial::{Denial, rules};
-use crate::exchange::{
-    Exchange, Inspection, error_message, invalid_answer, output_too_large, payload_of,
-};
+use crate::exchange::{Exchange, Inspection};
+use crate::future::ResponseFuture;
 use crate::layer::ToolSecurityLayer;
+use crate::response::{errors_response, json_response, refuse, respond, timed_out};
+use crate::upstream::{ClientHead, cancel_fn, fetch_tools};
 
 /// The upstream key of requests without a [`BackendName`] extension.
 const DEFAULT_UPSTREAM: &str = "default";
@@ -65,28 +56,6 @@ impl<S: fmt::Debug> fmt::Debug for ToolSecurityService<S> {
     }
 }
 
-type BoxedFuture<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ToolSecurityBody<B>>, E>> + Send>>;
-
-/// The response future of [`ToolSecurityService`].
-pub struct ResponseFuture<B, E> {
-    inner: BoxedFuture<B, E>,
-}
-
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<ToolSecurityBody<B>>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ToolSecurityService<S>
 where
     S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>
@@ -112,9 +81,7 @@ where
         // The readied service handles this request; the clone is readied for the next one.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture {
-            inner: Box::pin(handle(self.layer.clone(), inner, req)),
-        }
+        ResponseFuture::new(handle(self.layer.clone(), inner, req))
     }
 }
 
@@ -137,10 +104,8 @@ where
 {
     // The path audited and forwarded is the one the upstream routes on.
     if let Err(err) = agentgw_core::path::canonicalize_request(&mut req) {
-        let rejection = err.into_rejection(LAYER);
-        rejection.record();
-        let response = rejection.into_response(&ResponseShape::JsonRpc { id: Value::Null });
-        return Ok(response.map(ToolSecurityBody::from_full));
+        let response = err.into_rejection(LAYER).respond_in(&UNKNOWN_ID);
+        return Ok(response.map(ToolSecurityBody::from));
     }
     let upstream = req
         .extensions()
@@ -178,9 +143,9 @@ where
     let req = match buffer_request(req, layer.body_limit).await {
         Ok(req) => req,
         Err(rejection) => {
-            rejection.record();
-            let response = rejection.into_response(&ResponseShape::JsonRpc { id: Value::Null });
-            return Ok(response.map(ToolSecurityBody::from_full));
+            return Ok(rejection
+                .respond_in(&UNKNOWN_ID)
+                .map(ToolSecurityBody::from));
         }
     };
     let payload = req.extensions().get::<Payload>().cloned();
@@ -196,8 +161,18 @@ where
         }
         poll_fn(|cx| inner.poll_ready(cx)).await?;
     }
-    if let Inspection::Deny(errors) = exchange.inspect(envelope) {
-        return Ok(json_response(StatusCode::OK, &errors));
+    match exchange.inspect(envelope) {
+        Inspection::Forward => {}
+        Inspection::Refuse { id, denial } => return Ok(refuse(denial, &id)),
+        // Every request of the batch has its error: the client reads each as that request's.
+        Inspection::DenyBatch { errors, rule } => {
+            let mut response = json_response(StatusCode::OK, &errors);
+            response.extensions_mut().insert(Denied {
+                layer: LAYER,
+                reason: rule.to_string().into(),
+            });
+            return Ok(response);
+        }
     }
     let batch = envelope.is_batch();
     let limits = exchange.policy().limits;
@@ -218,9 +193,10 @@ where
     Ok(respond(&layer, response, exchange, batch, deadline, cancel).await)
 }
 
-/// A request other than a POST, with its body checked to be empty. A body is refused (400,
-/// with the ids of the JSON-RPC requests it carries): JSON-RPC messages are POSTed, and a
-/// server that read one from a GET would run it uninspected.
+/// A request other than a POST, with its body checked to be empty. A body is refused with the
+/// JSON-RPC error of each request it carries (see [`errors_response`]; a 400 when it carries
+/// none): JSON-RPC messages are POSTed, and a server that read one from a GET would run it
+/// uninspected.
 async fn without_body<B, ResBody>(
     req: Request<B>,
     limit: BodyLimit,
@@ -240,7 +216,6 @@ where
         Ok(bytes) => bytes,
         Err(_) => Bytes::new(),
     };
-    record_rejection(LAYER, rules::INVALID_REQUEST);
     let denial = Denial::forbidden(
         rules::INVALID_REQUEST,
         format!(
@@ -249,8 +224,8 @@ where
         ),
     )
     .with_code(codes::INVALID_REQUEST);
-    let ids: Vec<Id> = mcp::parse(&bytes)
-        .map(|envelope| {
+    let (ids, batch): (Vec<Id>, bool) = match mcp::parse(&bytes) {
+        Ok(envelope) => (
             envelope
                 .messages()
                 .iter()
@@ -258,448 +233,17 @@ where
                     mcp::Message::Request { id, .. } => Some(id.clone()),
                     _ => None,
                 })
-                .collect()
-        })
-        .unwrap_or_default();
+                .collect(),
+            envelope.is_batch(),
+        ),
+        Err(_) => (Vec::new(), false),
+    };
     let errors = if ids.is_empty() {
-        vec![error_message(Id::Null, &denial)]
+        vec![(Id::Null, denial)]
     } else {
-        ids.into_iter()
-            .map(|id| error_message(id, &denial))
-            .collect()
+        ids.into_iter().map(|id| (id, denial.clone())).collect()
     };
-    let batch = errors.len() > 1;
-    Err(json_response(
-        StatusCode::BAD_REQUEST,
-        &payload_of(errors, batch),
-    ))
-}
-
-/// The most `tools/list` pages the layer requests to find the tools of a call.
-const MAX_LIST_PAGES: usize = 32;
-/// How long the layer waits for one page of its own `tools/list`.
-const LIST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Lists the upstream's tools through `inner`, on the session and with the credentials of
-/// `req`, page by page until every tool of `wanted` was seen (or the pages end); each page is
-/// validated and recorded as a client's `tools/list` answer would be. `inner` is ready when
-/// called and must be readied again afterwards.
-async fn fetch_tools<S, ReqBody, ResBody>(
-    layer: &ToolSecurityLayer,
-    inner: &mut S,
-    head: &ClientHead,
-    exchange: &mut Exchange,
-    mut wanted: Vec<String>,
-) -> Result<(), &'static str>
-where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
-    ResBody: Body<Data = Bytes>,
-    ResBody::Error: Into<BoxError>,
-{
-    let mut cursor: Option<String> = None;
-    for page in 0..MAX_LIST_PAGES {
-        if page > 0 {
-            poll_fn(|cx| inner.poll_ready(cx))
-                .await
-                .map_err(|_| "the upstream service is not ready")?;
-        }
-        let id = format!("agentgw-toolsec-list-{page}");
-        let mut list = json!({"jsonrpc": "2.0", "id": id, "method": methods::TOOLS_LIST});
-        if let Some(cursor) = &cursor {
-            list["params"] = json!({ "cursor": cursor });
-        }
-        let request = head.request(list);
-        let answer = async {
-            let response = inner
-                .call(request)
-                .await
-                .map_err(|_| "the upstream failed")?;
-            read_answer(response, &Id::String(id), layer.response_limit).await
-        };
-        let mut result = tokio::time::timeout(LIST_TIMEOUT, answer)
-            .await
-            .map_err(|_| "the upstream's tools/list timed out")??;
-        let Some(tools) = mcp::tools_from_list_result(&result) else {
-            return Err("the upstream's tools/list answer has no tool list");
-        };
-        wanted.retain(|name| {
-            !tools
-                .iter()
-                .any(|tool| tool.get("name").and_then(Value::as_str) == Some(name))
-        });
-        // Every tool of the page is recorded, even those the call does not need.
-        exchange.record_list(&mut result);
-        let next = result
-            .get("nextCursor")
-            .and_then(Value::as_str)
-            .filter(|next| !next.is_empty() && cursor.as_deref() != Some(*next));
-        match next {
-            Some(next) if !wanted.is_empty() => cursor = Some(next.to_owned()),
-            _ => return Ok(()),
-        }
-    }
-    Ok(())
-}
-
-/// The result of the answer to request `id` in `response` (a JSON body or an event stream).
-async fn read_answer<B>(
-    response: Response<B>,
-    id: &Id,
-    limit: BodyLimit,
-) -> Result<Value, &'static str>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    if !response.status().is_success() {
-        return Err("the upstream answered with an error status");
-    }
-    let find = |envelope: mcp::Envelope| {
-        envelope
-            .into_messages()
-            .into_iter()
-            .find_map(|message| match message {
-                Message::Response {
-                    id: answered,
-                    result,
-                } if answered == *id => Some(Ok(result)),
-                Message::Error { id: answered, .. } if answered == *id => {
-                    Some(Err("the upstream answered tools/list with an error"))
-                }
-                _ => None,
-            })
-    };
-    match mcp::response_kind(response.headers()) {
-        ResponseKind::Json => {
-            let bytes = collect(response.into_body(), limit)
-                .await
-                .map_err(|_| "the upstream's answer could not be read")?;
-            let envelope =
-                mcp::parse(&bytes).map_err(|_| "the upstream's answer is not JSON-RPC")?;
-            find(envelope).unwrap_or(Err("the upstream did not answer tools/list"))
-        }
-        ResponseKind::EventStream => {
-            let mut body = std::pin::pin!(response.into_body());
-            let mut decoder = Decoder::new(limit.bytes());
-            let mut frames = Vec::new();
-            let mut read = 0usize;
-            while let Some(frame) = body.as_mut().frame().await {
-                let frame = frame.map_err(|_| "the upstream's answer could not be read")?;
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                read += data.len();
-                if read > limit.bytes() {
-                    return Err("the upstream's answer is too large");
-                }
-                decoder
-                    .decode(&data, &mut frames)
-                    .map_err(|_| "the upstream's event stream is malformed")?;
-                for frame in frames.drain(..) {
-                    let Frame::Event(event) = frame else {
-                        continue;
-                    };
-                    if let Ok(Some(envelope)) = mcp::parse_sse_data(&event.data)
-                        && let Some(answer) = find(envelope)
-                    {
-                        return answer;
-                    }
-                }
-            }
-            Err("the upstream did not answer tools/list")
-        }
-        ResponseKind::Untyped | ResponseKind::Unsupported => {
-            Err("the upstream's answer has a content type that cannot be inspected")
-        }
-    }
-}
-
-/// Inspects the upstream's answer: JSON bodies are read (bounded) and rewritten, event
-/// streams are rewritten event by event. What cannot be inspected is not forwarded: a
-/// successful answer that is neither JSON nor an event stream (or is encoded) becomes a 502
-/// JSON-RPC error; an error status keeps its status and headers, and a body that is not
-/// JSON-RPC is replaced by a JSON-RPC error. Empty answers without a content type (the
-/// `202 Accepted` of a notification) pass.
-async fn respond<ResBody>(
-    layer: &ToolSecurityLayer,
-    response: Response<ResBody>,
-    mut exchange: Exchange,
-    batch: bool,
-    deadline: Option<tokio::time::Instant>,
-    cancel: Option<CancelFn>,
-) -> Response<ToolSecurityBody<ResBody>>
-where
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    let success = response.status().is_success();
-    match mcp::response_kind(response.headers()) {
-        ResponseKind::EventStream if success => {
-            let (mut parts, body) = response.into_parts();
-            parts.headers.remove(CONTENT_LENGTH);
-            let max_event = layer.response_limit.bytes();
-            let body = EventStreamBody::new(body, exchange, max_event, deadline, cancel);
-            Response::from_parts(parts, ToolSecurityBody::events(body))
-        }
-        ResponseKind::Untyped => {
-            let (parts, body) = response.into_parts();
-            // Nothing is held: a body with any data in it is refused.
-            let collected = match deadline {
-                None => collect(body, BodyLimit::new(0)).await,
-                Some(deadline) => {
-                    match tokio::time::timeout_at(deadline, collect(body, BodyLimit::new(0))).await
-                    {
-                        Ok(collected) => collected,
-                        Err(_) => return timed_out(exchange, batch, cancel),
-                    }
-                }
-            };
-            match collected {
-                Ok(empty) => {
-                    exchange.finish();
-                    Response::from_parts(parts, ToolSecurityBody::full(empty))
-                }
-                Err(_) => uninspectable(
-                    parts,
-                    exchange,
-                    batch,
-                    "the upstream answer has a body but no content type",
-                ),
-            }
-        }
-        ResponseKind::Unsupported | ResponseKind::EventStream => {
-            let (parts, _) = response.into_parts();
-            uninspectable(
-                parts,
-                exchange,
-                batch,
-                "the upstream answer has a content type or encoding that cannot be inspected",
-            )
-        }
-        ResponseKind::Json => {
-            let (mut parts, body) = response.into_parts();
-            let limits = exchange.policy().limits;
-            let single_call_limit = limits
-                .max_output_size
-                .filter(|_| limits.enforce && !batch && exchange.has_pending_calls());
-            let limit = match single_call_limit {
-                Some(max) => BodyLimit::new(max.min(layer.response_limit.bytes())),
-                None => layer.response_limit,
-            };
-            let collected = match deadline {
-                None => collect(body, limit).await,
-                Some(deadline) => {
-                    match tokio::time::timeout_at(deadline, collect(body, limit)).await {
-                        Ok(collected) => collected,
-                        Err(_) => return timed_out(exchange, batch, cancel),
-                    }
-                }
-            };
-            let bytes = match collected {
-                Ok(bytes) => bytes,
-                Err(BodyError::TooLarge { .. }) => {
-                    let (denial, outcome) = match single_call_limit {
-                        Some(max) => (output_too_large(max), "too_large"),
-                        None => (
-                            invalid_answer("the upstream answer is too large to inspect"),
-                            "invalid_response",
-                        ),
-                    };
-                    let status = if single_call_limit.is_some() {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::BAD_GATEWAY
-                    };
-                    let errors = exchange.fail_all(&denial, outcome);
-                    return json_response(status, &payload_of(errors, batch));
-                }
-                Err(BodyError::Read(error)) => {
-                    tracing::warn!(%error, "the upstream answer could not be read");
-                    let denial = invalid_answer("the upstream answer could not be read");
-                    let errors = exchange.fail_all(&denial, "invalid_response");
-                    return json_response(StatusCode::BAD_GATEWAY, &payload_of(errors, batch));
-                }
-            };
-            if bytes.trim_ascii().is_empty() {
-                // Some servers acknowledge notifications with an empty `200 application/json`.
-                exchange.finish();
-                return Response::from_parts(parts, ToolSecurityBody::full(bytes));
-            }
-            let bytes = match mcp::parse(&bytes) {
-                Ok(mut envelope) => {
-                    let raw_len = (!envelope.is_batch()).then_some(bytes.len());
-                    let mut changed = false;
-                    for message in envelope.messages_mut() {
-                        changed |= exchange.on_message(message, raw_len);
-                    }
-                    if changed { envelope.to_bytes() } else { bytes }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "the upstream answer is not JSON-RPC");
-                    return uninspectable(
-                        parts,
-                        exchange,
-                        batch,
-                        "the upstream answer is not valid JSON-RPC",
-                    );
-                }
-            };
-            exchange.finish();
-            parts
-                .headers
-                .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            Response::from_parts(parts, ToolSecurityBody::full(bytes))
-        }
-    }
-}
-
-/// The answer in place of an upstream answer the layer cannot inspect: a JSON-RPC error for
-/// each request waiting (one with a `null` id when none is), with status 502 in place of a
-/// success, or the upstream's error status (and its other headers) kept.
-fn uninspectable<B>(
-    mut parts: http::response::Parts,
-    mut exchange: Exchange,
-    batch: bool,
-    message: &str,
-) -> Response<ToolSecurityBody<B>> {
-    let status = if parts.status.is_success() {
-        StatusCode::BAD_GATEWAY
-    } else {
-        parts.status
-    };
-    let message = if parts.status.is_success() {
-        message.to_owned()
-    } else {
-        format!("{message} (upstream status {})", parts.status.as_u16())
-    };
-    let denial = invalid_answer(&message);
-    let mut errors = exchange.fail_all(&denial, "invalid_response");
-    exchange.finish();
-    if errors.is_empty() {
-        record_rejection(LAYER, rules::INVALID_RESPONSE);
-        errors.push(error_message(Id::Null, &denial));
-    }
-    let body = Bytes::from(serde_json::to_vec(&payload_of(errors, batch)).unwrap_or_default());
-    // The headers that described the upstream's body do not describe this one.
-    for name in [
-        CONTENT_TYPE,
-        CONTENT_LENGTH,
-        CONTENT_ENCODING,
-        CONTENT_LANGUAGE,
-        CONTENT_LOCATION,
-        CONTENT_RANGE,
-        CONTENT_DISPOSITION,
-        ETAG,
-        LAST_MODIFIED,
-    ] {
-        parts.headers.remove(name);
-    }
-    parts
-        .headers
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    parts
-        .headers
-        .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    parts.status = status;
-    Response::from_parts(parts, ToolSecurityBody::full(body))
-}
-
-/// The answer when the tool calls ran out of time: their errors (HTTP 200, so that MCP clients
-/// report them as the calls' failures), and the calls cancelled upstream.
-fn timed_out<B>(
-    mut exchange: Exchange,
-    batch: bool,
-    cancel: Option<CancelFn>,
-) -> Response<ToolSecurityBody<B>> {
-    let ids = exchange.pending_call_ids();
-    let mut errors = exchange.time_out();
-    // Other requests of the batch (a `tools/list` next to the call) get an error as well.
-    let denial = Denial::forbidden(rules::EXECUTION_TIME, "the request did not finish in time")
-        .with_code(codes::TIMEOUT);
-    errors.extend(exchange.fail_all(&denial, "timeout"));
-    exchange.finish();
-    if let Some(cancel) = cancel {
-        cancel(ids);
-    }
-    json_response(StatusCode::OK, &payload_of(errors, batch))
-}
-
-/// Sends `notifications/cancelled` upstream for the given calls, through the inner service
-/// with the headers of the original request (session, credentials), in the background.
-fn cancel_fn<S, ReqBody, ResBody>(req: &Request<RequestBody<ReqBody>>, inner: S) -> CancelFn
-where
-    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: Send + 'static,
-{
-    let head = ClientHead::of(req);
-    Box::new(move |ids: Vec<Id>| {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        runtime.spawn(async move {
-            let mut inner = inner;
-            for id in ids {
-                let notification = json!({
-                    "jsonrpc": "2.0",
-                    "method": "notifications/cancelled",
-                    "params": { "requestId": id.to_value(), "reason": "maxExecutionTime exceeded" },
-                });
-                let request = head.request(notification);
-                if poll_fn(|cx| inner.poll_ready(cx)).await.is_err() {
-                    return;
-                }
-                // The answer (202 Accepted) is not needed.
-                let _ = inner.call(request).await;
-            }
-        });
-    })
-}
-
-/// What the layer's own requests to the upstream take from the client's request: the URI,
-/// version, headers (session, credentials) and extensions.
-struct ClientHead {
-    uri: Uri,
-    version: Version,
-    headers: HeaderMap,
-    extensions: Extensions,
-}
-
-impl ClientHead {
-    fn of<B>(req: &Request<B>) -> Self {
-        let mut headers = req.headers().clone();
-        for name in [CONTENT_ENCODING, TRANSFER_ENCODING, EXPECT] {
-            headers.remove(name);
-        }
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
-        Self {
-            uri: req.uri().clone(),
-            version: req.version(),
-            headers,
-            extensions: req.extensions().clone(),
-        }
-    }
-
-    /// A POST of `message` on the client's session.
-    fn request<B>(&self, message: Value) -> Request<RequestBody<B>> {
-        let payload = Payload::from_json(message);
-        let mut request = Request::new(RequestBody::buffered(payload.bytes().clone()));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.uri.clone();
-        *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers.clone();
-        request
-            .headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(payload.len()));
-        *request.extensions_mut() = self.extensions.clone();
-        request.extensions_mut().insert(payload);
-        request
-    }
+    Err(errors_response(errors, batch, StatusCode::BAD_REQUEST))
 }
 
 /// The caller's identity for audit: JWT subject, API key name, or client certificate.
@@ -720,7 +264,7 @@ fn subject_of<B>(req: &Request<B>) -> Option<String> {
         })
 }
 
-/// The answer to a POST body that is not JSON-RPC: a parse error (400).
+/// The answer to a POST body that is not JSON-RPC: a parse error (400, no id to answer).
 fn not_jsonrpc<B>(payload: Option<&Payload>) -> Response<ToolSecurityBody<B>> {
     let (code, message) = match payload.map(Payload::json) {
         Some(Ok(json)) => match mcp::from_value(json) {
@@ -729,25 +273,72 @@ fn not_jsonrpc<B>(payload: Option<&Payload>) -> Response<ToolSecurityBody<B>> {
         },
         _ => (codes::PARSE_ERROR, "the body is not valid JSON".to_owned()),
     };
-    record_rejection(LAYER, rules::INVALID_REQUEST);
-    let body = mcp::error_response(
-        &Id::Null,
-        code,
-        &message,
-        Some(json!({ "status": 400, "layer": LAYER, "reason": rules::INVALID_REQUEST })),
-    );
-    json_response(StatusCode::BAD_REQUEST, &body)
+    let denial = Denial::forbidden(rules::INVALID_REQUEST, message).with_code(code);
+    refuse(denial, &Id::Null)
 }
 
-fn json_response<B>(status: StatusCode, body: &Value) -> Response<ToolSecurityBody<B>> {
-    let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-    let mut response = Response::new(ToolSecurityBody::full(bytes.clone()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-        .headers_mut()
-        .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    response
+/// The shape of a rejection that answers no request id (the body was not read or is not
+/// JSON-RPC): a JSON-RPC error with a `null` id, with the rejection's HTTP status.
+const UNKNOWN_ID: ResponseShape = ResponseShape::JsonRpc { id: Value::Null };
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use agentgw_core::rejection::Denied;
+    use http_body_util::{BodyExt, Full};
+    use serde_json::json;
+    use tower_layer::Layer;
+
+    use super::*;
+    use crate::config::{AllowedTool, AllowlistConfig, ToolSecurityConfig, UnlistedTools};
+
+    async fn upstream(
+        _: Request<RequestBody<Full<Bytes>>>,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        unreachable!("every request of these tests is refused before the upstream")
+    }
+
+    fn post(body: Value) -> Request<Full<Bytes>> {
+        Request::post("/mcp")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap()
+    }
+
+    fn call(id: u64, tool: &str) -> Value {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": tool, "arguments": {}}})
+    }
+
+    #[tokio::test]
+    async fn refusals_are_marked_denied_for_outer_layers() {
+        use tower::ServiceExt;
+
+        let config = ToolSecurityConfig::default()
+            .allowlist(AllowlistConfig::default().tools([AllowedTool::new("get-weather")]))
+            .unlisted_tools(UnlistedTools::Allow);
+        let layer = ToolSecurityLayer::from_config(&config).unwrap();
+        let service = layer.layer(tower::service_fn(upstream));
+
+        // One request: core's rejection, HTTP 200 with the request's id.
+        let response = service
+            .clone()
+            .oneshot(post(call(1, "rm-rf")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let denied = response.extensions().get::<Denied>().unwrap();
+        assert_eq!((denied.layer, denied.reason.as_ref()), (LAYER, "allowlist"));
+
+        // A batch: an error per request, marked denied with the first refused rule.
+        let batch = json!([call(2, "get-weather"), call(3, "rm-rf")]);
+        let response = service.oneshot(post(batch)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let denied = response.extensions().get::<Denied>().unwrap();
+        assert_eq!(denied.reason.as_ref(), "allowlist");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let errors: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(errors.as_array().map(Vec::len), Some(2));
+    }
 }

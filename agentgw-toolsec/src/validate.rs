@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::config::ValidationConfig;
 use crate::detect::Detectors;
-use crate::error::ToolSecError;
+use crate::error::Error;
 use crate::field::{FieldPath, for_each_string};
 use crate::input::{allow_rule_name, compile};
 
@@ -30,16 +30,16 @@ struct FieldRule {
 }
 
 impl DefinitionRules {
-    pub(crate) fn from_config(config: &ValidationConfig, base: &str) -> Result<Self, ToolSecError> {
+    pub(crate) fn from_config(config: &ValidationConfig, base: &str) -> Result<Self, Error> {
         let mut rules = Vec::with_capacity(config.rules.len());
         for (i, rule) in config.rules.iter().enumerate() {
             let path = format!("{base}.rules[{i}]");
             let field = FieldPath::parse(&rule.field)
-                .map_err(|message| ToolSecError::invalid(format!("{path}.field"), message))?;
+                .map_err(|message| Error::invalid(format!("{path}.field"), message))?;
             if rule.reject.is_empty() && rule.allow.is_empty() {
-                return Err(ToolSecError::Missing {
+                return Err(Error::Missing {
                     path: format!("{path}.reject"),
-                    reason: "(or `allow`): the rule has no pattern",
+                    detail: "(or `allow`): the rule has no pattern",
                 });
             }
             rules.push(FieldRule {
@@ -120,11 +120,12 @@ impl DefinitionRules {
 mod tests {
     use super::*;
     use crate::config::tests::{SEED_VALIDATION, seed};
+    use agentgw_core::ConfigError;
     use serde_json::json;
 
     fn seed_rules() -> DefinitionRules {
         let config = seed(SEED_VALIDATION).validation.expect("validation");
-        DefinitionRules::from_config(&config, "toolSecurity.validation").expect("compiles")
+        DefinitionRules::from_config(&config, "validation").expect("compiles")
     }
 
     fn rule(rules: &DefinitionRules, tool: Value) -> Option<String> {
@@ -197,24 +198,24 @@ mod tests {
     fn configuration_errors_name_the_field() {
         let build = |yaml: &str| {
             let config: ValidationConfig = serde_saphyr::from_str(yaml).unwrap();
-            DefinitionRules::from_config(&config, "toolSecurity.validation").unwrap_err()
+            DefinitionRules::from_config(&config, "validation").unwrap_err()
         };
         assert_eq!(
             build("rules:\n  - field: description\n    reject:\n      - pattern: '(?<=x)y'\n")
                 .path(),
-            "toolSecurity.validation.rules[0].reject[0].pattern"
+            "validation.rules[0].reject[0].pattern"
         );
         assert_eq!(
             build("rules:\n  - field: name\n    allow: [{pattern: a}, {pattern: 'b{'}]\n").path(),
-            "toolSecurity.validation.rules[0].allow[1].pattern"
+            "validation.rules[0].allow[1].pattern"
         );
         assert_eq!(
             build("rules:\n  - field: ''\n    allow: [{pattern: a}]\n").path(),
-            "toolSecurity.validation.rules[0].field"
+            "validation.rules[0].field"
         );
         assert_eq!(
             build("rules:\n  - field: name\n").path(),
-            "toolSecurity.validation.rules[0].reject"
+            "validation.rules[0].reject"
         );
     }
 }

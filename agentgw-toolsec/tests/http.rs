@@ -191,8 +191,10 @@ async fn malformed_requests_are_refused() {
         (error["id"].as_i64(), error["error"]["code"].as_i64()),
         (Some(4), Some(-32602))
     );
-    // Nor is a tools/call without an id (a notification invokes nothing; a lenient server might).
+    // Nor is a tools/call without an id (a notification invokes nothing; a lenient server might):
+    // no id to answer, so the HTTP status says it.
     let response = post(&gateway.url, r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"read-file","arguments":{"path":"x"}}}"#, None).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error: Value = response.json().await.unwrap();
     assert_eq!(
         (error["id"].clone(), error["error"]["code"].as_i64()),
@@ -428,13 +430,15 @@ async fn upstream_answers_that_are_not_json_rpc_fail_closed() {
         None,
     )
     .await;
-    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    // The error of request 5, with HTTP 200 as every agentgw denial of an MCP request.
+    assert_eq!(response.status(), StatusCode::OK);
     let error: Value = response.json().await.unwrap();
     assert_eq!(
         (
             error["id"].as_i64(),
-            error["error"]["data"]["reason"].as_str()
+            error["error"]["data"]["reason"].as_str(),
+            error["error"]["data"]["status"].as_u64()
         ),
-        (Some(5), Some("invalid-upstream-response"))
+        (Some(5), Some("invalid-upstream-response"), Some(502))
     );
 }

@@ -603,7 +603,7 @@ async fn audit_lines_with_and_without_arguments() {
     ];
     for (yaml, with_arguments) in configs {
         let (lines, sink) = line_sink();
-        let gateway = start_plain(layer(yaml).audit_sink(sink), Mode::Default).await;
+        let gateway = start_plain(layer(yaml).audit_sink(Arc::new(sink)), Mode::Default).await;
         let client = client(&gateway.url).await;
         tool_names(&client).await;
         call(
@@ -662,7 +662,7 @@ async fn audit_lines_with_and_without_arguments() {
 async fn identity_is_audited() {
     use agentgw_core::identity::{BackendName, JwtClaims};
     let (lines, sink) = line_sink();
-    let layer = layer("audit: {level: basic}\n").audit_sink(sink);
+    let layer = layer("audit: {level: basic}\n").audit_sink(Arc::new(sink));
     // An outer layer (JWT authentication, the gateway's router) inserts the identity.
     let gateway = {
         let service = mcp_service(ServerState::new(), Default::default());

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use agentgw_core::RequestBody;
 use agentgw_core::metrics::{
-    REJECTED_REQUESTS_TOTAL, TOOL_CALLS_TOTAL, TOOL_VALIDATION_REJECTED_TOTAL,
+    OTHER_TOOL, REJECTED_REQUESTS_TOTAL, TOOL_CALLS_TOTAL, TOOL_VALIDATION_REJECTED_TOTAL,
 };
 use agentgw_toolsec::{ToolSecurityConfig, ToolSecurityLayer};
 use bytes::Bytes;
@@ -151,7 +151,7 @@ fn tool_metrics() {
         count(
             &snapshot,
             TOOL_CALLS_TOTAL,
-            &[("tool", "unknown"), ("allowed", "false")]
+            &[("tool", OTHER_TOOL), ("allowed", "false")]
         ),
         2
     );

@@ -200,10 +200,13 @@ routes:
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["received_headers"]["x-auth-user"], "alice");
 
-    // The service's denial is relayed as it came.
+    // The service's denial keeps its status and reaches the LLM client as the error its SDK
+    // reads (core's one denial policy), not as the service's raw text.
     let res = post("/openai/chat/completions", "mallory").await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert_eq!(res.text().await.unwrap(), "denied by policy X");
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(json["error"]["type"], "permission_error", "{json}");
+    assert_eq!(json["error"]["code"], "denied", "{json}");
 
     // Service down: fail closed.
     let res = post("/down/chat/completions", "alice").await.unwrap();

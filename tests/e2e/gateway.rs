@@ -215,10 +215,23 @@ routes:
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    // MCP: the error of that one request (HTTP 200), which MCP clients report as the call's
+    // error rather than a transport failure; the 502 it stands for is in `error.data.status`.
+    assert_eq!(res.status(), StatusCode::OK);
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["jsonrpc"], "2.0");
     assert_eq!(json["id"], "req-9");
+    assert_eq!(json["error"]["data"]["status"], 502, "{json}");
+
+    // A notification has no response to carry an error: the HTTP status says it.
+    let res = reqwest::Client::new()
+        .post(h.url("/mcp"))
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
 }
 
 #[tokio::test]

@@ -462,7 +462,8 @@ routes:
         .unwrap();
     assert!(!reasoning.contains("bob@example.com"), "{reasoning}");
 
-    // A JSON-RPC answer labelled text/plain is a 502, never passed through uninspected.
+    // A JSON-RPC answer labelled text/plain is never passed through uninspected: the request
+    // gets its JSON-RPC error (HTTP 200 as every MCP denial; `data.status` 502).
     let res = client
         .post(url("/tools/mcp"))
         .header("content-type", "application/json")
@@ -471,11 +472,12 @@ routes:
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(res.status(), StatusCode::OK);
     let body = res.text().await.unwrap();
     assert!(!body.contains("id_rsa"), "{body}");
     let error: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(error["id"], 1);
+    assert_eq!(error["error"]["data"]["status"], 502, "{body}");
 }
 
 #[tokio::test]

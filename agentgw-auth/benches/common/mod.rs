@@ -1,6 +1,5 @@
 //! Keys, tokens and layers shared by the benchmarks.
 
-use agentgw_auth::Mode;
 use agentgw_auth::api_key::{ApiKeyConfig, ApiKeyEntry, ApiKeyLayer};
 use agentgw_auth::jwt::{JwksSource, JwtConfig, JwtLayer, JwtProvider};
 use aws_lc_rs::rand::SystemRandom;
@@ -99,8 +98,8 @@ impl Key {
 pub(crate) fn layer(key: &Key, cache_size: usize) -> JwtLayer {
     let jwks = json!({"keys": [key.jwk()]}).to_string();
     let provider = JwtProvider::new(ISSUER, JwksSource::inline(jwks)).audiences([AUDIENCE]);
-    JwtLayer::new(
-        JwtConfig::new(Mode::Strict)
+    JwtLayer::from_config(
+        &JwtConfig::default()
             .provider(provider)
             .cache_size(cache_size),
     )
@@ -127,7 +126,7 @@ impl Key {
 
 /// An API key layer with `count` keys named `key-N`, keys `sk-live-NNNNN-0123456789abcdef`.
 pub(crate) fn api_key_layer(count: usize) -> ApiKeyLayer {
-    let mut config = ApiKeyConfig::new(Mode::Strict);
+    let mut config = ApiKeyConfig::default();
     for n in 0..count {
         config = config.key(
             ApiKeyEntry::new(
@@ -138,5 +137,5 @@ pub(crate) fn api_key_layer(count: usize) -> ApiKeyLayer {
             .allowed_models(["gpt-4o"]),
         );
     }
-    ApiKeyLayer::new(config).unwrap()
+    ApiKeyLayer::from_config(&config).unwrap()
 }

@@ -32,6 +32,20 @@ use crate::mode::Mode;
 /// Keys are hashed (SHA-256) when loaded and compared in constant time; the plain key can be
 /// given as `key` (kept in memory only until it is hashed), but `sha256` keeps it out of the
 /// configuration entirely: `printf %s "$KEY" | sha256sum`.
+///
+/// In code, start from [`ApiKeyConfig::default`] and set fields with the builders named after
+/// them:
+///
+/// ```
+/// use agentgw_auth::api_key::{ApiKeyConfig, ApiKeyEntry};
+/// use agentgw_auth::{Mode, TokenLocation};
+///
+/// let config = ApiKeyConfig::default()
+///     .mode(Mode::Optional)
+///     .location(TokenLocation::bearer())
+///     .key(ApiKeyEntry::new("ci-bot", "sk-example").team("platform"));
+/// assert_eq!(config.keys.len(), 1);
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -49,10 +63,11 @@ pub struct ApiKeyConfig {
     /// key from it revokes the key without a restart.
     #[serde(default)]
     pub file: Option<PathBuf>,
-    /// How often `file` is checked for changes.
+    /// How often `file` is checked for changes, by a task on the Tokio runtime the layer is
+    /// built in; `0s` reads the file once and needs no runtime.
     #[serde(
         default = "default_reload_interval",
-        deserialize_with = "crate::duration::deserialize"
+        deserialize_with = "agentgw_core::config::duration::deserialize"
     )]
     pub reload_interval: Duration,
     /// Keep the key on the upstream request (by default it is removed).
@@ -63,7 +78,10 @@ pub struct ApiKeyConfig {
 /// One API key and its metadata. Everything but the key is visible to policies as `apiKey.*`
 /// (`apiKey.name`, `apiKey.team`, `apiKey.role`, `apiKey.allowedModels`, `apiKey.expiresAt` and
 /// each `metadata` entry).
-#[derive(Debug, Clone, Deserialize)]
+///
+/// `Default` is an entry without name and key, for the builders:
+/// `ApiKeyEntry::default().name("ci-bot").sha256(HEX).team("platform")`.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ApiKeyEntry {
@@ -104,11 +122,13 @@ fn default_reload_interval() -> Duration {
     Duration::from_secs(1)
 }
 
-impl ApiKeyConfig {
-    /// A configuration in `mode` with no keys, reading `x-api-key`.
-    pub fn new(mode: Mode) -> Self {
+impl Default for ApiKeyConfig {
+    /// `Strict`, no keys, the key read from `x-api-key`, a key file checked every second,
+    /// keys removed from the upstream request. Building a layer from it reports the missing
+    /// keys (`keys`).
+    fn default() -> Self {
         ApiKeyConfig {
-            mode,
+            mode: Mode::default(),
             location: TokenLocation::x_api_key(),
             keys: Vec::new(),
             file: None,
@@ -116,32 +136,53 @@ impl ApiKeyConfig {
             passthrough: false,
         }
     }
+}
 
-    /// Adds a key.
+impl ApiKeyConfig {
+    /// Sets what happens to requests without a key or with an unknown one (default `Strict`).
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Reads the key from `location` (default `x-api-key`).
+    #[must_use]
+    pub fn location(mut self, location: TokenLocation) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// Replaces the configured keys.
+    #[must_use]
+    pub fn keys(mut self, entries: impl IntoIterator<Item = ApiKeyEntry>) -> Self {
+        self.keys = entries.into_iter().collect();
+        self
+    }
+
+    /// Adds one key.
+    #[must_use]
     pub fn key(mut self, entry: ApiKeyEntry) -> Self {
         self.keys.push(entry);
         self
     }
 
     /// Also reads keys from `path`, re-read when it changes.
+    #[must_use]
     pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
         self.file = Some(path.into());
         self
     }
 
-    /// Sets how often the key file is checked for changes.
+    /// Sets how often the key file is checked for changes (default 1 s; zero: read once).
+    #[must_use]
     pub fn reload_interval(mut self, interval: Duration) -> Self {
         self.reload_interval = interval;
         self
     }
 
-    /// Reads the key from `location`.
-    pub fn location(mut self, location: TokenLocation) -> Self {
-        self.location = location;
-        self
-    }
-
-    /// Keeps the key on the upstream request.
+    /// Keeps the key on the upstream request (default `false`: it is removed).
+    #[must_use]
     pub fn passthrough(mut self, passthrough: bool) -> Self {
         self.passthrough = passthrough;
         self
@@ -149,54 +190,76 @@ impl ApiKeyConfig {
 }
 
 impl ApiKeyEntry {
-    /// A key named `name` with the plain `key`.
+    /// A key named `name` with the plain `key`: shorthand for
+    /// `ApiKeyEntry::default().name(name).key(key)`.
     pub fn new(name: impl Into<String>, key: impl Into<String>) -> Self {
-        ApiKeyEntry {
-            key: Some(SecretString::from(key.into())),
-            ..ApiKeyEntry::hashed(name, "")
+        ApiKeyEntry::default().name(name).key(key)
+    }
+
+    /// A key named `name` given by the hex SHA-256 of the key: shorthand for
+    /// `ApiKeyEntry::default().name(name).sha256(sha256_hex)` (an empty `sha256_hex` leaves
+    /// the entry without a key, which building the layer reports).
+    pub fn hashed(name: impl Into<String>, sha256_hex: impl Into<String>) -> Self {
+        let sha256 = sha256_hex.into();
+        let entry = ApiKeyEntry::default().name(name);
+        if sha256.is_empty() {
+            entry
+        } else {
+            entry.sha256(sha256)
         }
     }
 
-    /// A key named `name` given by the hex SHA-256 of the key.
-    pub fn hashed(name: impl Into<String>, sha256_hex: impl Into<String>) -> Self {
-        let sha256 = sha256_hex.into();
-        ApiKeyEntry {
-            name: name.into(),
-            key: None,
-            sha256: (!sha256.is_empty()).then_some(sha256),
-            team: None,
-            role: None,
-            allowed_models: None,
-            expires_at: None,
-            metadata: Map::new(),
-        }
+    /// Sets the unique name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the plain key (hashed when the layer is built).
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(SecretString::from(key.into()));
+        self
+    }
+
+    /// Sets the hex SHA-256 of the key.
+    #[must_use]
+    pub fn sha256(mut self, sha256_hex: impl Into<String>) -> Self {
+        self.sha256 = Some(sha256_hex.into());
+        self
     }
 
     /// Sets the team.
+    #[must_use]
     pub fn team(mut self, team: impl Into<String>) -> Self {
         self.team = Some(team.into());
         self
     }
 
     /// Sets the role.
+    #[must_use]
     pub fn role(mut self, role: impl Into<String>) -> Self {
         self.role = Some(role.into());
         self
     }
 
     /// Sets the models the key may use.
+    #[must_use]
     pub fn allowed_models<I: IntoIterator<Item = S>, S: Into<String>>(mut self, models: I) -> Self {
         self.allowed_models = Some(models.into_iter().map(Into::into).collect());
         self
     }
 
     /// Sets the RFC 3339 instant from which the key is rejected.
+    #[must_use]
     pub fn expires_at(mut self, instant: impl Into<String>) -> Self {
         self.expires_at = Some(instant.into());
         self
     }
 
     /// Adds a metadata field.
+    #[must_use]
     pub fn metadata(mut self, field: impl Into<String>, value: impl Into<Value>) -> Self {
         self.metadata.insert(field.into(), value.into());
         self
@@ -233,9 +296,49 @@ reloadInterval: 5s
     }
 
     #[test]
+    fn defaults_and_builders_match_the_yaml_block() {
+        let default = ApiKeyConfig::default();
+        let empty: ApiKeyConfig = serde_saphyr::from_str("{}").unwrap();
+        assert_eq!(default.mode, Mode::Strict);
+        assert_eq!(default.location, TokenLocation::x_api_key());
+        assert_eq!(default.reload_interval, Duration::from_secs(1));
+        assert!(!default.passthrough && default.keys.is_empty() && default.file.is_none());
+        assert_eq!(
+            (default.mode, &default.location, default.reload_interval),
+            (empty.mode, &empty.location, empty.reload_interval)
+        );
+
+        let yaml: ApiKeyConfig = serde_saphyr::from_str(
+            r#"
+mode: Optional
+location: {header: {name: authorization, prefix: "Bearer "}}
+keys: [{name: ci-bot, sha256: "00", team: platform, role: admin, allowedModels: [gpt-4o], expiresAt: "2027-01-01T00:00:00Z", metadata: {tier: gold}}]
+file: /etc/keys.yaml
+reloadInterval: 5s
+passthrough: true
+"#,
+        )
+        .unwrap();
+        let built = ApiKeyConfig::default()
+            .mode(Mode::Optional)
+            .location(TokenLocation::bearer())
+            .keys([ApiKeyEntry::hashed("ci-bot", "00")
+                .team("platform")
+                .role("admin")
+                .allowed_models(["gpt-4o"])
+                .expires_at("2027-01-01T00:00:00Z")
+                .metadata("tier", "gold")])
+            .file("/etc/keys.yaml")
+            .reload_interval(Duration::from_secs(5))
+            .passthrough(true);
+        // `ApiKeyEntry` holds a secret and has no `PartialEq`: compare what `Debug` shows.
+        assert_eq!(format!("{built:?}"), format!("{yaml:?}"));
+    }
+
+    #[test]
     fn debug_never_shows_the_key() {
         let entry = ApiKeyEntry::new("ci-bot", "sk-very-secret-value");
-        let config = ApiKeyConfig::new(Mode::Strict).key(entry);
+        let config = ApiKeyConfig::default().key(entry);
         let debug = format!("{config:?}");
         assert!(!debug.contains("sk-very-secret-value"), "{debug}");
         assert!(debug.contains("ci-bot"));

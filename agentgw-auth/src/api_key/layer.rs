@@ -1,71 +1,38 @@
-//! [`ApiKeyLayer`], [`ApiKeyService`] and their response future.
+//! [`ApiKeyLayer`]: the checked keys and how a request's key is judged.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
+use agentgw_core::Attributes;
+use agentgw_core::Rejection;
+use agentgw_core::audit::{AuditEvent, AuditSink, Decision};
 use agentgw_core::identity::ApiKeyInfo;
-use agentgw_core::{Rejection, ResponseBody};
-use bytes::Bytes;
+use agentgw_core::reload::Reloading;
 use http::header::WWW_AUTHENTICATE;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
-use pin_project_lite::pin_project;
+use http::{HeaderValue, Request, StatusCode};
 use tower_layer::Layer;
-use tower_service::Service;
 
 use super::config::ApiKeyConfig;
+use super::error::ApiKeyError;
+use super::service::ApiKeyService;
 use super::store::{KeyHash, KeyTable, Record};
+use crate::denial::Denial;
 use crate::error::Error;
 use crate::location::{Found, Locator};
 use crate::mode::Mode;
-use crate::reload::Reloading;
+use crate::reload::{file_of, watch_file};
 
-const LAYER: &str = "api_key";
-
-/// Why an API key was not accepted.
-///
-/// [`reason`](ApiKeyError::reason) labels logs and the metric
-/// `agentgateway_rejected_requests_total{layer="api_key", reason}`; clients only learn that the
-/// key was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApiKeyError {
-    /// An empty or non-text credential.
-    #[error("malformed API key")]
-    Malformed,
-    /// More than one key in the request.
-    #[error("more than one API key in the request")]
-    MultipleKeys,
-    /// No configured key matches.
-    #[error("unknown API key")]
-    UnknownKey,
-    /// The key's `expiresAt` has passed.
-    #[error("API key expired")]
-    Expired,
-}
-
-impl ApiKeyError {
-    /// A short, fixed label for logs and metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            ApiKeyError::Malformed => "malformed",
-            ApiKeyError::MultipleKeys => "multiple_keys",
-            ApiKeyError::UnknownKey => "unknown_key",
-            ApiKeyError::Expired => "expired_key",
-        }
-    }
-}
+/// The `layer` label of this layer's rejections and audit events.
+pub(super) const LAYER: &str = "api_key";
 
 /// Authenticates requests with API keys. See the [module docs](crate::api_key) for an example.
 #[derive(Clone)]
 pub struct ApiKeyLayer {
     shared: Arc<Shared>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
-struct Shared {
-    mode: Mode,
+pub(super) struct Shared {
+    pub(super) mode: Mode,
     locator: Locator,
     passthrough: bool,
     keys: Arc<KeyTable>,
@@ -79,17 +46,13 @@ impl std::fmt::Debug for ApiKeyLayer {
             .field("location", &self.shared.locator)
             .field("passthrough", &self.shared.passthrough)
             .field("keys", &self.shared.keys.len())
-            .field("file", &self.shared.file.as_ref().map(Reloading::path))
+            .field("file", &self.shared.file.as_ref().map(file_of))
+            .field("audit", &self.audit.is_some())
             .finish()
     }
 }
 
 impl ApiKeyLayer {
-    /// Builds the layer from `config`; see [`ApiKeyLayer::from_config`].
-    pub fn new(config: ApiKeyConfig) -> Result<Self, Error> {
-        Self::from_config(&config)
-    }
-
     /// Checks `config`, hashes the keys and reads the key file. Errors name the field path
     /// relative to the `apiKeyAuthentication` block (`keys[2].expiresAt`, `file`) and never
     /// contain a key.
@@ -103,7 +66,7 @@ impl ApiKeyLayer {
             None => None,
             Some(path) => {
                 let config_keys = Arc::clone(&keys);
-                Some(Reloading::open(
+                Some(watch_file(
                     path,
                     config.reload_interval,
                     "API keys",
@@ -126,7 +89,17 @@ impl ApiKeyLayer {
                 keys,
                 file,
             }),
+            audit: None,
         })
+    }
+
+    /// Records an `authentication` event in `sink` for every request this layer rejects (rule:
+    /// the reason of `agentgateway_rejected_requests_total`, never the key). See
+    /// [`agentgw_core::audit`] for the schema.
+    #[must_use]
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
     }
 
     /// Checks one key: its metadata when it is configured and not expired.
@@ -148,7 +121,7 @@ impl Shared {
             None => self
                 .file
                 .as_ref()
-                .and_then(|file| file.get().lookup(&hash).cloned())
+                .and_then(|file| file.current().lookup(&hash).cloned())
                 .ok_or(ApiKeyError::UnknownKey)?,
         };
         if record
@@ -168,8 +141,12 @@ impl Shared {
         }
     }
 
-    /// Checks the request's key; the rejection to send, if any.
-    fn authenticate<B>(&self, req: &mut Request<B>) -> Option<Rejection> {
+    /// Checks the request's key; the denial to send, if any.
+    pub(super) fn authenticate<B>(
+        &self,
+        req: &mut Request<B>,
+        audit: Option<&dyn AuditSink>,
+    ) -> Option<Denial> {
         let result = match self.locator.find(req.headers(), req.uri()) {
             Found::Absent => None,
             Found::Many => Some(Err(ApiKeyError::MultipleKeys)),
@@ -181,20 +158,18 @@ impl Shared {
                 let rejection = Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "missing_api_key")
                     .with_message("API key required")
                     .with_header(WWW_AUTHENTICATE, self.challenge(None));
-                rejection.record();
-                tracing::debug!(reason = "missing_api_key", "api_key: request rejected");
-                return Some(rejection);
+                audit_denial(audit, req, "missing_api_key");
+                return Some(Denial::new(rejection));
             }
             None => return None,
             Some(Ok(info)) => Some(info),
             Some(Err(error)) if self.mode.rejects_invalid() => {
-                agentgw_core::metrics::record_rejection(LAYER, error.reason());
-                tracing::debug!(reason = error.reason(), "api_key: request rejected");
-                return Some(
-                    Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "invalid_api_key")
-                        .with_message("invalid API key")
-                        .with_header(WWW_AUTHENTICATE, self.challenge(Some(error))),
-                );
+                audit_denial(audit, req, error.reason());
+                // The client learns only that the key was not accepted; metrics and logs, why.
+                let rejection = Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "invalid_api_key")
+                    .with_message("invalid API key")
+                    .with_header(WWW_AUTHENTICATE, self.challenge(Some(error)));
+                return Some(Denial::counted_as(rejection, error.reason()));
             }
             Some(Err(error)) => {
                 tracing::debug!(
@@ -215,97 +190,21 @@ impl Shared {
     }
 }
 
+/// Records a rejected request in `audit`, if set: nothing is built without a sink.
+fn audit_denial<B>(audit: Option<&dyn AuditSink>, req: &Request<B>, reason: &'static str) {
+    if let Some(sink) = audit {
+        sink.record(
+            &AuditEvent::new(LAYER, "authentication", Decision::Deny)
+                .with_rule(reason)
+                .with_attributes(&Attributes::new(req)),
+        );
+    }
+}
+
 impl<S> Layer<S> for ApiKeyLayer {
     type Service = ApiKeyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ApiKeyService {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-/// The service of [`ApiKeyLayer`]: checks the request's key, then calls the inner service.
-#[derive(Clone)]
-pub struct ApiKeyService<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-impl<S: std::fmt::Debug> std::fmt::Debug for ApiKeyService<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiKeyService")
-            .field("inner", &self.inner)
-            .field("mode", &self.shared.mode)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, ReqB, ResB> Service<Request<ReqB>> for ApiKeyService<S>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-{
-    type Response = Response<ResponseBody<ResB>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let kind = match self.shared.authenticate(&mut req) {
-            None => Kind::Inner {
-                future: self.inner.call(req),
-            },
-            Some(rejection) => Kind::Rejected {
-                response: Some(rejection.into_response_for(&req)),
-            },
-        };
-        ResponseFuture { kind }
-    }
-}
-
-pin_project! {
-    /// Response future of [`ApiKeyService`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F> {
-        Inner {
-            #[pin]
-            future: F,
-        },
-        Rejected {
-            response: Option<Response<Full<Bytes>>>,
-        },
-    }
-}
-
-impl<F, ResB, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResB>, E>>,
-{
-    type Output = Result<Response<ResponseBody<ResB>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Inner { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(ResponseBody::inner)))
-            }
-            KindProj::Rejected { response } => {
-                let response = response
-                    .take()
-                    .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(response.map(|body| ResponseBody::Full { body })))
-            }
-        }
+        ApiKeyService::new(inner, Arc::clone(&self.shared), self.audit.clone())
     }
 }

@@ -25,8 +25,9 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let keys = ApiKeyLayer::new(
-//!     ApiKeyConfig::new(Mode::Strict)
+//! let keys = ApiKeyLayer::from_config(
+//!     &ApiKeyConfig::default()
+//!         .mode(Mode::Strict)
 //!         .key(ApiKeyEntry::new("ci-bot", "sk-example-key").team("platform")),
 //! )?;
 //! let app = Router::new()
@@ -48,8 +49,14 @@
 //! ```
 
 mod config;
+mod error;
+mod future;
 mod layer;
+mod service;
 mod store;
 
 pub use config::{ApiKeyConfig, ApiKeyEntry};
-pub use layer::{ApiKeyError, ApiKeyLayer, ApiKeyService, ResponseFuture};
+pub use error::ApiKeyError;
+pub use future::ResponseFuture;
+pub use layer::ApiKeyLayer;
+pub use service::ApiKeyService;

@@ -3,10 +3,16 @@
 
 use std::sync::{Arc, LazyLock};
 
+use agentgw_core::headers::is_hop_by_hop;
+use agentgw_core::percent::decode_query_component;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+
+use agentgw_core::Rejection;
+
+use super::LAYER;
 
 /// A decision of the service: cheap to clone, so it can be cached and shared.
 #[derive(Debug, Clone)]
@@ -114,6 +120,27 @@ impl Allow {
     }
 }
 
+impl Deny {
+    /// The denial the service described, as a [`Rejection`] with `reason`: its status and
+    /// headers, and its body as it came for a client of no known protocol (core's
+    /// [`with_raw_body`](Rejection::with_raw_body)). LLM and MCP clients, and every client of a
+    /// denial without a body, get the protocol-shaped error of the route, which they understand.
+    pub(crate) fn rejection(&self, reason: &'static str) -> Rejection {
+        let mut rejection = Rejection::new(self.status, LAYER, reason);
+        for (name, value) in &self.headers {
+            rejection = rejection.with_header(name.clone(), value.clone());
+        }
+        if !self.body.is_empty() {
+            let content_type = self
+                .content_type
+                .clone()
+                .unwrap_or_else(|| HeaderValue::from_static("text/plain; charset=utf-8"));
+            rejection = rejection.with_raw_body(content_type, Bytes::clone(&self.body));
+        }
+        rejection
+    }
+}
+
 /// Why a check produced no decision. Each variant is one `reason` label value.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CheckError {
@@ -172,21 +199,11 @@ pub(crate) fn denial_headers(
     (kept, content_type)
 }
 
-/// Headers that belong to one hop (RFC 9110 7.6.1) or to the message framing.
+/// Headers of the service's answer that describe its own message and never reach the client:
+/// the hop-by-hop headers ([`agentgw_core::headers::HOP_BY_HOP`]) and, because the denial we
+/// send is a new message with its own body and target, `content-length` and `host`.
 pub(crate) fn is_connection_header(name: &HeaderName) -> bool {
-    use http::header::{CONNECTION, CONTENT_LENGTH, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-    [
-        CONNECTION,
-        CONTENT_LENGTH,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        HOST,
-    ]
-    .contains(name)
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+    is_hop_by_hop(name) || name == CONTENT_LENGTH || name == HOST
 }
 
 /// Sets and removes query parameters. Existing parameters are compared by their decoded name;
@@ -201,10 +218,10 @@ fn rewrite_query(
         .query()
         .map(|q| q.split('&').filter(|p| !p.is_empty()).collect())
         .unwrap_or_default();
-    let decoded_name = |pair: &str| percent_decode(pair.split('=').next().unwrap_or(""));
     pairs.retain(|pair| {
-        let name = decoded_name(pair);
-        !remove.contains(&name) && !set.iter().any(|(k, _)| percent_decode(k) == name)
+        let name = decode_query_component(pair.split('=').next().unwrap_or(""));
+        !remove.iter().any(|r| *r == name)
+            && !set.iter().any(|(k, _)| decode_query_component(k) == name)
     });
     let mut query = pairs.join("&");
     for (key, value) in set {
@@ -243,32 +260,6 @@ pub(crate) fn percent_encode(text: &str) -> String {
         }
     }
     out
-}
-
-/// Decodes `%XX` escapes and `+` (form encoding); invalid escapes stay as they are.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -354,6 +345,10 @@ mod tests {
             (CONTENT_TYPE, hv("text/html")),
             (http::header::CONTENT_LENGTH, hv("5")),
             (http::header::CONNECTION, hv("close")),
+            (http::header::TRANSFER_ENCODING, hv("chunked")),
+            (http::header::PROXY_AUTHENTICATE, hv("Basic")),
+            (HeaderName::from_static("keep-alive"), hv("timeout=5")),
+            (HOST, hv("authz")),
             (http::header::WWW_AUTHENTICATE, hv("Bearer")),
         ]);
         assert_eq!(content_type, Some(hv("text/html")));
@@ -375,12 +370,49 @@ mod tests {
         assert_eq!(value, "v");
     }
 
+    #[test]
+    fn rejection_relays_the_denial() {
+        use agentgw_core::ResponseShape;
+        let deny = Deny {
+            status: StatusCode::UNAUTHORIZED,
+            headers: vec![(http::header::WWW_AUTHENTICATE, hv("Basic"))],
+            content_type: None,
+            body: Bytes::from_static(b"who are you"),
+        };
+        // A client of no known protocol gets the service's body as it came.
+        let res = deny
+            .rejection("denied")
+            .into_response(&ResponseShape::Plain);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers()[http::header::WWW_AUTHENTICATE], "Basic");
+        assert_eq!(res.headers()[CONTENT_TYPE], "text/plain; charset=utf-8");
+        // An LLM client gets its protocol's error, with the service's status and headers.
+        let res = deny
+            .rejection("denied")
+            .into_response(&ResponseShape::OpenAi);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers()[http::header::WWW_AUTHENTICATE], "Basic");
+        assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
+        let empty = Deny {
+            body: Bytes::new(),
+            ..deny
+        };
+        let res = empty
+            .rejection("denied")
+            .into_response(&ResponseShape::Plain);
+        assert_eq!(
+            res.headers()[CONTENT_TYPE],
+            "application/json",
+            "protocol-shaped error"
+        );
+    }
+
     proptest! {
         #[test]
         fn encoded_text_decodes_back(text in ".{0,40}") {
             let encoded = percent_encode(&text);
             prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)));
-            prop_assert_eq!(percent_decode(&encoded), text);
+            prop_assert_eq!(decode_query_component(&encoded), text);
         }
 
         #[test]

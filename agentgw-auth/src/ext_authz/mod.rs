@@ -44,20 +44,26 @@
 //! attributes the service decides on (for example `header:authorization` and `path`). Only
 //! decisions are cached, never failures.
 //!
-//! **Observability.** Every check is counted in [`CHECKS_TOTAL`] (labels `protocol`,
+//! **Observability.** Every check is counted in
+//! [`EXT_AUTH_CHECKS_TOTAL`](agentgw_core::metrics::EXT_AUTH_CHECKS_TOTAL) (labels `protocol`,
 //! `outcome` = `allowed | denied | failed_open | failed_closed`, `reason` = `ok | denied |
 //! timeout | unavailable | malformed_response | error`), its latency recorded in
-//! [`CHECK_DURATION_SECONDS`] ([`describe_metrics`] describes both) and traced in an
-//! `ext_authz` span (`latency_us`, `outcome`, `reason`, `cached`). Every denial is also
-//! counted in `agentgateway_rejected_requests_total` with `layer="ext_auth"` and the same
-//! `reason`.
+//! [`EXT_AUTH_CHECK_DURATION_SECONDS`](agentgw_core::metrics::EXT_AUTH_CHECK_DURATION_SECONDS)
+//! (both described by [`agentgw_core::metrics::describe`]) and traced in an `ext_authz` span
+//! (`latency_us`, `outcome`, `reason`, `cached`). Every denial is also counted in
+//! `agentgateway_rejected_requests_total` with `layer="ext_auth"` and the same `reason`, and,
+//! with [`ExtAuthLayer::audit_sink`], every check is audited.
+//!
+//! **Names.** The layer is named after the seed's `extAuth` block ([`ExtAuthConfig`],
+//! [`ExtAuthLayer`], [`ExtAuthService`], `layer="ext_auth"` in metrics); the module after the
+//! protocol it speaks, Envoy's ext_authz.
 //!
 //! # gRPC
 //!
 //! ```
 //! use std::time::Duration;
 //!
-//! use agentgw_auth::ext_authz::ExtAuthLayer;
+//! use agentgw_auth::ext_authz::{BackendRef, ExtAuthConfig, ExtAuthLayer, GrpcOptions};
 //! use axum::{body::Body, routing::post, Router};
 //! use http::{Request, StatusCode};
 //! use tower::ServiceExt;
@@ -90,9 +96,11 @@
 //! #         .serve_with_incoming(AuthorizationServer::new(AliceOnly), incoming),
 //! # );
 //! // An Envoy ext_authz service listens on `authz`; this one allows `x-user: alice`.
-//! let ext_auth = ExtAuthLayer::grpc(format!("http://{authz}"))
-//!     .timeout(Duration::from_millis(200))
-//!     .build()?;
+//! let config = ExtAuthConfig::default()
+//!     .backend_ref(BackendRef::url(format!("http://{authz}")))
+//!     .grpc(GrpcOptions::default())
+//!     .timeout(Duration::from_millis(200));
+//! let ext_auth = ExtAuthLayer::from_config(&config)?;
 //! let app = Router::new()
 //!     .route("/v1/chat/completions", post(|| async { "completion" }))
 //!     .layer(ext_auth);
@@ -160,45 +168,28 @@
 //! # }
 //! ```
 
+mod audit;
+mod build;
 mod cache;
+mod check;
 mod config;
 mod decision;
+mod future;
 mod grpc;
 mod http_client;
 mod input;
 mod layer;
+mod metrics;
 mod service;
 mod wire;
 
 pub use config::{
-    BackendRef, CacheKeyPart, DecisionCacheConfig, ExtAuthConfig, GrpcOptions, HttpOptions,
-    IncludeRequestBody,
+    BackendRef, CacheKeyPart, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, DecisionCacheConfig,
+    ExtAuthConfig, GrpcOptions, HttpOptions, IncludeRequestBody,
 };
-pub use layer::{DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, ExtAuthBuilder, ExtAuthLayer};
-pub use service::{ExtAuthService, ResponseFuture};
+pub use future::ResponseFuture;
+pub use layer::ExtAuthLayer;
+pub use service::ExtAuthService;
 
 /// The `layer` label of this layer's rejections.
 pub const LAYER: &str = "ext_auth";
-
-/// Checks made, by `protocol` (`grpc`, `http`), `outcome` (`allowed`, `denied`, `failed_open`,
-/// `failed_closed`) and `reason` (`ok`, `denied`, `timeout`, `unavailable`,
-/// `malformed_response`, `error`). Cached decisions count too.
-pub const CHECKS_TOTAL: &str = "agentgateway_ext_auth_checks_total";
-
-/// Latency of calls to the authorization service in seconds, by `protocol` (cache hits make
-/// no call and are not recorded).
-pub const CHECK_DURATION_SECONDS: &str = "agentgateway_ext_auth_check_duration_seconds";
-
-/// Registers descriptions of [`CHECKS_TOTAL`] and [`CHECK_DURATION_SECONDS`] with the installed
-/// recorder (call once at start-up, next to `agentgw_core::metrics::describe`).
-pub fn describe_metrics() {
-    metrics::describe_counter!(
-        CHECKS_TOTAL,
-        "External authorization checks, by protocol, outcome and reason"
-    );
-    metrics::describe_histogram!(
-        CHECK_DURATION_SECONDS,
-        metrics::Unit::Seconds,
-        "Latency of calls to the external authorization service, by protocol"
-    );
-}

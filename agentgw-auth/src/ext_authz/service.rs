@@ -1,8 +1,7 @@
-//! [`ExtAuthService`] and its response future.
+//! [`ExtAuthService`]: buffer the body when the check needs it, ask the service, then forward
+//! or answer.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -11,13 +10,16 @@ use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
 
+use agentgw_core::audit::AuditSink;
 use agentgw_core::body::buffer_request;
 use agentgw_core::path::canonicalize_request;
 use agentgw_core::rejection::RouteKind;
 use agentgw_core::{BodyLimit, BoxError, RequestBody, ResponseBody, ResponseShape};
 
 use super::LAYER;
-use super::layer::{Outcome, Shared};
+use super::audit::rejected;
+use super::check::{Outcome, Shared};
+use super::future::ResponseFuture;
 
 /// The service [`ExtAuthLayer`](super::ExtAuthLayer) wraps around an inner service.
 ///
@@ -29,6 +31,7 @@ pub struct ExtAuthService<S> {
     inner: S,
     shared: Arc<Shared>,
     body_limit: BodyLimit,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl<S> ExtAuthService<S> {
@@ -37,7 +40,14 @@ impl<S> ExtAuthService<S> {
             inner,
             shared,
             body_limit,
+            audit: None,
         }
+    }
+
+    /// Audits every check in `audit`, if set.
+    pub(crate) fn with_audit(mut self, audit: Option<Arc<dyn AuditSink>>) -> Self {
+        self.audit = audit;
+        self
     }
 
     /// The wrapped service.
@@ -51,6 +61,7 @@ impl<S: fmt::Debug> fmt::Debug for ExtAuthService<S> {
         f.debug_struct("ExtAuthService")
             .field("inner", &self.inner)
             .field("ext_auth", &self.shared)
+            .field("audit", &self.audit.is_some())
             .finish()
     }
 }
@@ -76,36 +87,13 @@ where
         // The readied service is the one that will be called; a fresh clone stays behind.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture {
-            inner: Box::pin(authorize(
-                Arc::clone(&self.shared),
-                self.body_limit,
-                inner,
-                req,
-            )),
-        }
-    }
-}
-
-type BoxedResponse<ResBody, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<ResBody>>, E>> + Send>>;
-
-/// The response future of [`ExtAuthService`].
-pub struct ResponseFuture<ResBody, E> {
-    inner: BoxedResponse<ResBody, E>,
-}
-
-impl<ResBody, E> Future for ResponseFuture<ResBody, E> {
-    type Output = Result<Response<ResponseBody<ResBody>>, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
-}
-
-impl<ResBody, E> fmt::Debug for ResponseFuture<ResBody, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        ResponseFuture::new(Box::pin(authorize(
+            Arc::clone(&self.shared),
+            self.body_limit,
+            self.audit.clone(),
+            inner,
+            req,
+        )))
     }
 }
 
@@ -113,6 +101,7 @@ impl<ResBody, E> fmt::Debug for ResponseFuture<ResBody, E> {
 async fn authorize<S, B, ResBody>(
     shared: Arc<Shared>,
     body_limit: BodyLimit,
+    audit: Option<Arc<dyn AuditSink>>,
     mut inner: S,
     mut req: Request<B>,
 ) -> Result<Response<ResponseBody<ResBody>>, S::Error>
@@ -122,9 +111,8 @@ where
     B::Error: Into<BoxError>,
 {
     // The authorization service decides on the path the upstream will route on.
-    if let Err(rejection) = canonicalize_request(&mut req).map_err(|e| e.into_rejection(LAYER)) {
-        rejection.record();
-        return Ok(rejection.into_response_for(&req).map(full));
+    if let Err(err) = canonicalize_request(&mut req) {
+        return Ok(err.into_rejection(LAYER).respond_to(&req).map(full));
     }
     let req = if shared.needs_body() {
         // Kept to shape a 413 for the route: `buffer_request` consumes the request.
@@ -133,27 +121,29 @@ where
         match buffer_request(req, body_limit).await {
             Ok(req) => req,
             Err(rejection) => {
-                rejection.record();
                 let mut extensions = http::Extensions::new();
                 if let Some(kind) = kind {
                     extensions.insert(kind);
                 }
                 let shape = ResponseShape::from_parts(uri.path(), &extensions);
-                return Ok(rejection.into_response(&shape).map(full));
+                return Ok(rejection.respond_in(&shape).map(full));
             }
         }
     } else {
         req.map(RequestBody::streaming)
     };
     let (mut parts, body) = req.into_parts();
-    match shared.decide(&parts).await {
+    match shared.decide(&parts, audit.as_deref()).await {
         Outcome::Allow(allow) => {
             if let Err(err) = allow.apply_to_request(&mut parts)
                 && let Some(rejection) = shared.fail_after_decision(err)
             {
-                rejection.record();
+                // Allowed, then refused: the service's changes could not be applied.
+                if let Some(sink) = audit.as_deref() {
+                    sink.record(&rejected(&parts, &rejection, "failed_closed", false));
+                }
                 let shape = ResponseShape::from_parts(parts.uri.path(), &parts.extensions);
-                return Ok(rejection.into_response(&shape).map(full));
+                return Ok(rejection.respond_in(&shape).map(full));
             }
             let response = inner.call(Request::from_parts(parts, body)).await?;
             let (mut head, body) = response.into_parts();
@@ -167,13 +157,12 @@ where
             Ok(response.map(ResponseBody::inner))
         }
         Outcome::Reject(rejection) => {
-            rejection.record();
             let shape = ResponseShape::from_parts(parts.uri.path(), &parts.extensions);
-            Ok(rejection.into_response(&shape).map(full))
+            Ok(rejection.respond_in(&shape).map(full))
         }
     }
 }
 
 fn full<B>(body: http_body_util::Full<Bytes>) -> ResponseBody<B> {
-    ResponseBody::Full { body }
+    ResponseBody::from(body)
 }

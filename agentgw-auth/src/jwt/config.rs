@@ -30,6 +30,32 @@ use crate::secret::SecretRef;
 ///   maxTokenBytes: 8192          # larger tokens are rejected before any decoding
 ///   cacheSize: 4096              # verified tokens remembered (0 disables the cache)
 /// ```
+///
+/// In code, start from [`JwtConfig::default`] and set fields with the builders named after
+/// them:
+///
+/// ```
+/// use std::time::Duration;
+/// use agentgw_auth::jwt::{BackendRef, JwksSource, JwtConfig, JwtProvider, RemoteJwks};
+/// use agentgw_auth::Mode;
+///
+/// let config = JwtConfig::default()
+///     .mode(Mode::Strict)
+///     .provider(
+///         JwtProvider::new(
+///             "https://auth.sklab.dev/realms/ai",
+///             JwksSource::Remote(
+///                 RemoteJwks::default()
+///                     .jwks_path("/protocol/openid-connect/certs")
+///                     .backend_ref(BackendRef::new("keycloak", 8080).namespace("security"))
+///                     .cache_duration(Duration::from_secs(300)),
+///             ),
+///         )
+///         .audiences(["agentgateway"]),
+///     )
+///     .leeway(Duration::from_secs(30));
+/// assert_eq!(config.providers.len(), 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -49,7 +75,7 @@ pub struct JwtConfig {
     /// Clock skew tolerated when checking `exp`, `nbf` and `iat`.
     #[serde(
         default = "default_leeway",
-        deserialize_with = "crate::duration::deserialize"
+        deserialize_with = "agentgw_core::config::duration::deserialize"
     )]
     pub leeway: Duration,
     /// Whether a token must carry `exp`.
@@ -95,7 +121,8 @@ pub enum JwksSource {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum LocalJwks {
-    /// A file holding a JWKS document or a PEM public key; re-read when it changes.
+    /// A file holding a JWKS document or a PEM public key; re-read when it changes (checked
+    /// every second by a task on the Tokio runtime the layer is built in).
     File(PathBuf),
     /// A JWKS: as a JSON string or as a YAML/JSON object; or a PEM public key as a string.
     Inline(InlineJwks),
@@ -128,25 +155,28 @@ pub struct RemoteJwks {
     /// How long a fetched key set is used before it is fetched again.
     #[serde(
         default = "default_cache_duration",
-        deserialize_with = "crate::duration::deserialize"
+        deserialize_with = "agentgw_core::config::duration::deserialize"
     )]
     pub cache_duration: Duration,
     /// Least time between two fetches triggered by tokens naming an unknown `kid`.
     #[serde(
         default = "default_min_refetch_interval",
-        deserialize_with = "crate::duration::deserialize"
+        deserialize_with = "agentgw_core::config::duration::deserialize"
     )]
     pub min_refetch_interval: Duration,
     /// Timeout of one fetch.
     #[serde(
         default = "default_fetch_timeout",
-        deserialize_with = "crate::duration::deserialize"
+        deserialize_with = "agentgw_core::config::duration::deserialize"
     )]
     pub timeout: Duration,
 }
 
 /// A Gateway API style reference to a Kubernetes Service.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+///
+/// `Default` has no name (reported as `backendRef.name` when the layer is built); in code,
+/// `BackendRef::new("keycloak", 8080).namespace("security")`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct BackendRef {
@@ -163,6 +193,49 @@ pub struct BackendRef {
     pub namespace: Option<String>,
     /// Service port.
     pub port: u16,
+}
+
+impl BackendRef {
+    /// The Service `name` on `port`, in the gateway's own namespace: shorthand for
+    /// `BackendRef::default().name(name).port(port)`.
+    pub fn new(name: impl Into<String>, port: u16) -> Self {
+        BackendRef::default().name(name).port(port)
+    }
+
+    /// Sets the API group (only the core group, `""`, is supported).
+    #[must_use]
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Sets the kind (only `Service` is supported).
+    #[must_use]
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// Sets the Service name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the Service namespace.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Sets the Service port.
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
 }
 
 fn default_true() -> bool {
@@ -193,11 +266,13 @@ fn default_fetch_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
-impl JwtConfig {
-    /// A configuration in `mode` with no providers yet and every other field at its default.
-    pub fn new(mode: Mode) -> Self {
+impl Default for JwtConfig {
+    /// `Strict`, no providers, the token read from `Authorization: Bearer`, every other field
+    /// at the default shown in the [type docs](JwtConfig). Building a layer from it reports the
+    /// missing providers (`providers`).
+    fn default() -> Self {
         JwtConfig {
-            mode,
+            mode: Mode::default(),
             providers: Vec::new(),
             location: TokenLocation::bearer(),
             passthrough: false,
@@ -207,44 +282,68 @@ impl JwtConfig {
             cache_size: default_cache_size(),
         }
     }
+}
 
-    /// Adds a provider.
+impl JwtConfig {
+    /// Sets what happens to requests without a token or with an invalid one (default
+    /// `Strict`).
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Replaces the providers.
+    #[must_use]
+    pub fn providers(mut self, providers: impl IntoIterator<Item = JwtProvider>) -> Self {
+        self.providers = providers.into_iter().collect();
+        self
+    }
+
+    /// Adds one provider.
+    #[must_use]
     pub fn provider(mut self, provider: JwtProvider) -> Self {
         self.providers.push(provider);
         self
     }
 
-    /// Reads the token from `location`.
+    /// Reads the token from `location` (default `Authorization: Bearer`).
+    #[must_use]
     pub fn location(mut self, location: TokenLocation) -> Self {
         self.location = location;
         self
     }
 
-    /// Keeps the token on the upstream request.
+    /// Keeps the token on the upstream request (default `false`: it is removed).
+    #[must_use]
     pub fn passthrough(mut self, passthrough: bool) -> Self {
         self.passthrough = passthrough;
         self
     }
 
-    /// Sets the clock skew tolerated for `exp`, `nbf` and `iat`.
+    /// Sets the clock skew tolerated for `exp`, `nbf` and `iat` (default 60 s).
+    #[must_use]
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
-    /// Sets whether tokens must carry `exp`.
+    /// Sets whether tokens must carry `exp` (default `true`).
+    #[must_use]
     pub fn require_expiration(mut self, required: bool) -> Self {
         self.require_expiration = required;
         self
     }
 
-    /// Sets the largest accepted token in bytes.
+    /// Sets the largest accepted token in bytes (default 8 KiB).
+    #[must_use]
     pub fn max_token_bytes(mut self, bytes: usize) -> Self {
         self.max_token_bytes = bytes;
         self
     }
 
-    /// Sets how many verified tokens are remembered (`0` disables the cache).
+    /// Sets how many verified tokens are remembered (default 4096; `0` disables the cache).
+    #[must_use]
     pub fn cache_size(mut self, entries: usize) -> Self {
         self.cache_size = entries;
         self
@@ -252,7 +351,8 @@ impl JwtConfig {
 }
 
 impl JwtProvider {
-    /// A provider for tokens with `iss == issuer`, keys from `jwks`, `aud` not checked.
+    /// A provider for tokens with `iss == issuer`, keys from `jwks`, `aud` not checked. Both
+    /// are required, so a provider has no `Default`.
     pub fn new(issuer: impl Into<String>, jwks: JwksSource) -> Self {
         JwtProvider {
             issuer: issuer.into(),
@@ -261,9 +361,24 @@ impl JwtProvider {
         }
     }
 
+    /// Sets the exact `iss` of this provider's tokens.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
     /// Requires `aud` to contain one of `audiences`.
+    #[must_use]
     pub fn audiences<I: IntoIterator<Item = S>, S: Into<String>>(mut self, audiences: I) -> Self {
         self.audiences = Some(audiences.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets where the verification keys come from.
+    #[must_use]
+    pub fn jwks(mut self, jwks: JwksSource) -> Self {
+        self.jwks = jwks;
         self
     }
 }
@@ -281,7 +396,7 @@ impl JwksSource {
 
     /// Keys fetched from `url`, refreshed every five minutes.
     pub fn remote(url: impl Into<String>) -> Self {
-        JwksSource::Remote(RemoteJwks::url(url))
+        JwksSource::Remote(RemoteJwks::default().url(url))
     }
 
     /// An HMAC secret.
@@ -290,12 +405,12 @@ impl JwksSource {
     }
 }
 
-impl RemoteJwks {
-    /// A JWKS at `url`, with default cache duration (5 min), minimum refetch interval (10 s)
-    /// and timeout (5 s).
-    pub fn url(url: impl Into<String>) -> Self {
+impl Default for RemoteJwks {
+    /// No URL yet, cache duration 5 min, minimum refetch interval 10 s, timeout 5 s. Building a
+    /// layer from it reports the missing URL (`url`).
+    fn default() -> Self {
         RemoteJwks {
-            url: Some(url.into()),
+            url: None,
             jwks_path: None,
             backend_ref: None,
             cache_duration: default_cache_duration(),
@@ -303,20 +418,46 @@ impl RemoteJwks {
             timeout: default_fetch_timeout(),
         }
     }
+}
 
-    /// Sets how long a fetched key set is used before it is fetched again.
+impl RemoteJwks {
+    /// Sets the full JWKS URL (`http` or `https`).
+    #[must_use]
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Sets the path of the JWKS on [`backend_ref`](RemoteJwks::backend_ref).
+    #[must_use]
+    pub fn jwks_path(mut self, path: impl Into<String>) -> Self {
+        self.jwks_path = Some(path.into());
+        self
+    }
+
+    /// Sets the Kubernetes Service serving the JWKS.
+    #[must_use]
+    pub fn backend_ref(mut self, backend: BackendRef) -> Self {
+        self.backend_ref = Some(backend);
+        self
+    }
+
+    /// Sets how long a fetched key set is used before it is fetched again (default 5 min).
+    #[must_use]
     pub fn cache_duration(mut self, every: Duration) -> Self {
         self.cache_duration = every;
         self
     }
 
-    /// Sets the least time between two fetches triggered by unknown `kid`s.
+    /// Sets the least time between two fetches triggered by unknown `kid`s (default 10 s).
+    #[must_use]
     pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
         self.min_refetch_interval = interval;
         self
     }
 
-    /// Sets the timeout of one fetch.
+    /// Sets the timeout of one fetch (default 5 s).
+    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -422,6 +563,60 @@ providers:
     }
 
     #[test]
+    fn builders_write_what_yaml_writes() {
+        let from_yaml: JwtConfig = serde_saphyr::from_str(
+            r#"
+mode: Permissive
+providers:
+  - issuer: "https://auth.sklab.dev/realms/ai"
+    audiences: ["agentgateway"]
+    jwks:
+      remote:
+        jwksPath: "/protocol/openid-connect/certs"
+        cacheDuration: "5m"
+        minRefetchInterval: 30s
+        timeout: 2s
+        backendRef: {group: "", kind: Service, name: keycloak, namespace: security, port: 8080}
+location: {cookie: session}
+passthrough: true
+leeway: 30s
+requireExpiration: false
+maxTokenBytes: 4096
+cacheSize: 0
+"#,
+        )
+        .unwrap();
+        let built = JwtConfig::default()
+            .mode(Mode::Permissive)
+            .providers([JwtProvider::new(
+                "https://auth.sklab.dev/realms/ai",
+                JwksSource::Remote(
+                    RemoteJwks::default()
+                        .jwks_path("/protocol/openid-connect/certs")
+                        .cache_duration(Duration::from_secs(300))
+                        .min_refetch_interval(Duration::from_secs(30))
+                        .timeout(Duration::from_secs(2))
+                        .backend_ref(
+                            BackendRef::new("keycloak", 8080)
+                                .group("")
+                                .kind("Service")
+                                .namespace("security"),
+                        ),
+                ),
+            )
+            .audiences(["agentgateway"])])
+            .location(TokenLocation::Cookie("session".into()))
+            .passthrough(true)
+            .leeway(Duration::from_secs(30))
+            .require_expiration(false)
+            .max_token_bytes(4096)
+            .cache_size(0);
+        assert_eq!(built, from_yaml);
+        let defaults: JwtConfig = serde_saphyr::from_str("providers: []").unwrap();
+        assert_eq!(JwtConfig::default(), defaults);
+    }
+
+    #[test]
     fn local_sources() {
         let file: JwksSource = serde_saphyr::from_str("local: {file: /etc/jwks.json}").unwrap();
         assert_eq!(file, JwksSource::file("/etc/jwks.json"));
@@ -452,28 +647,27 @@ providers:
     #[test]
     fn remote_url_resolution() {
         assert_eq!(
-            RemoteJwks::url("https://idp.example/jwks")
+            RemoteJwks::default()
+                .url("https://idp.example/jwks")
                 .resolve_url()
                 .unwrap(),
             "https://idp.example/jwks"
         );
         assert_eq!(
-            RemoteJwks::url("ftp://x/jwks").resolve_url().unwrap_err().0,
+            RemoteJwks::default()
+                .url("ftp://x/jwks")
+                .resolve_url()
+                .unwrap_err()
+                .0,
             "url"
         );
-        let mut both = RemoteJwks::url("https://idp.example/jwks");
+        let mut both = RemoteJwks::default().url("https://idp.example/jwks");
         both.jwks_path = Some("/certs".into());
         assert_eq!(both.resolve_url().unwrap_err().0, "url");
-        let mut ingress = RemoteJwks::url("x");
+        let mut ingress = RemoteJwks::default().url("x");
         ingress.url = None;
         ingress.jwks_path = Some("/certs".into());
-        ingress.backend_ref = Some(BackendRef {
-            group: None,
-            kind: Some("Ingress".into()),
-            name: "kc".into(),
-            namespace: None,
-            port: 80,
-        });
+        ingress.backend_ref = Some(BackendRef::new("kc", 80).kind("Ingress"));
         assert_eq!(ingress.resolve_url().unwrap_err().0, "backendRef.kind");
     }
 }

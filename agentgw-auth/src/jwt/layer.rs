@@ -1,27 +1,25 @@
-//! [`JwtLayer`], [`JwtService`] and their response future.
+//! [`JwtLayer`]: the providers' keys and how a request's token is judged.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
+use agentgw_core::Attributes;
+use agentgw_core::Rejection;
+use agentgw_core::audit::{AuditEvent, AuditSink, Decision};
 use agentgw_core::identity::JwtClaims;
-use agentgw_core::{Rejection, ResponseBody};
-use bytes::Bytes;
 use http::header::WWW_AUTHENTICATE;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
-use pin_project_lite::pin_project;
+use http::{HeaderValue, Request, StatusCode};
 use tower_layer::Layer;
-use tower_service::Service;
 
 use super::config::JwtConfig;
+use super::service::JwtService;
 use super::verify::{JwtError, Verdict, Verifier, WaitFuture};
+use crate::denial::Denial;
 use crate::error::Error;
 use crate::location::{Found, Locator};
 use crate::mode::Mode;
 
-const LAYER: &str = "jwt";
+/// The `layer` label of this layer's rejections and audit events.
+pub(super) const LAYER: &str = "jwt";
 
 /// Authenticates requests with JWTs. See the [module docs](crate::jwt) for an example.
 ///
@@ -29,10 +27,11 @@ const LAYER: &str = "jwt";
 #[derive(Clone)]
 pub struct JwtLayer {
     shared: Arc<Shared>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
-struct Shared {
-    mode: Mode,
+pub(super) struct Shared {
+    pub(super) mode: Mode,
     locator: Locator,
     passthrough: bool,
     verifier: Verifier,
@@ -45,19 +44,16 @@ impl std::fmt::Debug for JwtLayer {
             .field("location", &self.shared.locator)
             .field("passthrough", &self.shared.passthrough)
             .field("verifier", &self.shared.verifier)
+            .field("audit", &self.audit.is_some())
             .finish()
     }
 }
 
 impl JwtLayer {
-    /// Builds the layer from `config`; see [`JwtLayer::from_config`].
-    pub fn new(config: JwtConfig) -> Result<Self, Error> {
-        Self::from_config(&config)
-    }
-
-    /// Checks `config` and loads the keys: local keys now, remote keys in a background task
-    /// (so a remote provider needs a Tokio runtime). Errors name the field path relative to the
-    /// `jwtAuthentication` block, e.g. `providers[0].jwks.remote.url`.
+    /// Checks `config` and loads the keys: local keys now, remote keys in a background task.
+    /// Remote keys and key files (watched for changes every second) need a Tokio runtime;
+    /// inline keys and an HMAC secret from the environment do not. Errors name the field path
+    /// relative to the `jwtAuthentication` block, e.g. `providers[0].jwks.remote.url`.
     pub fn from_config(config: &JwtConfig) -> Result<Self, Error> {
         let locator = Locator::new(&config.location, "location")?;
         let verifier = Verifier::new(config)?;
@@ -68,7 +64,17 @@ impl JwtLayer {
                 passthrough: config.passthrough,
                 verifier,
             }),
+            audit: None,
         })
+    }
+
+    /// Records an `authentication` event in `sink` for every request this layer rejects (rule:
+    /// the reason of `agentgateway_rejected_requests_total`, never the token). See
+    /// [`agentgw_core::audit`] for the schema.
+    #[must_use]
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
     }
 
     /// Whether every provider has keys: local keys always, remote keys once the first fetch
@@ -99,41 +105,25 @@ impl JwtLayer {
     }
 }
 
-impl<S> Layer<S> for JwtLayer {
-    type Service = JwtService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        JwtService {
-            inner,
-            shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-/// The service of [`JwtLayer`]: verifies the request's token, then calls the inner service.
-#[derive(Clone)]
-pub struct JwtService<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-impl<S: std::fmt::Debug> std::fmt::Debug for JwtService<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtService")
-            .field("inner", &self.inner)
-            .field("mode", &self.shared.mode)
-            .finish_non_exhaustive()
-    }
-}
-
-enum Step {
+/// What to do with a request after looking at its token.
+pub(super) enum Step {
+    /// Call the inner service (with the claims, or anonymously).
     Forward,
-    Reject(Box<Rejection>),
+    /// Answer with this denial.
+    Reject(Box<Denial>),
+    /// A key fetch is under way: verify again once it is done.
     Wait(WaitFuture),
 }
 
 impl Shared {
-    fn authenticate<B>(&self, req: &mut Request<B>, may_wait: bool) -> Step {
+    /// Looks at the request's token: adds its claims and removes it when it is valid, says
+    /// what to do with the request. Without `may_wait`, an unknown `kid` is an invalid token.
+    pub(super) fn authenticate<B>(
+        &self,
+        req: &mut Request<B>,
+        may_wait: bool,
+        audit: Option<&dyn AuditSink>,
+    ) -> Step {
         let verdict = match self.locator.find(req.headers(), req.uri()) {
             Found::Absent => None,
             Found::Many => Some(Verdict::Invalid(JwtError::MultipleTokens)),
@@ -145,9 +135,8 @@ impl Shared {
                 let rejection = Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "missing_token")
                     .with_message("authentication required")
                     .with_header(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                rejection.record();
-                tracing::debug!(reason = "missing_token", "jwt: request rejected");
-                return Step::Reject(Box::new(rejection));
+                audit_denial(audit, req, "missing_token");
+                return Step::Reject(Box::new(Denial::new(rejection)));
             }
             None => {
                 return Step::Forward;
@@ -155,18 +144,13 @@ impl Shared {
             Some(Verdict::Refetch(wait)) => return Step::Wait(wait),
             Some(Verdict::Valid(claims)) => Some(claims),
             Some(Verdict::Invalid(error)) if self.mode.rejects_invalid() => {
+                audit_denial(audit, req, error.reason());
                 // The detailed reason is for metrics and logs; the client learns only that the
                 // token was not accepted.
-                agentgw_core::metrics::record_rejection(LAYER, error.reason());
-                tracing::debug!(reason = error.reason(), "jwt: request rejected");
-                return Step::Reject(Box::new(
-                    Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "invalid_token")
-                        .with_message("invalid token")
-                        .with_header(
-                            WWW_AUTHENTICATE,
-                            HeaderValue::from_static(r#"Bearer error="invalid_token""#),
-                        ),
-                ));
+                return Step::Reject(Box::new(Denial::counted_as(
+                    invalid_token(),
+                    error.reason(),
+                )));
             }
             Some(Verdict::Invalid(error)) => {
                 tracing::debug!(
@@ -186,123 +170,31 @@ impl Shared {
     }
 }
 
-impl<S, ReqB, ResB> Service<Request<ReqB>> for JwtService<S>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
-{
-    type Response = Response<ResponseBody<ResB>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, ReqB>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let state = match self.shared.authenticate(&mut req, true) {
-            Step::Forward => State::Inner {
-                future: self.inner.call(req),
-            },
-            Step::Reject(rejection) => State::Rejected {
-                response: Some(rejection.into_response_for(&req)),
-            },
-            Step::Wait(wait) => {
-                // The readied service goes into the future; this one gets a fresh clone.
-                let clone = self.inner.clone();
-                State::Waiting {
-                    wait,
-                    request: Some(req),
-                    service: std::mem::replace(&mut self.inner, clone),
-                    shared: Arc::clone(&self.shared),
-                }
-            }
-        };
-        ResponseFuture { state }
+/// Records a rejected request in `audit`, if set: nothing is built without a sink.
+fn audit_denial<B>(audit: Option<&dyn AuditSink>, req: &Request<B>, reason: &'static str) {
+    if let Some(sink) = audit {
+        sink.record(
+            &AuditEvent::new(LAYER, "authentication", Decision::Deny)
+                .with_rule(reason)
+                .with_attributes(&Attributes::new(req)),
+        );
     }
 }
 
-pin_project! {
-    /// Response future of [`JwtService`].
-    pub struct ResponseFuture<S, ReqB>
-    where
-        S: Service<Request<ReqB>>,
-    {
-        #[pin]
-        state: State<S, ReqB>,
-    }
+/// The rejection of a token that was not accepted, whatever the reason.
+pub(super) fn invalid_token() -> Rejection {
+    Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "invalid_token")
+        .with_message("invalid token")
+        .with_header(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+        )
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<S, ReqB>
-    where
-        S: Service<Request<ReqB>>,
-    {
-        Inner {
-            #[pin]
-            future: S::Future,
-        },
-        Rejected {
-            response: Option<Response<Full<Bytes>>>,
-        },
-        // Waiting for a key fetch before verifying again.
-        Waiting {
-            wait: WaitFuture,
-            request: Option<Request<ReqB>>,
-            service: S,
-            shared: Arc<Shared>,
-        },
-    }
-}
+impl<S> Layer<S> for JwtLayer {
+    type Service = JwtService<S>;
 
-impl<S, ReqB, ResB> Future for ResponseFuture<S, ReqB>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-{
-    type Output = Result<Response<ResponseBody<ResB>>, S::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.project().state;
-        loop {
-            match state.as_mut().project() {
-                StateProj::Inner { future } => {
-                    let response = ready!(future.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
-                }
-                StateProj::Rejected { response } => {
-                    let response = response
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(response.map(|body| ResponseBody::Full { body })));
-                }
-                StateProj::Waiting {
-                    wait,
-                    request,
-                    service,
-                    shared,
-                } => {
-                    ready!(wait.as_mut().poll(cx));
-                    let mut req = request
-                        .take()
-                        .expect("ResponseFuture polled after completion");
-                    let next = match shared.authenticate(&mut req, false) {
-                        Step::Forward => State::Inner {
-                            future: service.call(req),
-                        },
-                        Step::Reject(rejection) => State::Rejected {
-                            response: Some(rejection.into_response_for(&req)),
-                        },
-                        // `authenticate` without waiting never asks to wait.
-                        Step::Wait(_) => State::Rejected {
-                            response: Some(
-                                Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "invalid_token")
-                                    .into_response_for(&req),
-                            ),
-                        },
-                    };
-                    state.set(next);
-                }
-            }
-        }
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtService::new(inner, Arc::clone(&self.shared), self.audit.clone())
     }
 }

@@ -59,8 +59,8 @@
 //! let secret_file = dir.path().join("jwt-secret");
 //! std::fs::write(&secret_file, secret)?;
 //!
-//! let jwt = JwtLayer::new(
-//!     JwtConfig::new(Mode::Strict).provider(
+//! let jwt = JwtLayer::from_config(
+//!     &JwtConfig::default().mode(Mode::Strict).provider(
 //!         JwtProvider::new(
 //!             "https://auth.example",
 //!             JwksSource::hmac_secret(SecretRef::File(secret_file)),
@@ -108,12 +108,15 @@
 //! ```
 //!
 //! From the gateway's YAML (the seed's `jwtAuthentication` block; a remote JWKS needs the
-//! `remote-jwks` feature and a Tokio runtime):
+//! `remote-jwks` feature; a key file, watched for changes, and a remote JWKS need a Tokio
+//! runtime):
 //!
 //! ```
 //! use agentgw_auth::jwt::{JwtConfig, JwtLayer};
+//! use agentgw_core::ConfigError;
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! # let jwks_file = dir.path().join("jwks.json");
 //! # std::fs::write(&jwks_file, r#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1",
@@ -134,21 +137,25 @@
 //! // Errors name the field, relative to the block.
 //! let broken: JwtConfig = serde_saphyr::from_str(&yaml.replace("https://auth.sklab.dev/realms/ai", ""))?;
 //! let err = JwtLayer::from_config(&broken).unwrap_err();
-//! assert_eq!(err.field(), "providers[0].issuer");
+//! assert_eq!(err.path(), "providers[0].issuer");
 //! # Ok(())
 //! # }
 //! ```
 
 mod cache;
 mod config;
+mod future;
 mod keys;
 mod layer;
 #[cfg(feature = "remote-jwks")]
 mod remote;
+mod service;
 mod verify;
 
 pub use config::{
     BackendRef, InlineJwks, JwksSource, JwtConfig, JwtProvider, LocalJwks, RemoteJwks,
 };
-pub use layer::{JwtLayer, JwtService, ResponseFuture};
+pub use future::ResponseFuture;
+pub use layer::JwtLayer;
+pub use service::JwtService;
 pub use verify::JwtError;

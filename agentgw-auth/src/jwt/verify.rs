@@ -28,7 +28,6 @@ use super::cache::{Entry, TokenCache, TokenDigest};
 use super::config::{InlineJwks, JwksSource, JwtConfig, LocalJwks};
 use super::keys::{KeySet, Selection, parse_algorithm};
 use crate::error::Error;
-use crate::reload::Reloading;
 use crate::secret::Loaded;
 use crate::unix_now;
 
@@ -163,7 +162,7 @@ impl KeySource {
         };
         match source {
             JwksSource::Local(LocalJwks::File(path)) => {
-                Ok(KeySource::Loaded(Loaded::File(Reloading::open(
+                Ok(KeySource::Loaded(Loaded::File(crate::reload::watch_file(
                     path,
                     FILE_CHECK_INTERVAL,
                     "JWKS",
@@ -247,7 +246,9 @@ impl KeySource {
     fn describe(&self) -> String {
         match self {
             KeySource::Loaded(Loaded::Fixed(_)) => "fixed".to_owned(),
-            KeySource::Loaded(Loaded::File(file)) => format!("file:{}", file.path().display()),
+            KeySource::Loaded(Loaded::File(file)) => {
+                format!("file:{}", crate::reload::file_of(file).display())
+            }
             #[cfg(feature = "remote-jwks")]
             KeySource::Remote(remote) => format!("remote:{}", remote.url()),
         }
@@ -528,6 +529,7 @@ fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Jw
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agentgw_core::ConfigError as _;
     use serde_json::json;
 
     /// A verifier with one HMAC key and a valid token for it (built once: proptest runs many
@@ -539,17 +541,23 @@ mod tests {
                 let dir = tempfile::tempdir().unwrap();
                 let path = dir.path().join("secret");
                 std::fs::write(&path, secret).unwrap();
-                let config =
-                    JwtConfig::new(crate::Mode::Strict).provider(super::super::JwtProvider::new(
-                        "https://issuer",
-                        JwksSource::hmac_secret(crate::SecretRef::File(path)),
-                    ));
+                let config = JwtConfig::default().provider(super::super::JwtProvider::new(
+                    "https://issuer",
+                    JwksSource::hmac_secret(crate::SecretRef::File(path)),
+                ));
                 let token = jsonwebtoken::encode(
                     &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
                     &json!({"iss": "https://issuer", "sub": "p", "exp": unix_now() + 600}),
                     &jsonwebtoken::EncodingKey::from_secret(&secret),
                 )
                 .unwrap();
+                // The secret file is watched on the runtime the verifier is built in; this one
+                // is dropped at once, so the key stays as loaded.
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let _entered = runtime.enter();
                 (Verifier::new(&config).unwrap(), token, dir)
             });
         &VERIFIER
@@ -639,7 +647,7 @@ mod tests {
     #[cfg(not(feature = "remote-jwks"))]
     #[test]
     fn remote_jwks_needs_its_feature() {
-        let config = JwtConfig::new(crate::Mode::Strict).provider(super::super::JwtProvider::new(
+        let config = JwtConfig::default().provider(super::super::JwtProvider::new(
             "https://a",
             JwksSource::remote("https://idp.example/jwks"),
         ));
@@ -654,30 +662,30 @@ mod tests {
             ),
             "{err}"
         );
-        assert_eq!(err.field(), "providers[0].jwks.remote");
+        assert_eq!(err.path(), "providers[0].jwks.remote");
 
-        let config = JwtConfig::new(crate::Mode::Strict).provider(super::super::JwtProvider::new(
+        let config = JwtConfig::default().provider(super::super::JwtProvider::new(
             "https://a",
             JwksSource::remote("ftp://idp.example/jwks"),
         ));
         assert_eq!(
-            Verifier::new(&config).unwrap_err().field(),
+            Verifier::new(&config).unwrap_err().path(),
             "providers[0].jwks.remote.url"
         );
     }
 
     #[test]
     fn config_errors_name_the_field() {
-        let empty = JwtConfig::new(crate::Mode::Strict);
-        assert_eq!(Verifier::new(&empty).unwrap_err().field(), "providers");
+        let empty = JwtConfig::default();
+        assert_eq!(Verifier::new(&empty).unwrap_err().path(), "providers");
 
         let jwks = r#"{"keys": []}"#;
-        let config = JwtConfig::new(crate::Mode::Strict).provider(super::super::JwtProvider::new(
+        let config = JwtConfig::default().provider(super::super::JwtProvider::new(
             "https://a",
             JwksSource::inline(jwks),
         ));
         assert_eq!(
-            Verifier::new(&config).unwrap_err().field(),
+            Verifier::new(&config).unwrap_err().path(),
             "providers[0].jwks.local.inline"
         );
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use agentgw_auth::api_key::{ApiKeyConfig, ApiKeyEntry, ApiKeyError, ApiKeyLayer};
 use agentgw_auth::{Mode, TokenLocation};
+use agentgw_core::ConfigError as _;
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -19,8 +20,8 @@ async fn call(addr: std::net::SocketAddr, key: Option<&str>) -> reqwest::Respons
 
 #[tokio::test]
 async fn metadata_reaches_upstream_and_the_key_does_not() {
-    let layer = ApiKeyLayer::new(
-        ApiKeyConfig::new(Mode::Strict).key(
+    let layer = ApiKeyLayer::from_config(
+        &ApiKeyConfig::default().key(
             ApiKeyEntry::new("ci-bot", "sk-live-123")
                 .team("platform")
                 .role("admin")
@@ -64,10 +65,11 @@ async fn revoking_a_key_in_the_file_takes_effect_without_restart() {
         std::fs::write(&path, format!("keys:\n{}\n", entries.join("\n"))).unwrap();
     };
     write(&[("alpha", "sk-alpha"), ("beta", "sk-beta")]);
-    let layer = ApiKeyLayer::new(
-        ApiKeyConfig::new(Mode::Strict)
+    let interval = Duration::from_millis(5);
+    let layer = ApiKeyLayer::from_config(
+        &ApiKeyConfig::default()
             .file(&path)
-            .reload_interval(Duration::ZERO),
+            .reload_interval(interval),
     )
     .unwrap();
     let addr = serve(echo().layer(layer)).await;
@@ -75,15 +77,62 @@ async fn revoking_a_key_in_the_file_takes_effect_without_restart() {
     assert_eq!(call(addr, Some("sk-beta")).await.status(), 200);
 
     write(&[("beta", "sk-beta"), ("gamma", "sk-gamma")]);
-    assert_eq!(call(addr, Some("sk-alpha")).await.status(), 401, "revoked");
+    let mut revoked = false;
+    for _ in 0..1000 {
+        if call(addr, Some("sk-alpha")).await.status() == 401 {
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(interval).await;
+    }
+    assert!(revoked, "the revocation was never picked up");
     assert_eq!(call(addr, Some("sk-beta")).await.status(), 200);
     let seen: Value = call(addr, Some("sk-gamma")).await.json().await.unwrap();
     assert_eq!(seen["apiKey"]["team"], "t-gamma", "added");
 
-    // A broken edit keeps the last good keys.
+    // A broken edit keeps the last good keys, for as long as the file stays broken...
     std::fs::write(&path, "keys: [ {name: broken").unwrap();
+    tokio::time::sleep(interval * 20).await;
     assert_eq!(call(addr, Some("sk-beta")).await.status(), 200);
     assert_eq!(call(addr, Some("sk-alpha")).await.status(), 401);
+    // ...and the next good edit is picked up.
+    write(&[("delta", "sk-delta")]);
+    let mut added = false;
+    for _ in 0..1000 {
+        if call(addr, Some("sk-delta")).await.status() == 200 {
+            added = true;
+            break;
+        }
+        tokio::time::sleep(interval).await;
+    }
+    assert!(added, "the edit after the broken one was never picked up");
+    assert_eq!(call(addr, Some("sk-beta")).await.status(), 401);
+}
+
+#[test]
+fn a_key_file_needs_a_runtime_unless_reloading_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.yaml");
+    std::fs::write(&path, "keys:\n  - {name: a, key: sk-a}\n").unwrap();
+    // Outside a Tokio runtime the file cannot be watched...
+    let err = ApiKeyLayer::from_config(&ApiKeyConfig::default().file(&path)).unwrap_err();
+    assert!(
+        matches!(err, agentgw_auth::Error::NoRuntime { .. }),
+        "{err}"
+    );
+    assert_eq!(err.path(), "file");
+    // ...but it can be read once, and keys in the configuration need no runtime at all.
+    let fixed = ApiKeyLayer::from_config(
+        &ApiKeyConfig::default()
+            .file(&path)
+            .reload_interval(Duration::ZERO),
+    )
+    .unwrap();
+    assert!(fixed.check("sk-a").is_ok());
+    let inline =
+        ApiKeyLayer::from_config(&ApiKeyConfig::default().key(ApiKeyEntry::new("b", "sk-b")))
+            .unwrap();
+    assert!(inline.check("sk-b").is_ok());
 }
 
 #[tokio::test]
@@ -103,8 +152,9 @@ async fn bearer_location_and_modes() {
         (Mode::Permissive, Some("sk-openai-style"), 200, Some("sdk")),
     ];
     for mode in [Mode::Strict, Mode::Optional, Mode::Permissive] {
-        let layer = ApiKeyLayer::new(
-            ApiKeyConfig::new(mode)
+        let layer = ApiKeyLayer::from_config(
+            &ApiKeyConfig::default()
+                .mode(mode)
                 .location(TokenLocation::bearer())
                 .key(entry()),
         )
@@ -135,8 +185,8 @@ async fn bearer_location_and_modes() {
 
 #[tokio::test]
 async fn expired_keys_are_rejected() {
-    let layer = ApiKeyLayer::new(
-        ApiKeyConfig::new(Mode::Strict)
+    let layer = ApiKeyLayer::from_config(
+        &ApiKeyConfig::default()
             .key(ApiKeyEntry::new("old", "sk-old").expires_at("2020-01-01T00:00:00Z"))
             .key(ApiKeyEntry::new("new", "sk-new").expires_at("2999-01-01T00:00:00Z")),
     )
@@ -151,19 +201,19 @@ async fn expired_keys_are_rejected() {
 
 #[test]
 fn debug_and_errors_never_show_keys() {
-    let layer = ApiKeyLayer::new(
-        ApiKeyConfig::new(Mode::Strict).key(ApiKeyEntry::new("bot", "sk-top-secret-key")),
+    let layer = ApiKeyLayer::from_config(
+        &ApiKeyConfig::default().key(ApiKeyEntry::new("bot", "sk-top-secret-key")),
     )
     .unwrap();
     let debug = format!("{layer:?}");
     assert!(!debug.contains("sk-top-secret-key"), "{debug}");
 
-    let err = ApiKeyLayer::new(
-        ApiKeyConfig::new(Mode::Strict)
+    let err = ApiKeyLayer::from_config(
+        &ApiKeyConfig::default()
             .key(ApiKeyEntry::new("a", "sk-top-secret-key"))
             .key(ApiKeyEntry::new("b", "sk-top-secret-key")),
     )
     .unwrap_err();
-    assert_eq!(err.field(), "keys[1].key");
+    assert_eq!(err.path(), "keys[1].key");
     assert!(!err.to_string().contains("sk-top-secret-key"), "{err}");
 }

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentgw_auth::Mode;
 use agentgw_auth::jwt::{JwksSource, JwtConfig, JwtError, JwtLayer, JwtProvider, RemoteJwks};
+use agentgw_core::ConfigError as _;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -76,9 +76,11 @@ impl JwksServer {
     }
 
     fn layer(&self, cache_duration: Duration) -> JwtLayer {
-        let remote = RemoteJwks::url(&self.url).cache_duration(cache_duration);
+        let remote = RemoteJwks::default()
+            .url(&self.url)
+            .cache_duration(cache_duration);
         let provider = JwtProvider::new(ISSUER, JwksSource::Remote(remote)).audiences([AUDIENCE]);
-        JwtLayer::new(JwtConfig::new(Mode::Strict).provider(provider)).unwrap()
+        JwtLayer::from_config(&JwtConfig::default().provider(provider)).unwrap()
     }
 }
 
@@ -275,12 +277,12 @@ async fn dropping_the_layer_stops_the_refresh_task() {
 #[tokio::test]
 async fn building_outside_a_runtime_is_an_error() {
     let result = std::thread::spawn(|| {
-        let remote = RemoteJwks::url("http://127.0.0.1:9/jwks");
+        let remote = RemoteJwks::default().url("http://127.0.0.1:9/jwks");
         let provider = JwtProvider::new(ISSUER, JwksSource::Remote(remote));
-        JwtLayer::new(JwtConfig::new(Mode::Strict).provider(provider)).map(|_| ())
+        JwtLayer::from_config(&JwtConfig::default().provider(provider)).map(|_| ())
     })
     .join()
     .unwrap();
     let err = result.unwrap_err();
-    assert_eq!(err.field(), "providers[0].jwks.remote");
+    assert_eq!(err.path(), "providers[0].jwks.remote");
 }

@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
-use agentgw_auth::Mode;
 use agentgw_auth::jwt::{JwksSource, JwtConfig, JwtError, JwtLayer, JwtProvider};
 use axum::Router;
 use axum::routing::get;
@@ -33,7 +32,7 @@ fn layer_with(config: impl FnOnce(JwtConfig) -> JwtConfig) -> JwtLayer {
     let set = jwks(&[&keys.rsa, &keys.es256, &keys.es384, &keys.ed]);
     let provider =
         JwtProvider::new(ISSUER, JwksSource::inline(set.to_string())).audiences([AUDIENCE]);
-    JwtLayer::new(config(JwtConfig::new(Mode::Strict).provider(provider))).unwrap()
+    JwtLayer::from_config(&config(JwtConfig::default().provider(provider))).unwrap()
 }
 
 fn layer() -> JwtLayer {
@@ -569,7 +568,7 @@ async fn ambiguous_key_without_kid() {
     let a = Signer::es256("");
     let b = Signer::es256("");
     let provider = JwtProvider::new(ISSUER, JwksSource::inline(jwks(&[&a, &b]).to_string()));
-    let layer = JwtLayer::new(JwtConfig::new(Mode::Strict).provider(provider)).unwrap();
+    let layer = JwtLayer::from_config(&JwtConfig::default().provider(provider)).unwrap();
     assert_eq!(
         layer.verify(&a.token(&claims("x"))).unwrap_err(),
         JwtError::AmbiguousKey
@@ -588,7 +587,7 @@ async fn hmac_only_from_an_explicit_secret() {
         ISSUER,
         JwksSource::inline(jwks(&[&hs, &KEYS.rsa]).to_string()),
     );
-    let layer = JwtLayer::new(JwtConfig::new(Mode::Strict).provider(from_jwks)).unwrap();
+    let layer = JwtLayer::from_config(&JwtConfig::default().provider(from_jwks)).unwrap();
     assert_eq!(
         layer.verify(&hs.token(&claims("h"))).unwrap_err(),
         JwtError::AlgorithmMismatch
@@ -598,7 +597,7 @@ async fn hmac_only_from_an_explicit_secret() {
         ISSUER,
         JwksSource::hmac_secret(agentgw_auth::SecretRef::File(path)),
     );
-    let layer = JwtLayer::new(JwtConfig::new(Mode::Strict).provider(explicit)).unwrap();
+    let layer = JwtLayer::from_config(&JwtConfig::default().provider(explicit)).unwrap();
     assert_eq!(
         layer.verify(&hs.token(&claims("h"))).unwrap().subject(),
         Some("h")
@@ -661,15 +660,23 @@ async fn cached_token_still_expires_and_tracks_local_key_file() {
     let old = Signer::rsa("k1");
     std::fs::write(&path, jwks(&[&old]).to_string()).unwrap();
     let provider = JwtProvider::new(ISSUER, JwksSource::file(&path));
-    let layer = JwtLayer::new(JwtConfig::new(Mode::Strict).provider(provider)).unwrap();
+    let layer = JwtLayer::from_config(&JwtConfig::default().provider(provider)).unwrap();
     let token = old.token(&claims("c"));
     assert!(layer.verify(&token).is_ok());
     assert!(layer.verify(&token).is_ok(), "cached");
     let new = Signer::rsa_spare("k2");
     std::fs::write(&path, jwks(&[&new]).to_string()).unwrap();
-    // The file is checked at most once a second.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(layer.verify(&token).unwrap_err(), JwtError::UnknownKey);
+    // The file is checked every second and read once it held still: the new key set replaces
+    // the old one, and the cached verification with it.
+    let mut rotated = false;
+    for _ in 0..100 {
+        if matches!(layer.verify(&token), Err(JwtError::UnknownKey)) {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(rotated, "the new key file was never picked up");
     assert!(layer.verify(&new.token(&claims("c"))).is_ok());
 }
 
@@ -677,7 +684,7 @@ async fn cached_token_still_expires_and_tracks_local_key_file() {
 async fn pem_public_key_as_local_source() {
     let signer = Signer::rsa("");
     let provider = JwtProvider::new(ISSUER, JwksSource::inline(signer.rsa_public_pem()));
-    let layer = JwtLayer::new(JwtConfig::new(Mode::Strict).provider(provider)).unwrap();
+    let layer = JwtLayer::from_config(&JwtConfig::default().provider(provider)).unwrap();
     assert_eq!(
         layer
             .verify(&signer.token(&claims("pem")))

@@ -10,7 +10,10 @@ use crate::common::*;
 fn layer(mode: Mode, signer: &Signer, configure: impl FnOnce(JwtConfig) -> JwtConfig) -> JwtLayer {
     let provider = JwtProvider::new(ISSUER, JwksSource::inline(jwks(&[signer]).to_string()))
         .audiences([AUDIENCE]);
-    JwtLayer::new(configure(JwtConfig::new(mode).provider(provider))).unwrap()
+    JwtLayer::from_config(&configure(
+        JwtConfig::default().mode(mode).provider(provider),
+    ))
+    .unwrap()
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -3,6 +3,7 @@
 mod common;
 
 mod api_keys;
+mod audit;
 mod backend;
 #[cfg(feature = "remote-jwks")]
 mod jwks_remote;

@@ -53,7 +53,7 @@
 //!     set.mask(text),
 //!     "Card <CREDIT_CARD> (not 4111 1111 1111 1112), mail [EMAIL REDACTED], acct <account>."
 //! );
-//! # Ok::<(), agentgw_guard::GuardError>(())
+//! # Ok::<(), agentgw_guard::Error>(())
 //! ```
 
 mod hir;
@@ -72,7 +72,7 @@ use regex_syntax::ParserBuilder;
 use regex_syntax::hir::Hir;
 
 use crate::builtin::{Builtin, Check};
-use crate::error::GuardError;
+use crate::error::Error;
 use crate::normalize::{OffsetMap, normalize, normalize_into};
 use crate::stream::StreamMasker;
 
@@ -178,7 +178,7 @@ pub(crate) struct Inner {
     /// Field path of the first pattern of unbounded length, for the streaming error.
     unbounded: Option<String>,
     path: String,
-    tracker: OnceLock<Result<Tracker, GuardError>>,
+    tracker: OnceLock<Result<Tracker, Error>>,
 }
 
 /// One regex pattern of a set, as compiled into an [`Engine`].
@@ -247,7 +247,7 @@ impl Engines {
         patterns: &[PatternInfo],
         path: &str,
         walk: bool,
-    ) -> Result<Engines, GuardError> {
+    ) -> Result<Engines, Error> {
         let mut parts = Vec::new();
         for alone in [false, true] {
             let (hirs, patterns): (Vec<&Hir>, Vec<PatternInfo>) = hirs
@@ -296,7 +296,7 @@ impl Engine {
         patterns: Vec<PatternInfo>,
         path: &str,
         walk: bool,
-    ) -> Result<Engine, GuardError> {
+    ) -> Result<Engine, Error> {
         let config = meta::Config::new()
             .match_kind(MatchKind::LeftmostFirst)
             .utf8_empty(true);
@@ -304,7 +304,7 @@ impl Engine {
             .configure(config)
             .syntax(syntax::Config::new())
             .build_many_from_hir(hirs)
-            .map_err(|e| GuardError::TooLarge {
+            .map_err(|e| Error::TooLarge {
                 path: path.to_owned(),
                 message: e.to_string(),
             })?;
@@ -484,18 +484,18 @@ impl PatternSet {
     ///
     /// # Errors
     ///
-    /// [`GuardError::UnboundedStreamPattern`] when a pattern can match text of unbounded length.
-    pub fn stream_masker(&self) -> Result<StreamMasker, GuardError> {
+    /// [`Error::UnboundedStreamPattern`] when a pattern can match text of unbounded length.
+    pub fn stream_masker(&self) -> Result<StreamMasker, Error> {
         self.tracker()?;
         Ok(StreamMasker::new(self.clone()))
     }
 
-    pub(crate) fn tracker(&self) -> Result<&Tracker, GuardError> {
+    pub(crate) fn tracker(&self) -> Result<&Tracker, Error> {
         self.inner
             .tracker
             .get_or_init(|| {
                 let Some(max_len) = self.inner.max_match_len else {
-                    return Err(GuardError::UnboundedStreamPattern {
+                    return Err(Error::UnboundedStreamPattern {
                         path: self.inner.unbounded.clone().unwrap_or_default(),
                     });
                 };
@@ -710,7 +710,7 @@ pub struct PatternSetBuilder {
 
 impl PatternSetBuilder {
     /// The configuration path of this set, prefixed to field names in errors (for example
-    /// `promptGuard.request[0].regex`).
+    /// `request[0].regex` inside a `promptGuard` block).
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
@@ -782,11 +782,7 @@ impl PatternSetBuilder {
     }
 
     fn field(&self, field: &str) -> String {
-        if self.path.is_empty() {
-            field.to_owned()
-        } else {
-            format!("{}.{field}", self.path)
-        }
+        agentgw_core::config::join(&self.path, field)
     }
 
     /// Compiles the set.
@@ -795,8 +791,8 @@ impl PatternSetBuilder {
     ///
     /// An invalid or empty-matching pattern, an empty phrase, a replacement for an unknown
     /// rule, automata over the size limits, or (with [`streaming`](Self::streaming)) a pattern
-    /// of unbounded length; see [`GuardError`].
-    pub fn build(self) -> Result<PatternSet, GuardError> {
+    /// of unbounded length; see [`Error`].
+    pub fn build(self) -> Result<PatternSet, Error> {
         let mut rules = Vec::new();
         let mut patterns = Vec::new();
         let mut hirs = Vec::new();
@@ -810,13 +806,12 @@ impl PatternSetBuilder {
         for builtin in builtins {
             let rule = push_rule(&mut rules, builtin.name(), RuleKind::Builtin(builtin));
             for &(pattern, check) in builtin.candidates() {
-                let hir =
-                    builtin_parser()
-                        .parse(pattern)
-                        .map_err(|e| GuardError::InvalidPattern {
-                            path: self.field("builtins"),
-                            message: e.to_string(),
-                        })?;
+                let hir = builtin_parser()
+                    .parse(pattern)
+                    .map_err(|e| Error::InvalidPattern {
+                        path: self.field("builtins"),
+                        message: e.to_string(),
+                    })?;
                 max_len = max_len
                     .zip(hir.properties().maximum_len())
                     .map(|(a, b)| a.max(b));
@@ -838,7 +833,7 @@ impl PatternSetBuilder {
                 .utf8(true)
                 .build()
                 .parse(pattern)
-                .map_err(|e| GuardError::InvalidPattern {
+                .map_err(|e| Error::InvalidPattern {
                     path: path.clone(),
                     message: e.to_string(),
                 })?;
@@ -851,13 +846,13 @@ impl PatternSetBuilder {
             }
             let props = hir.properties();
             if props.minimum_len().is_none_or(|len| len == 0) {
-                return Err(GuardError::EmptyMatch { path });
+                return Err(Error::EmptyMatch { path });
             }
             match props.maximum_len() {
                 Some(len) => max_len = max_len.map(|m| m.max(len)),
                 None => {
                     if self.streaming {
-                        return Err(GuardError::UnboundedStreamPattern { path });
+                        return Err(Error::UnboundedStreamPattern { path });
                     }
                     max_len = None;
                     unbounded.get_or_insert(path);
@@ -877,7 +872,7 @@ impl PatternSetBuilder {
         let phrases = self.build_phrases(&mut rules, &mut max_len)?;
 
         if rules.is_empty() {
-            return Err(GuardError::NothingToMatch {
+            return Err(Error::NothingToMatch {
                 path: self.path.clone(),
             });
         }
@@ -888,7 +883,7 @@ impl PatternSetBuilder {
                 found = true;
             }
             if !found {
-                return Err(GuardError::UnknownReplacement {
+                return Err(Error::UnknownReplacement {
                     path: self.field(&format!("replacements[{i}]")),
                     rule: rule_name.clone(),
                 });
@@ -945,7 +940,7 @@ impl PatternSetBuilder {
         &self,
         rules: &mut Vec<Rule>,
         max_len: &mut Option<usize>,
-    ) -> Result<Option<Phrases>, GuardError> {
+    ) -> Result<Option<Phrases>, Error> {
         if self.phrases.is_empty() {
             return Ok(None);
         }
@@ -958,7 +953,7 @@ impl PatternSetBuilder {
                 phrase.trim().to_owned()
             };
             if text.is_empty() {
-                return Err(GuardError::EmptyPhrase {
+                return Err(Error::EmptyPhrase {
                     path: self.field(&format!("phrases[{i}]")),
                 });
             }
@@ -978,7 +973,7 @@ impl PatternSetBuilder {
             .ascii_case_insensitive(!self.normalize)
             .start_kind(StartKind::Both)
             .build(&texts)
-            .map_err(|e| GuardError::TooLarge {
+            .map_err(|e| Error::TooLarge {
                 path: self.field("phrases"),
                 message: e.to_string(),
             })?;

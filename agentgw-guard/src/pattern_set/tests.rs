@@ -30,32 +30,32 @@ fn builtins_find_validated_pii_only() {
 #[test]
 fn invalid_patterns_name_their_field() {
     let err = PatternSet::builder()
-        .path("promptGuard.request[0].regex")
+        .path("request[0].regex")
         .pattern("a", "ok")
         .pattern("b", "fine")
         .pattern("c", "(unclosed")
         .build()
         .unwrap_err();
     assert!(
-        matches!(&err, GuardError::InvalidPattern { path, .. } if path == "promptGuard.request[0].regex.matches[2].pattern"),
+        matches!(&err, Error::InvalidPattern { path, .. } if path == "request[0].regex.matches[2].pattern"),
         "{err}"
     );
     assert!(
         err.to_string()
-            .starts_with("invalid regex in promptGuard.request[0].regex.matches[2].pattern: ")
+            .starts_with("request[0].regex.matches[2].pattern: invalid regex: ")
     );
     let err = PatternSet::builder()
         .pattern("a", "(?=x)")
         .build()
         .unwrap_err();
-    assert!(matches!(err, GuardError::InvalidPattern { .. }));
+    assert!(matches!(err, Error::InvalidPattern { .. }));
     let err = PatternSet::builder()
         .pattern("a", "x*")
         .build()
         .unwrap_err();
     assert_eq!(
         err,
-        GuardError::EmptyMatch {
+        Error::EmptyMatch {
             path: "matches[0].pattern".into()
         }
     );
@@ -66,14 +66,14 @@ fn invalid_patterns_name_their_field() {
         .unwrap_err();
     assert_eq!(
         err,
-        GuardError::UnboundedStreamPattern {
+        Error::UnboundedStreamPattern {
             path: "matches[0].pattern".into()
         }
     );
     let set = PatternSet::builder().pattern("a", "x+").build().unwrap();
     assert!(matches!(
         set.stream_masker(),
-        Err(GuardError::UnboundedStreamPattern { .. })
+        Err(Error::UnboundedStreamPattern { .. })
     ));
     let set = PatternSet::builder()
         .pattern("a", "x+")
@@ -87,17 +87,17 @@ fn invalid_patterns_name_their_field() {
         .replacement("SSN", "x")
         .build()
         .unwrap_err();
-    assert!(matches!(err, GuardError::UnknownReplacement { .. }));
+    assert!(matches!(err, Error::UnknownReplacement { .. }));
     assert!(matches!(
         PatternSet::builder().build(),
-        Err(GuardError::NothingToMatch { .. })
+        Err(Error::NothingToMatch { .. })
     ));
     assert!(matches!(
         PatternSet::builder()
             .phrase("p", " \u{200b} ")
             .normalize(true)
             .build(),
-        Err(GuardError::EmptyPhrase { .. })
+        Err(Error::EmptyPhrase { .. })
     ));
 }
 

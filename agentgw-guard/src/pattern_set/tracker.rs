@@ -17,7 +17,7 @@ use regex_automata::util::start;
 use regex_automata::{Anchored, MatchKind};
 use regex_syntax::hir::Hir;
 
-use crate::error::GuardError;
+use crate::error::Error;
 
 /// Liveness automata of a pattern set. Built once per set, shared by all its streams.
 pub(crate) struct Tracker {
@@ -36,8 +36,8 @@ impl Tracker {
         ascii_case_insensitive: bool,
         max_match_len: usize,
         path: &str,
-    ) -> Result<Tracker, GuardError> {
-        let too_large = |message: String| GuardError::TooLarge {
+    ) -> Result<Tracker, Error> {
+        let too_large = |message: String| Error::TooLarge {
             path: path.to_owned(),
             message,
         };

@@ -299,7 +299,7 @@ fn query_params<'a>(attrs: &Attributes<'a>) -> Result<Value<'a>, EvalError> {
 
 /// Percent-decodes a query component with core's decoder; borrowed when nothing is encoded.
 fn decoded(input: &str) -> Value<'_> {
-    match agentgw_core::attributes::percent_decode(input) {
+    match agentgw_core::percent::decode_query_component(input) {
         std::borrow::Cow::Borrowed(text) => Value::String(Str::borrowed(text)),
         std::borrow::Cow::Owned(text) => Value::string(text),
     }

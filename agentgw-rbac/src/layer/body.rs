@@ -2,74 +2,48 @@
 //! caller may not call removed.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use agentgw_core::mcp::{self, ToolDef};
+use agentgw_core::metrics::record_rejection;
 use agentgw_core::sse::{self, Frame as SseFrame, Transform, TransformBody};
-use agentgw_core::{Attributes, BoxError};
+use agentgw_core::{Attributes, BoxError, ResponseBody};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 use crate::policy::{CelPolicy, LAYER};
-use agentgw_core::metrics::record_rejection;
-use std::sync::Arc;
+
+/// The response body of [`CelPolicyService`](crate::CelPolicyService).
+///
+/// The inner service's body unchanged; a body the layer produced (a denial, a filtered JSON
+/// answer to an MCP `tools/list` request, read whole and bounded by the layer's body limit); or
+/// an event stream answering `tools/list`, from which the tools the caller may not call are
+/// removed event by event ([`ToolListStream`]).
+pub type RbacBody<B> = ResponseBody<B, ToolListStream<B>>;
 
 pin_project! {
-    /// The response body of [`CelPolicyService`](crate::CelPolicyService).
+    /// An MCP event stream answering a `tools/list` request, from which the tools the caller
+    /// may not call are removed event by event ([`CelPolicy::tool_visible`]).
     ///
-    /// The inner service's body unchanged; a body the layer produced (a denial, a filtered
-    /// JSON answer to an MCP `tools/list` request, read whole and bounded by the layer's body
-    /// limit); or an event stream answering `tools/list`, from which tools the caller may not
-    /// call are removed event by event.
-    pub struct RbacBody<B> {
+    /// An event whose list cannot be filtered is replaced by a JSON-RPC error carrying the
+    /// request's id; an event that is not JSON-RPC is dropped.
+    pub struct ToolListStream<B> {
         #[pin]
-        kind: Kind<B>,
+        inner: TransformBody<B, SseToolFilter>,
     }
 }
 
-pin_project! {
-    #[project = KindProj]
-    enum Kind<B> {
-        Inner {
-            #[pin]
-            body: B,
-        },
-        Full {
-            #[pin]
-            body: Full<Bytes>,
-        },
-        Sse {
-            #[pin]
-            body: TransformBody<B, SseToolFilter>,
-        },
-    }
-}
-
-impl<B> RbacBody<B> {
-    pub(crate) fn inner(body: B) -> Self {
-        RbacBody {
-            kind: Kind::Inner { body },
-        }
-    }
-
-    pub(crate) fn full(body: Full<Bytes>) -> Self {
-        RbacBody {
-            kind: Kind::Full { body },
-        }
-    }
-
-    pub(crate) fn filtered_sse(body: B, filter: Box<ToolFilter>) -> Self {
-        RbacBody {
-            kind: Kind::Sse {
-                body: TransformBody::new(body, SseToolFilter(filter), sse::Decoder::default()),
-            },
+impl<B> ToolListStream<B> {
+    pub(crate) fn new(body: B, filter: Box<ToolFilter>) -> Self {
+        ToolListStream {
+            inner: TransformBody::new(body, SseToolFilter(filter), sse::Decoder::default()),
         }
     }
 }
 
-impl<B> Body for RbacBody<B>
+impl<B> Body for ToolListStream<B>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -81,38 +55,21 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.project().kind.project() {
-            KindProj::Inner { body } => body.poll_frame(cx).map_err(Into::into),
-            KindProj::Full { body } => body.poll_frame(cx).map_err(|never| match never {}),
-            KindProj::Sse { body } => body.poll_frame(cx),
-        }
+        self.project().inner.poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Inner { body } => body.is_end_stream(),
-            Kind::Full { body } => body.is_end_stream(),
-            Kind::Sse { body } => body.is_end_stream(),
-        }
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Inner { body } => body.size_hint(),
-            Kind::Full { body } => body.size_hint(),
-            Kind::Sse { body } => body.size_hint(),
-        }
+        self.inner.size_hint()
     }
 }
 
-impl<B> std::fmt::Debug for RbacBody<B> {
+impl<B> std::fmt::Debug for ToolListStream<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match &self.kind {
-            Kind::Inner { .. } => "inner",
-            Kind::Full { .. } => "full",
-            Kind::Sse { .. } => "filtered event stream",
-        };
-        f.debug_struct("RbacBody").field("kind", &kind).finish()
+        f.debug_struct("ToolListStream").finish_non_exhaustive()
     }
 }
 

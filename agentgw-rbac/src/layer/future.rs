@@ -17,12 +17,11 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::body::{INVALID_RESPONSE, RbacBody, ToolFilter};
+use super::body::{INVALID_RESPONSE, RbacBody, ToolFilter, ToolListStream};
 use super::service::{Shared, Verdict};
 use crate::policy::LAYER;
 
-type Buffering<B> =
-    Pin<Box<dyn Future<Output = Result<Request<RequestBody<B>>, Rejection>> + Send>>;
+type Buffering<B> = agentgw_core::body::BufferFuture<B>;
 
 pin_project! {
     /// The response future of [`CelPolicyService`](crate::CelPolicyService); `ResB` is the
@@ -127,7 +126,7 @@ where
                     let response = response
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    return Poll::Ready(Ok(response.map(RbacBody::full)));
+                    return Poll::Ready(Ok(response.map(RbacBody::from)));
                 }
                 StateProj::Buffering {
                     buffering,
@@ -138,16 +137,15 @@ where
                     let req = match ready!(buffering.as_mut().poll(cx)) {
                         Ok(req) => req,
                         Err(rejection) => {
-                            rejection.record();
                             let shape = shape.take().unwrap_or_default();
                             return Poll::Ready(Ok(rejection
-                                .into_response(&shape)
-                                .map(RbacBody::full)));
+                                .respond_in(&shape)
+                                .map(RbacBody::from)));
                         }
                     };
                     match shared.decide(&req) {
                         Verdict::Deny(denied) => {
-                            return Poll::Ready(Ok(denied.map(RbacBody::full)));
+                            return Poll::Ready(Ok(denied.map(RbacBody::from)));
                         }
                         Verdict::Allow(filter) => {
                             let mut inner = inner
@@ -209,7 +207,7 @@ where
                                     .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                                 return Poll::Ready(Ok(Response::from_parts(
                                     parts,
-                                    RbacBody::full(Full::new(bytes)),
+                                    RbacBody::full(bytes),
                                 )));
                             }
                             Err(message) => message,
@@ -270,7 +268,7 @@ fn wrap<ResB>(
             parts.headers.remove(CONTENT_LENGTH);
             Wrapped::Ready(Response::from_parts(
                 parts,
-                RbacBody::filtered_sse(body, filter),
+                RbacBody::transformed(ToolListStream::new(body, filter)),
             ))
         }
         ResponseKind::Unsupported => Wrapped::Ready(bad_gateway(
@@ -284,15 +282,13 @@ fn wrap<ResB>(
 /// layer cannot filter.
 fn bad_gateway<ResB>(filter: &ToolFilter, message: &'static str) -> Response<RbacBody<ResB>> {
     tracing::warn!(message, "RBAC could not filter a tools/list answer");
-    let rejection = Rejection::new(StatusCode::BAD_GATEWAY, LAYER, INVALID_RESPONSE)
+    Rejection::new(StatusCode::BAD_GATEWAY, LAYER, INVALID_RESPONSE)
         .with_message(message)
-        .with_jsonrpc_code(mcp::codes::INTERNAL_ERROR);
-    rejection.record();
-    rejection
-        .into_response(&ResponseShape::JsonRpc {
+        .with_jsonrpc_code(mcp::codes::INTERNAL_ERROR)
+        .respond_in(&ResponseShape::JsonRpc {
             id: filter.id().to_value(),
         })
-        .map(RbacBody::full)
+        .map(RbacBody::from)
 }
 
 impl<S, B, ResB> fmt::Debug for ResponseFuture<S, B, ResB>

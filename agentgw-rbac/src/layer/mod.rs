@@ -4,6 +4,6 @@ mod body;
 mod future;
 mod service;
 
-pub use body::RbacBody;
+pub use body::{RbacBody, ToolListStream};
 pub use future::ResponseFuture;
 pub use service::{CelPolicyLayer, CelPolicyService};

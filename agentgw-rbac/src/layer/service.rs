@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use agentgw_core::body::{BodyLimit, RequestBody, buffer_request};
+use agentgw_core::audit::{self, AuditEvent, AuditSink};
+use agentgw_core::body::{BodyLimit, RequestBody, buffer_request_boxed};
 use agentgw_core::mcp::methods::TOOLS_LIST;
 use agentgw_core::path::canonicalize_request;
 use agentgw_core::{Attributes, BoxError, Rejection, ResponseShape};
@@ -18,13 +19,15 @@ use tower_service::Service;
 use super::body::{RbacBody, ToolFilter};
 use super::future::ResponseFuture;
 use crate::config::RbacConfig;
-use crate::error::RbacError;
+use crate::error::Error;
 use crate::policy::{CelPolicy, Decision, LAYER};
 
 /// Applies a [`CelPolicy`] to every request. See the [crate docs](crate) for an example.
 ///
-/// - A denied request gets `403` with an OpenAI-style error on LLM routes, a JSON-RPC error
-///   carrying the request id on MCP, and never reaches the inner service.
+/// - A denied request never reaches the inner service. It is answered by
+///   [`Rejection`]: `403` with an OpenAI-style error on LLM routes; on MCP, a JSON-RPC error
+///   carrying the request id (HTTP 200 when the id is known, with `error.data.status` 403:
+///   see [`agentgw_core::rejection`]).
 /// - The body is buffered (up to [`CelPolicyLayer::body_limit`], 413 beyond) only when some
 ///   rule reads `request.body` or `mcp.*`; otherwise it streams through untouched.
 /// - When some rule reads `mcp.*`, the result of an MCP `tools/list` request loses the tools
@@ -44,25 +47,32 @@ pub(crate) struct Shared {
     pub(crate) policy: Arc<CelPolicy>,
     pub(crate) body_limit: BodyLimit,
     filter_tool_lists: bool,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl CelPolicyLayer {
-    /// A layer enforcing `policy`.
-    pub fn new(policy: CelPolicy) -> Self {
+    /// A layer enforcing the policy of `config`, compiled for any route.
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] naming the rule's path relative to the `rbac` block
+    /// (`policy.matchExpressions[1]`) and, for expression errors, the line and column.
+    pub fn from_config(config: &RbacConfig) -> Result<Self, Error> {
+        CelPolicy::from_config(config).map(CelPolicyLayer::from_policy)
+    }
+
+    /// A layer enforcing a policy compiled already, for instance with
+    /// [`CelPolicy::compile`] and [`CompileOptions`](crate::CompileOptions) naming the kind of
+    /// route (so that `mcp.*` rules on an LLM route fail at load time).
+    pub fn from_policy(policy: CelPolicy) -> Self {
         CelPolicyLayer {
             shared: Arc::new(Shared {
                 policy: Arc::new(policy),
                 body_limit: BodyLimit::DEFAULT,
                 filter_tool_lists: true,
+                audit: None,
             }),
         }
-    }
-
-    /// A layer enforcing the policy of `config`, compiled for any route. Errors name the
-    /// rule's path (`rbac.policy.matchExpressions[1]`) and, for expression errors, the line
-    /// and column.
-    pub fn from_config(config: &RbacConfig) -> Result<Self, RbacError> {
-        CelPolicy::from_config(config).map(CelPolicyLayer::new)
     }
 
     /// The largest request body read when a rule needs it (default 16 MiB); also bounds a
@@ -81,6 +91,15 @@ impl CelPolicyLayer {
         self
     }
 
+    /// Records an `authorization` event in `sink` for every request the policy denies (rule:
+    /// the rule's name; subject, method, path and, for MCP, the tool). See
+    /// [`agentgw_core::audit`] for the schema.
+    #[must_use]
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        Arc::make_mut(&mut self.shared).audit = Some(sink);
+        self
+    }
+
     /// The policy.
     pub fn policy(&self) -> &CelPolicy {
         &self.shared.policy
@@ -93,6 +112,7 @@ impl fmt::Debug for CelPolicyLayer {
             .field("policy", &self.shared.policy)
             .field("body_limit", &self.shared.body_limit.bytes())
             .field("filter_tool_lists", &self.shared.filter_tool_lists)
+            .field("audit", &self.shared.audit.is_some())
             .finish()
     }
 }
@@ -144,10 +164,8 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         // `request.path` is the path the upstream will route on.
-        if let Err(rejection) = canonicalize_request(&mut req).map_err(|e| e.into_rejection(LAYER))
-        {
-            rejection.record();
-            return ResponseFuture::denied(rejection.into_response_for(&req));
+        if let Err(error) = canonicalize_request(&mut req) {
+            return ResponseFuture::denied(error.into_rejection(LAYER).respond_to(&req));
         }
         if !shared.policy.reads_body() {
             return match shared.decide(&req) {
@@ -163,7 +181,7 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let shape = ResponseShape::for_request(&req);
-        let buffering = Box::pin(buffer_request(req, shared.body_limit));
+        let buffering = buffer_request_boxed(req, shared.body_limit);
         ResponseFuture::buffering(buffering, inner, shared, shape)
     }
 }
@@ -196,8 +214,8 @@ impl Shared {
             tracing::debug!("JSON-RPC batch denied: the RBAC policy has MCP rules");
             let rejection = Rejection::new(StatusCode::FORBIDDEN, LAYER, BATCH_REASON)
                 .with_message("JSON-RPC batches are not allowed by the RBAC policy");
-            rejection.record();
-            return Verdict::Deny(rejection.into_response_for(req));
+            self.audit_denial(&attrs, BATCH_REASON);
+            return Verdict::Deny(rejection.respond_to(req));
         }
         // MCP method names are case-sensitive: a server that folds `Tools/Call` would run a
         // call every rule compared with `tools/call` without matching.
@@ -215,17 +233,27 @@ impl Shared {
             let rejection = Rejection::new(StatusCode::BAD_REQUEST, LAYER, "jsonrpc_method_case")
                 .with_message("JSON-RPC method differs from an MCP method only in case or spacing")
                 .with_jsonrpc_code(agentgw_core::mcp::codes::INVALID_REQUEST);
-            rejection.record();
-            return Verdict::Deny(rejection.into_response_for(req));
+            self.audit_denial(&attrs, rejection.reason());
+            return Verdict::Deny(rejection.respond_to(req));
         }
         match self.policy.evaluate(&attrs) {
             Decision::Allow => Verdict::Allow(self.tool_filter(req, &attrs)),
             Decision::Deny(denial) => {
                 tracing::debug!(rule = denial.rule, cause = ?denial.cause, "request denied by RBAC policy");
-                let rejection = denial.rejection();
-                rejection.record();
-                Verdict::Deny(rejection.into_response_for(req))
+                self.audit_denial(&attrs, denial.rule);
+                Verdict::Deny(denial.rejection().respond_to(req))
             }
+        }
+    }
+
+    /// Records a denial in the audit sink, if set: nothing is built without one.
+    fn audit_denial(&self, attrs: &Attributes<'_>, rule: &str) {
+        if let Some(sink) = &self.audit {
+            sink.record(
+                &AuditEvent::new(LAYER, "authorization", audit::Decision::Deny)
+                    .with_rule(rule)
+                    .with_attributes(attrs),
+            );
         }
     }
 

@@ -15,28 +15,24 @@
 //! shapes (API keys, tokens, private keys) and PII (cards, SSNs, emails) in strings are masked;
 //! long strings are cut.
 //!
-//! Destinations: `stdout` ([`JsonLinesSink`]), `syslog`
-//! ([`SyslogSink`], RFC 5424 over UDP or TCP) and `webhook` (`WebhookSink`, batched POSTs;
-//! cargo feature `webhook`). Remote sinks queue in memory (bounded) and never block traffic.
+//! Destinations: `audit.destination` is an [`AuditDestination`] of `agentgw-core` (`stdout`,
+//! `syslog` over UDP or TCP, `webhook` with this crate's cargo feature `webhook`), built by
+//! core like every other layer's sink; remote destinations queue in memory (bounded) and never
+//! block traffic. Without a `destination`, events go to the sink given to
+//! [`ToolSecurityLayer::audit_sink`](crate::ToolSecurityLayer::audit_sink) (the gateway's
+//! `audit.destinations`), else to stdout.
 
 mod mask;
-mod queue;
-mod syslog;
-#[cfg(feature = "webhook")]
-mod webhook;
 
 use std::sync::Arc;
 
-use agentgw_core::audit::{AuditEvent, AuditSink, JsonLinesSink};
-
-pub use syslog::{SyslogOptions, SyslogSink, format_rfc5424};
-#[cfg(feature = "webhook")]
-pub use webhook::{WebhookOptions, WebhookSink};
+use agentgw_core::audit::{AuditDestination, AuditEvent, AuditSink, JsonLinesSink};
+use agentgw_core::config::ConfigError;
 
 pub(crate) use mask::{mask_text, masked};
 
-use crate::config::{AuditConfig, AuditLevel, DestinationKind};
-use crate::error::ToolSecError;
+use crate::config::{AuditConfig, AuditLevel};
+use crate::error::Error;
 
 /// The layer name in audit events and metrics.
 pub(crate) const LAYER: &str = "toolsec";
@@ -48,6 +44,11 @@ pub(crate) struct Auditor {
     level: AuditLevel,
     include_arguments: bool,
     include_response: bool,
+    /// The configuration names a destination: a sink given to the layer does not replace it.
+    own_destination: bool,
+    /// The configuration turns auditing off (`enabled: false`, `level: none`): a sink given to
+    /// the layer does not turn it on.
+    turned_off: bool,
 }
 
 impl std::fmt::Debug for Auditor {
@@ -57,6 +58,7 @@ impl std::fmt::Debug for Auditor {
             .field("level", &self.level)
             .field("include_arguments", &self.include_arguments)
             .field("include_response", &self.include_response)
+            .field("own_destination", &self.own_destination)
             .finish()
     }
 }
@@ -69,11 +71,13 @@ impl Auditor {
             level: AuditLevel::None,
             include_arguments: false,
             include_response: false,
+            own_destination: false,
+            turned_off: false,
         }
     }
 
-    pub(crate) fn from_config(config: Option<&AuditConfig>) -> Result<Self, ToolSecError> {
-        const BASE: &str = "toolSecurity.audit";
+    pub(crate) fn from_config(config: Option<&AuditConfig>) -> Result<Self, Error> {
+        const BASE: &str = "audit";
         let Some(config) = config else {
             return Ok(Self::off());
         };
@@ -83,27 +87,41 @@ impl Auditor {
                 (config.include_response, "includeResponse"),
             ] {
                 if on {
-                    return Err(ToolSecError::NoEffect {
+                    return Err(Error::NoEffect {
                         path: format!("{BASE}.{field}"),
-                        reason: "unless audit.level is full",
+                        detail: "unless audit.level is full",
                     });
                 }
             }
         }
-        let sink = build_sink(config)?;
+        // Checked even when auditing is off, so that turning it on cannot surface an error.
+        let sink = config
+            .destination
+            .as_ref()
+            .map(destination_sink)
+            .transpose()?;
         if !config.enabled || config.level == AuditLevel::None {
-            return Ok(Self::off());
+            return Ok(Self {
+                turned_off: true,
+                ..Self::off()
+            });
         }
         Ok(Self {
-            sink: Some(sink),
+            own_destination: sink.is_some(),
+            sink: Some(sink.unwrap_or_else(|| Arc::new(JsonLinesSink::stdout()))),
             level: config.level,
             include_arguments: config.include_arguments,
             include_response: config.include_response,
+            turned_off: false,
         })
     }
 
-    /// The same settings with events going to `sink` (level `basic` if auditing was off).
+    /// The same settings with events going to `sink`, unless the configuration names its own
+    /// destination or turns auditing off (level `basic` if there was no `audit` block).
     pub(crate) fn with_sink(&self, sink: Arc<dyn AuditSink>) -> Self {
+        if self.own_destination || self.turned_off {
+            return self.clone();
+        }
         Self {
             sink: Some(sink),
             level: self.level.max(AuditLevel::Basic),
@@ -132,116 +150,13 @@ impl Auditor {
     }
 }
 
-fn build_sink(config: &AuditConfig) -> Result<Arc<dyn AuditSink>, ToolSecError> {
-    const BASE: &str = "toolSecurity.audit.destination";
-    let destination = &config.destination;
-    let unused = |set: bool, field: &str| {
-        if set {
-            Err(ToolSecError::NoEffect {
-                path: format!("{BASE}.{field}"),
-                reason: "for this destination type",
-            })
-        } else {
-            Ok(())
-        }
-    };
-    let positive = |value: Option<usize>, field: &str| match value {
-        Some(0) => Err(ToolSecError::invalid(
-            format!("{BASE}.{field}"),
-            "must be at least 1",
-        )),
-        _ => Ok(()),
-    };
-    positive(destination.queue_size, "queueSize")?;
-    positive(destination.batch_size, "batchSize")?;
-    let is_webhook = destination.kind == DestinationKind::Webhook;
-    let is_syslog = destination.kind == DestinationKind::Syslog;
-    unused(!is_webhook && destination.url.is_some(), "url")?;
-    unused(!is_webhook && !destination.headers.is_empty(), "headers")?;
-    unused(!is_webhook && destination.batch_size.is_some(), "batchSize")?;
-    unused(
-        !is_webhook && destination.flush_interval.is_some(),
-        "flushInterval",
-    )?;
-    unused(!is_syslog && destination.address.is_some(), "address")?;
-    unused(!is_syslog && destination.app_name.is_some(), "appName")?;
-    unused(!is_syslog && destination.facility.is_some(), "facility")?;
-    unused(
-        destination.kind == DestinationKind::Stdout && destination.queue_size.is_some(),
-        "queueSize",
-    )?;
-    unused(
-        destination.kind == DestinationKind::Stdout && destination.timeout.is_some(),
-        "timeout",
-    )?;
-    match destination.kind {
-        DestinationKind::Stdout => Ok(Arc::new(JsonLinesSink::stdout())),
-        DestinationKind::Syslog => {
-            let address = destination.address.clone().ok_or(ToolSecError::Missing {
-                path: format!("{BASE}.address"),
-                reason: "for destination type syslog",
-            })?;
-            if !address.contains(':') {
-                return Err(ToolSecError::invalid(
-                    format!("{BASE}.address"),
-                    format!("`{address}` needs a port, e.g. `{address}:514`"),
-                ));
-            }
-            if let Some(facility) = destination.facility
-                && facility > 23
-            {
-                return Err(ToolSecError::invalid(
-                    format!("{BASE}.facility"),
-                    format!("{facility} is not a syslog facility (0-23)"),
-                ));
-            }
-            let defaults = SyslogOptions::default();
-            let options = SyslogOptions {
-                protocol: destination.protocol,
-                facility: destination.facility.unwrap_or(defaults.facility),
-                app_name: destination.app_name.clone().unwrap_or(defaults.app_name),
-                queue_size: destination.queue_size.unwrap_or(defaults.queue_size),
-                timeout: destination.timeout.unwrap_or(defaults.timeout),
-            };
-            Ok(Arc::new(SyslogSink::new(address, options)))
-        }
-        DestinationKind::Webhook => webhook_sink(config),
-    }
-}
-
-#[cfg(feature = "webhook")]
-fn webhook_sink(config: &AuditConfig) -> Result<Arc<dyn AuditSink>, ToolSecError> {
-    const BASE: &str = "toolSecurity.audit.destination";
-    let destination = &config.destination;
-    let url = destination.url.as_deref().ok_or(ToolSecError::Missing {
-        path: format!("{BASE}.url"),
-        reason: "for destination type webhook",
-    })?;
-    let defaults = WebhookOptions::default();
-    let mut options = WebhookOptions {
-        headers: Default::default(),
-        batch_size: destination.batch_size.unwrap_or(defaults.batch_size),
-        flush_interval: destination
-            .flush_interval
-            .unwrap_or(defaults.flush_interval),
-        timeout: destination.timeout.unwrap_or(defaults.timeout),
-        queue_size: destination.queue_size.unwrap_or(defaults.queue_size),
-    };
-    for (name, value) in &destination.headers {
-        options = options
-            .header(name, value)
-            .map_err(|message| ToolSecError::invalid(format!("{BASE}.headers.{name}"), message))?;
-    }
-    let sink = WebhookSink::new(url, options)
-        .map_err(|message| ToolSecError::invalid(format!("{BASE}.url"), message))?;
-    Ok(Arc::new(sink))
-}
-
-#[cfg(not(feature = "webhook"))]
-fn webhook_sink(_config: &AuditConfig) -> Result<Arc<dyn AuditSink>, ToolSecError> {
-    Err(ToolSecError::Unsupported {
-        path: "toolSecurity.audit.destination.type".to_owned(),
-        reason: "webhook delivery needs agentgw-toolsec built with the `webhook` cargo feature",
+/// The sink of `audit.destination`, built by core; errors name the field under it.
+fn destination_sink(destination: &AuditDestination) -> Result<Arc<dyn AuditSink>, Error> {
+    destination.sink().map_err(|error| {
+        Error::invalid(
+            agentgw_core::config::join("audit.destination", error.path()),
+            error.reason(),
+        )
     })
 }
 
@@ -249,7 +164,7 @@ fn webhook_sink(_config: &AuditConfig) -> Result<Arc<dyn AuditSink>, ToolSecErro
 mod tests {
     use super::*;
 
-    fn audit(yaml: &str) -> Result<Auditor, ToolSecError> {
+    fn audit(yaml: &str) -> Result<Auditor, Error> {
         let config: AuditConfig = serde_saphyr::from_str(yaml).unwrap();
         Auditor::from_config(Some(&config))
     }
@@ -270,27 +185,31 @@ mod tests {
         let path = |yaml: &str| audit(yaml).unwrap_err().path().to_owned();
         assert_eq!(
             path("level: basic\nincludeArguments: true\n"),
-            "toolSecurity.audit.includeArguments"
+            "audit.includeArguments"
         );
         assert_eq!(
             path("destination: {type: syslog}\n"),
-            "toolSecurity.audit.destination.address"
+            "audit.destination.address"
         );
         assert_eq!(
             path("destination: {type: syslog, address: collector}\n"),
-            "toolSecurity.audit.destination.address"
+            "audit.destination.address"
         );
         assert_eq!(
             path("destination: {type: syslog, address: 'c:514', facility: 30}\n"),
-            "toolSecurity.audit.destination.facility"
+            "audit.destination.facility"
         );
         assert_eq!(
             path("destination: {type: stdout, url: 'http://x'}\n"),
-            "toolSecurity.audit.destination.url"
+            "audit.destination.url"
         );
         assert_eq!(
             path("destination: {type: syslog, address: 'c:514', queueSize: 0}\n"),
-            "toolSecurity.audit.destination.queueSize"
+            "audit.destination.queueSize"
+        );
+        assert_eq!(
+            path("destination: {type: stdout, queueSize: 3}\n"),
+            "audit.destination.queueSize"
         );
         #[cfg(not(feature = "webhook"))]
         {
@@ -304,16 +223,37 @@ mod tests {
         {
             assert_eq!(
                 path("destination: {type: webhook}\n"),
-                "toolSecurity.audit.destination.url"
+                "audit.destination.url"
             );
             assert_eq!(
                 path("destination: {type: webhook, url: 'ftp://x'}\n"),
-                "toolSecurity.audit.destination.url"
+                "audit.destination.url"
             );
             assert!(audit("destination: {type: webhook, url: 'http://127.0.0.1:9/a', headers: {x-token: t}}\n").is_ok());
         }
         assert!(
             audit("destination: {type: syslog, address: '127.0.0.1:514', protocol: tcp}\n").is_ok()
         );
+    }
+
+    #[test]
+    fn a_given_sink_is_used_unless_the_configuration_decides() {
+        use agentgw_core::audit::{Decision, MemorySink};
+        let given = MemorySink::default();
+        let event = AuditEvent::new(LAYER, "tool_call", Decision::Allow);
+        for (yaml, used) in [
+            (None, true),
+            (Some("level: full\n"), true),
+            (Some("destination: {type: stdout}\n"), false),
+            (Some("enabled: false\n"), false),
+            (Some("level: none\n"), false),
+        ] {
+            let auditor = match yaml {
+                None => Auditor::from_config(None).unwrap(),
+                Some(yaml) => audit(yaml).unwrap(),
+            };
+            auditor.with_sink(Arc::new(given.clone())).record(&event);
+            assert_eq!(given.take().len(), usize::from(used), "{yaml:?}");
+        }
     }
 }

@@ -233,7 +233,7 @@ pub enum Mode {
 /// and the layer on it); audit events go to [`Gateway::audit`].
 pub async fn start(layer: ToolSecurityLayer, mode: Mode) -> Gateway {
     let audit = MemorySink::default();
-    let mut gateway = start_plain(layer.audit_sink(audit.clone()), mode).await;
+    let mut gateway = start_plain(layer.audit_sink(Arc::new(audit.clone())), mode).await;
     gateway.audit = audit;
     gateway
 }

@@ -4,6 +4,10 @@
 //! listen: 127.0.0.1:8080
 //! metrics: 127.0.0.1:9092      # Prometheus text at /metrics
 //! health: 127.0.0.1:9093       # /healthz (live), /readyz (ready)
+//! audit:                       # audit events of every layer; none when absent
+//!   destinations:              # stdout | syslog | webhook, each gets every event
+//!     - type: stdout
+//!     - {type: syslog, address: "127.0.0.1:514", protocol: udp}
 //! policies: {}                 # applied to every route, same shape as a route's policies
 //! routes:
 //!   - name: openai
@@ -25,7 +29,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +48,10 @@ pub struct Config {
     #[serde(default)]
     pub health: Option<SocketAddr>,
     /// How long in-flight requests may take to finish at shutdown.
-    #[serde(default = "default_grace", deserialize_with = "duration")]
+    #[serde(
+        default = "default_grace",
+        deserialize_with = "agentgw_core::config::duration::deserialize"
+    )]
     pub shutdown_grace_period: Duration,
     /// Largest request body a body-reading layer buffers, in bytes.
     #[serde(default = "default_max_body")]
@@ -53,6 +60,11 @@ pub struct Config {
     /// `Decode` (default: inspect and forward the decoded body, bounded) or `Refuse` (415).
     #[serde(default)]
     pub request_encoding: agentgw_core::decode::EncodedBodies,
+    /// Where the audit events of every layer go (`audit: {destinations: [...]}`: `stdout`,
+    /// `syslog`, `webhook`; see `agentgw_core::audit` for the event schema). No events when
+    /// absent; a `toolSecurity.audit.destination` of its own still wins for tool security.
+    #[serde(default)]
+    pub audit: Option<agentgw_core::audit::AuditConfig>,
     /// Policies applied to every route (before the route's own).
     #[serde(default)]
     pub policies: Policies,
@@ -107,10 +119,16 @@ pub struct Backend {
     /// Base URL; the request path after the route prefix is appended to its path.
     pub url: String,
     /// How long to wait for the upstream's response headers (a streamed body may take longer).
-    #[serde(default = "default_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "agentgw_core::config::duration::deserialize"
+    )]
     pub timeout: Duration,
     /// How long to wait for a TCP connection to the upstream.
-    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    #[serde(
+        default = "default_connect_timeout",
+        deserialize_with = "agentgw_core::config::duration::deserialize"
+    )]
     pub connect_timeout: Duration,
     /// The credential sent upstream: `{kind: Passthrough}` or `{kind: SecretRef, secretRef:
     /// {env: NAME} | {file: PATH}}`.
@@ -182,17 +200,6 @@ fn default_connect_timeout() -> Duration {
 
 fn default_max_body() -> usize {
     agentgw_core::BodyLimit::DEFAULT.bytes()
-}
-
-/// Parses `30s`, `5m`, `1h`, `250ms`, `1h30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("invalid duration {text:?} ({e}); use e.g. 30s, 5m, 1h"))
-}
-
-fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(de)?;
-    parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// One configuration problem and where it is.
@@ -414,12 +421,25 @@ routes:
     }
 
     #[test]
-    fn durations_in_every_unit() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("5 parsecs").is_err());
+    fn durations_follow_the_one_rule_of_core() {
+        let config = Config::from_yaml(
+            "shutdownGracePeriod: 1m 30s\nroutes:\n  - name: a\n    pathPrefix: /a\n    backend: {url: \"http://127.0.0.1:1\", timeout: 2.5, connectTimeout: 250ms}\n",
+        )
+        .unwrap();
+        assert_eq!(config.shutdown_grace_period, Duration::from_secs(90));
+        assert_eq!(
+            config.routes[0].backend.timeout,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            config.routes[0].backend.connect_timeout,
+            Duration::from_millis(250)
+        );
+        let errors = Config::from_yaml(
+            "routes:\n  - name: a\n    pathPrefix: /a\n    backend: {url: \"http://127.0.0.1:1\", timeout: 5 parsecs}\n",
+        )
+        .unwrap_err();
+        assert!(errors.has_path("routes[0].backend.timeout"), "{errors}");
     }
 
     #[test]

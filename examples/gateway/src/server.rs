@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use agentgw_core::config::{ConfigError as _, join};
 use agentgw_core::identity::{ClientAddr, PeerIdentity};
 use agentgw_core::{BoxError, Rejection, ResponseShape};
 use agentgw_tls::TlsAcceptor;
@@ -92,7 +93,6 @@ pub fn prometheus() -> Option<PrometheusHandle> {
             let handle = PrometheusBuilder::new().install_recorder().ok();
             if handle.is_some() {
                 agentgw_core::metrics::describe();
-                agentgw_auth::ext_authz::describe_metrics();
             }
             handle
         })
@@ -125,7 +125,7 @@ pub async fn start_with(
             // The acceptor polls its files (tls.reloadInterval): renewed certificates are picked
             // up without a restart, and a broken new file keeps the old one in service.
             let acceptor = TlsAcceptor::from_config(tls).map_err(|e| {
-                ConfigErrors::from(ConfigError::new(tls_field("tls", &e), e.to_string()))
+                ConfigErrors::from(ConfigError::new(join("tls", e.path()), e.reason()))
             })?;
             Some(acceptor)
         }
@@ -501,12 +501,4 @@ fn full(res: Response<http_body_util::Full<bytes::Bytes>>) -> Response<ResBody> 
 
 fn box_error(err: hyper::Error) -> BoxError {
     Box::new(err)
-}
-
-/// The config path of a TLS error: the block's path, plus the field inside it when known.
-pub(crate) fn tls_field(block: &str, err: &agentgw_tls::TlsError) -> String {
-    match err.field() {
-        Some(field) => format!("{block}.{field}"),
-        None => block.to_owned(),
-    }
 }

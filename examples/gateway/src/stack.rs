@@ -12,9 +12,12 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use agentgw_core::body::{BodyLimit, buffer_request};
+use agentgw_core::audit::AuditSink;
+use agentgw_core::body::BodyLimit;
+use agentgw_core::config::{ConfigError as _, join};
 use agentgw_core::identity::BackendName;
-use agentgw_core::{BoxError, RequestBody, ResponseShape};
+use agentgw_core::tool_metrics::ToolMetricsLayer;
+use agentgw_core::{BoxError, ResponseShape};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
@@ -138,8 +141,15 @@ impl Stack {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
         let mut ready_checks = Vec::new();
+        // One sink for every layer of every route (remote ones share one queue and connection).
+        let audit = config.audit.as_ref().and_then(|audit| {
+            audit
+                .sink()
+                .map_err(|e| errors.push(ConfigError::new(join("audit", e.path()), e.reason())))
+                .ok()
+        });
         for (i, route) in config.routes.iter().enumerate() {
-            match build_route(config, options, route, i, &mut ready_checks) {
+            match build_route(config, options, route, i, audit.as_ref(), &mut ready_checks) {
                 Ok(service) => routes.push(CompiledRoute {
                     name: Arc::from(route.name.as_str()),
                     kind: route.kind.map(agentgw_core::rejection::RouteKind::from),
@@ -186,6 +196,7 @@ fn build_route(
     options: &StackOptions,
     route: &Route,
     index: usize,
+    audit: Option<&Arc<dyn AuditSink>>,
     ready_checks: &mut Vec<ReadyCheck>,
 ) -> Result<RouteService, Vec<ConfigError>> {
     let mut errors = Vec::new();
@@ -199,13 +210,12 @@ fn build_route(
     }
     let tls = match &route.backend.tls {
         Some(tls) => Some(agentgw_tls::client_config(tls).map_err(|e| {
-            let field = crate::server::tls_field(&format!("{backend_path}.tls"), &e);
-            ConfigError::new(field, e.to_string())
+            ConfigError::new(join(&format!("{backend_path}.tls"), e.path()), e.reason())
         })),
         // An https:// backend without a `tls` block: verified against the system's roots.
         None if https => Some(
             agentgw_tls::client_config(&agentgw_tls::UpstreamTlsConfig::system_roots())
-                .map_err(|e| ConfigError::new(format!("{backend_path}.url"), e.to_string())),
+                .map_err(|e| ConfigError::new(format!("{backend_path}.url"), e.reason())),
         ),
         None => None,
     };
@@ -239,7 +249,7 @@ fn build_route(
         match agentgw_auth::BackendAuthLayer::from_config(token) {
             Ok(layer) => service = wrap(service, layer),
             Err(e) => errors.push(ConfigError::new(
-                auth_field(&format!("{backend_path}.authToken"), &e),
+                join(&format!("{backend_path}.authToken"), e.path()),
                 e.reason(),
             )),
         }
@@ -260,6 +270,7 @@ fn build_route(
                 path,
                 limit,
                 route_kind: route.kind,
+                audit,
             };
             service = apply(kind, service, policies, &target, &mut errors, ready_checks);
         }
@@ -269,6 +280,13 @@ fn build_route(
     }
 
     if route.kind == Some(RouteKind::Mcp) {
+        // Tool calls are counted on every MCP route; tool security counts the calls it
+        // inspects itself. Outside every policy layer, so that their denials count as such.
+        let tool_security =
+            route.policies.ai.tool_security.is_some() || config.policies.ai.tool_security.is_some();
+        if !tool_security {
+            service = wrap(service, ToolMetricsLayer::new().body_limit(limit));
+        }
         // JSON-RPC messages are small, and every denial must carry the request's id: read the
         // body once here, so any layer (and the 502/504 of the upstream) can answer with it.
         service = buffer_body(service, BodyLimit::new(config.max_body_bytes));
@@ -317,11 +335,23 @@ impl LayerKind {
     ];
 }
 
-/// Where a policy block is applied: its config path, the body limit and the route's kind.
+/// Where a policy block is applied: its config path, the body limit, the route's kind and the
+/// audit sink of `audit.destinations`.
 struct Target<'a> {
     path: &'a str,
     limit: BodyLimit,
     route_kind: Option<RouteKind>,
+    audit: Option<&'a Arc<dyn AuditSink>>,
+}
+
+/// `$layer` with the gateway's audit sink, when `audit` is configured.
+macro_rules! audited {
+    ($layer:expr, $target:expr) => {
+        match $target.audit {
+            Some(sink) => $layer.audit_sink(Arc::clone(sink)),
+            None => $layer,
+        }
+    };
 }
 
 /// Wraps `service` in the layer of `kind` that one policy block configures, if any.
@@ -334,15 +364,19 @@ fn apply(
     ready_checks: &mut Vec<ReadyCheck>,
 ) -> RouteService {
     let (path, limit) = (target.path, target.limit);
-    let mut fail = |field: &str, message: String| {
-        errors.push(ConfigError::new(format!("{path}.{field}"), message));
+    // A layer's error names a field relative to its block; `fail(block, &e)` puts it in place.
+    let mut fail = |block: &str, field: &str, message: String| {
+        errors.push(ConfigError::new(
+            join(&format!("{path}.{block}"), field),
+            message,
+        ));
     };
     match kind {
         LayerKind::ToolSecurity => match &policies.ai.tool_security {
             Some(config) => match agentgw_toolsec::ToolSecurityLayer::from_config(config) {
-                Ok(layer) => wrap(service, layer.body_limit(limit)),
+                Ok(layer) => wrap(service, audited!(layer.body_limit(limit), target)),
                 Err(e) => {
-                    fail("ai.toolSecurity", e.to_string());
+                    fail("ai.toolSecurity", e.path(), e.reason());
                     service
                 }
             },
@@ -350,9 +384,9 @@ fn apply(
         },
         LayerKind::PromptGuard => match &policies.ai.prompt_guard {
             Some(config) => match agentgw_guard::PromptGuardLayer::from_config(config) {
-                Ok(layer) => wrap(service, layer.max_body_bytes(limit.bytes())),
+                Ok(layer) => wrap(service, audited!(layer.body_limit(limit), target)),
                 Err(e) => {
-                    fail("ai.promptGuard", e.to_string());
+                    fail("ai.promptGuard", e.path(), e.reason());
                     service
                 }
             },
@@ -369,16 +403,13 @@ fn apply(
                 match agentgw_rbac::CelPolicy::compile(config, &options) {
                     Ok(policy) => wrap(
                         service,
-                        agentgw_rbac::CelPolicyLayer::new(policy).body_limit(limit),
+                        audited!(
+                            agentgw_rbac::CelPolicyLayer::from_policy(policy).body_limit(limit),
+                            target
+                        ),
                     ),
                     Err(e) => {
-                        let field = e.path().to_string();
-                        let text = e.to_string();
-                        let message = text
-                            .strip_prefix(&format!("{field}: "))
-                            .unwrap_or(&text)
-                            .to_owned();
-                        fail(&field, message);
+                        fail("rbac", e.path(), e.reason());
                         service
                     }
                 }
@@ -387,9 +418,9 @@ fn apply(
         },
         LayerKind::ExtAuth => match &policies.traffic.ext_auth {
             Some(config) => match agentgw_auth::ext_authz::ExtAuthLayer::from_config(config) {
-                Ok(layer) => wrap(service, layer.body_limit(limit)),
+                Ok(layer) => wrap(service, audited!(layer.body_limit(limit), target)),
                 Err(e) => {
-                    fail(&auth_field("traffic.extAuth", &e), e.reason());
+                    fail("traffic.extAuth", e.path(), e.reason());
                     service
                 }
             },
@@ -397,9 +428,9 @@ fn apply(
         },
         LayerKind::ApiKey => match &policies.traffic.api_key_authentication {
             Some(config) => match agentgw_auth::ApiKeyLayer::from_config(config) {
-                Ok(layer) => wrap(service, layer),
+                Ok(layer) => wrap(service, audited!(layer, target)),
                 Err(e) => {
-                    fail(&auth_field("traffic.apiKeyAuthentication", &e), e.reason());
+                    fail("traffic.apiKeyAuthentication", e.path(), e.reason());
                     service
                 }
             },
@@ -410,10 +441,10 @@ fn apply(
                 Ok(layer) => {
                     let ready = layer.clone();
                     ready_checks.push(Arc::new(move || ready.is_ready()));
-                    wrap(service, layer)
+                    wrap(service, audited!(layer, target))
                 }
                 Err(e) => {
-                    fail(&auth_field("traffic.jwtAuthentication", &e), e.reason());
+                    fail("traffic.jwtAuthentication", e.path(), e.reason());
                     service
                 }
             },
@@ -490,18 +521,6 @@ pub fn call(service: RouteService, req: Request<ReqBody>) -> RouteFuture {
     Box::pin(service.oneshot(req))
 }
 
-type BufferFuture = Pin<
-    Box<dyn Future<Output = Result<Request<RequestBody<ReqBody>>, agentgw_core::Rejection>> + Send>,
->;
-
-fn buffer(req: Request<ReqBody>, limit: BodyLimit) -> BufferFuture {
-    Box::pin(buffer_request(req, limit))
-}
-
-/// The config path of an auth error: the block's path plus the field inside it.
-fn auth_field(block: &str, err: &agentgw_auth::Error) -> String {
-    match err.field() {
-        "" => block.to_owned(),
-        field => format!("{block}.{field}"),
-    }
+fn buffer(req: Request<ReqBody>, limit: BodyLimit) -> agentgw_core::body::BufferFuture<ReqBody> {
+    agentgw_core::body::buffer_request_boxed(req, limit)
 }

@@ -1,7 +1,10 @@
 //! Response guards on streams (Server-Sent Events, JSON lines): masking deltas across events,
-//! one holdback per position.
+//! one holdback per position. [`events`] knows what the events of LLM streams mean;
+//! [`frames`] lets one transform read SSE events and JSON lines alike.
 
-use std::borrow::Cow;
+mod events;
+mod frames;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -11,6 +14,8 @@ use agentgw_core::ndjson::Line;
 use agentgw_core::sse::{Event, Frame, Transform};
 use serde_json::{Value, json};
 
+use self::events::{Ending, ending, is_delta_kind, synthesize};
+use self::frames::Unit;
 use crate::guard::{Denial, Guards, Reach, Visited, apply_rewrites};
 use crate::stream::StreamMasker;
 
@@ -47,24 +52,6 @@ struct Template {
     json: Value,
     delta_kind: bool,
 }
-
-/// Which positions an event ends.
-enum Ending {
-    None,
-    All,
-    Indexes(Vec<u32>),
-}
-
-impl Ending {
-    fn covers(&self, key: &DeltaKey) -> bool {
-        match self {
-            Ending::None => false,
-            Ending::All => true,
-            Ending::Indexes(indexes) => indexes.contains(&key.index),
-        }
-    }
-}
-
 impl GuardTransform {
     pub(crate) fn new(guards: Arc<Guards>) -> GuardTransform {
         GuardTransform {
@@ -369,123 +356,6 @@ impl Transform<Line> for GuardTransform {
         Ok(())
     }
 }
-
-/// What the transform needs of the frames of a stream: SSE events or JSON lines.
-trait Unit: Sized {
-    /// What the transform outputs.
-    type Frame: From<Self>;
-    /// Raw text (data that is not JSON) is written in place between JSON frames, so held raw
-    /// text must be released before the next JSON frame.
-    const INLINE_RAW: bool;
-
-    /// The data: JSON, or text.
-    fn data(&self) -> &str;
-    fn set_data(&mut self, data: String);
-    /// The SSE event type, if any.
-    fn name(&self) -> Option<&str>;
-    /// OpenAI's `[DONE]` sentinel.
-    fn is_done(&self) -> bool;
-    /// A frame releasing held text, shaped like a position's template.
-    fn synthesized(name: Option<String>, data: String) -> Self;
-    /// The frame that ends a cut stream.
-    fn error(data: String) -> Self;
-    /// A frame releasing held raw text.
-    fn raw(text: String) -> Self;
-    /// The text this frame adds to the raw text stream.
-    fn raw_input(&self) -> Cow<'_, str>;
-    /// This frame, carrying released raw text instead of its own.
-    fn with_raw(self, text: String) -> Self;
-}
-
-impl Unit for Event {
-    type Frame = Frame;
-    const INLINE_RAW: bool = false;
-
-    fn data(&self) -> &str {
-        &self.data
-    }
-
-    fn set_data(&mut self, data: String) {
-        self.data = data;
-    }
-
-    fn name(&self) -> Option<&str> {
-        self.event.as_deref()
-    }
-
-    fn is_done(&self) -> bool {
-        Event::is_done(self)
-    }
-
-    fn synthesized(name: Option<String>, data: String) -> Self {
-        let mut event = Event::data(data);
-        event.event = name;
-        event
-    }
-
-    fn error(data: String) -> Self {
-        Event::data(data).with_event("error")
-    }
-
-    fn raw(text: String) -> Self {
-        Event::data(text)
-    }
-
-    fn raw_input(&self) -> Cow<'_, str> {
-        Cow::Borrowed(&self.data)
-    }
-
-    fn with_raw(mut self, text: String) -> Self {
-        self.data = text;
-        self
-    }
-}
-
-impl Unit for Line {
-    type Frame = Line;
-    const INLINE_RAW: bool = true;
-
-    fn data(&self) -> &str {
-        &self.text
-    }
-
-    fn set_data(&mut self, data: String) {
-        self.text = data;
-    }
-
-    fn name(&self) -> Option<&str> {
-        None
-    }
-
-    fn is_done(&self) -> bool {
-        false
-    }
-
-    fn synthesized(_name: Option<String>, data: String) -> Self {
-        Line::new(data)
-    }
-
-    fn error(data: String) -> Self {
-        Line::new(data)
-    }
-
-    fn raw(text: String) -> Self {
-        Line::unterminated(text)
-    }
-
-    fn raw_input(&self) -> Cow<'_, str> {
-        if self.terminated {
-            Cow::Owned(format!("{}\n", self.text))
-        } else {
-            Cow::Borrowed(&self.text)
-        }
-    }
-
-    fn with_raw(self, text: String) -> Self {
-        Line::unterminated(text)
-    }
-}
-
 impl fmt::Debug for GuardTransform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardTransform")
@@ -494,147 +364,6 @@ impl fmt::Debug for GuardTransform {
             .finish_non_exhaustive()
     }
 }
-
-/// Whether an event is an increment (and so a good template for releasing held text), as
-/// opposed to the start of a content block or part that carries initial text.
-fn is_delta_kind(json: &Value) -> bool {
-    !matches!(
-        json.get("type").and_then(Value::as_str),
-        Some(
-            "content_block_start"
-                | "response.content_part.added"
-                | "response.reasoning_summary_part.added"
-        )
-    )
-}
-
-/// Which stream positions `json` ends: a choice's `finish_reason`, Anthropic's
-/// `content_block_stop` and `message_delta`/`message_stop`, Responses' `*.done` and
-/// terminal events.
-fn ending(json: &Value) -> Ending {
-    let index = |key: &str| {
-        json.get(key)
-            .and_then(Value::as_u64)
-            .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
-    };
-    match json.get("type").and_then(Value::as_str) {
-        Some("content_block_stop") => Ending::Indexes(vec![index("index")]),
-        // The transcript has no output index; its position's index is 2^32 - 1 (see
-        // `DeltaKey`).
-        Some("response.audio.transcript.done") => Ending::Indexes(vec![u32::MAX]),
-        Some(
-            "message_delta"
-            | "message_stop"
-            | "error"
-            | "response.completed"
-            | "response.incomplete"
-            | "response.failed",
-        ) => Ending::All,
-        Some(kind) if kind.starts_with("response.") && kind.ends_with(".done") => {
-            Ending::Indexes(vec![index("output_index")])
-        }
-        Some(_) => Ending::None,
-        // Ollama's last line.
-        None if json.get("done") == Some(&Value::Bool(true)) => Ending::All,
-        None => {
-            let Some(choices) = json.get("choices").and_then(Value::as_array) else {
-                return Ending::None;
-            };
-            let ended: Vec<u32> = choices
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.get("finish_reason").is_some_and(|r| !r.is_null()))
-                .map(|(i, c)| {
-                    c.get("index")
-                        .and_then(Value::as_u64)
-                        .map_or(i as u32, |n| u32::try_from(n).unwrap_or(u32::MAX))
-                })
-                .collect();
-            if ended.is_empty() {
-                Ending::None
-            } else {
-                Ending::Indexes(ended)
-            }
-        }
-    }
-}
-
-/// An increment event releasing `text` at `key`, shaped like the position's last increment:
-/// its event type and data.
-fn synthesize(
-    template: Option<&Template>,
-    key: DeltaKey,
-    text: String,
-) -> Option<(Option<String>, String)> {
-    let template = template?;
-    let from = |field: &str| template.json.get(field).cloned().unwrap_or(Value::Null);
-    let mut json = match template.json.get("type").and_then(Value::as_str) {
-        Some("content_block_start") => {
-            let thinking = template
-                .json
-                .pointer("/content_block/type")
-                .and_then(Value::as_str)
-                == Some("thinking");
-            let delta = if thinking {
-                json!({"type": "thinking_delta", "thinking": ""})
-            } else {
-                json!({"type": "text_delta", "text": ""})
-            };
-            json!({"type": "content_block_delta", "index": key.index, "delta": delta})
-        }
-        Some("response.content_part.added") => {
-            let kind = match template.json.pointer("/part/type").and_then(Value::as_str) {
-                Some("refusal") => "response.refusal.delta",
-                Some("reasoning_text") => "response.reasoning_text.delta",
-                _ => "response.output_text.delta",
-            };
-            json!({
-                "type": kind,
-                "item_id": from("item_id"),
-                "output_index": from("output_index"),
-                "content_index": from("content_index"),
-                "delta": "",
-            })
-        }
-        Some("response.reasoning_summary_part.added") => json!({
-            "type": "response.reasoning_summary_text.delta",
-            "item_id": from("item_id"),
-            "output_index": from("output_index"),
-            "summary_index": from("summary_index"),
-            "delta": "",
-        }),
-        _ => template.json.clone(),
-    };
-    let event_name = match json.get("type").and_then(Value::as_str) {
-        Some(kind) if template.event.is_some() => Some(kind.to_owned()),
-        _ => template.event.clone(),
-    };
-    let mut text = Some(text);
-    llm::rewrite_deltas(&mut json, |k, _| {
-        Some(if k == key {
-            text.take().unwrap_or_default()
-        } else {
-            String::new()
-        })
-    });
-    // Finishing fields of the template must not end the position early.
-    if let Some(choices) = json.get_mut("choices").and_then(Value::as_array_mut) {
-        for choice in choices {
-            if let Some(reason) = choice.get_mut("finish_reason") {
-                *reason = Value::Null;
-            }
-        }
-    }
-    // An Ollama template line must not end the stream either.
-    if let Some(done) = json.get_mut("done")
-        && done.is_boolean()
-    {
-        *done = Value::Bool(false);
-    }
-    let data = serde_json::to_string(&json).ok()?;
-    Some((event_name, data))
-}
-
 #[cfg(test)]
 mod tests {
     use agentgw_core::llm::Direction;

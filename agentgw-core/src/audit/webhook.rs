@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use agentgw_core::audit::{AuditEvent, AuditSink};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::mpsc;
 
 use super::queue::{Queue, Worker, count_dropped};
+use super::{AuditEvent, AuditSink};
 
 /// The sink label of dropped webhook events.
 const SINK: &str = "webhook";
@@ -134,7 +134,7 @@ async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentgw_core::audit::Decision;
+    use crate::audit::Decision;
     use std::sync::{Arc, Mutex};
 
     #[tokio::test]

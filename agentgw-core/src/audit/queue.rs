@@ -10,9 +10,10 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use agentgw_core::audit::AuditEvent;
-use agentgw_core::metrics::AUDIT_DROPPED_TOTAL;
 use tokio::sync::mpsc;
+
+use super::AuditEvent;
+use crate::metrics::AUDIT_DROPPED_TOTAL;
 
 /// The delivery task of a queue, given the receiving end.
 pub(crate) type Worker =

@@ -1,16 +1,15 @@
-//! Audit events as RFC 5424 syslog messages over UDP or TCP.
+//! Audit events as RFC 5424 syslog messages over UDP or TCP (cargo feature `syslog`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use agentgw_core::audit::{AuditEvent, AuditSink, Decision};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
-use super::queue::{Queue, count_dropped};
-use crate::config::SyslogProtocol;
+use super::queue::{Queue, Worker, count_dropped};
+use super::{AuditEvent, AuditSink, Decision, SyslogProtocol};
 
 /// The sink label of dropped syslog events.
 const SINK: &str = "syslog";
@@ -67,7 +66,7 @@ impl SyslogSink {
     pub fn new(address: impl Into<String>, options: SyslogOptions) -> Self {
         let address = address.into();
         let queue_size = options.queue_size;
-        let worker: super::queue::Worker =
+        let worker: Worker =
             Box::new(move |receiver| Box::pin(deliver(address, options, receiver)));
         Self {
             queue: Queue::new(SINK, queue_size, worker),

@@ -1,17 +1,64 @@
-//! Audit events and where they go.
+//! Audit events, the one schema every layer writes, and where the events go.
 //!
 //! Layers describe what they decided as an [`AuditEvent`] and hand it to an [`AuditSink`]. The
-//! sink is a trait with a blanket implementation for closures, so any function can be one;
-//! [`JsonLinesSink`] writes one JSON object per line (to stdout with [`JsonLinesSink::stdout`]),
-//! and [`MemorySink`] keeps events for tests. Webhook and syslog delivery live in the layers that
-//! need them (they must never block traffic).
+//! sink is a trait with a blanket implementation for closures, so any function can be one.
+//! Sinks shipped here:
 //!
-//! An event never holds a secret: layers put rule *names* and masked values in it.
+//! | sink | destination `type` | cargo feature |
+//! |---|---|---|
+//! | [`JsonLinesSink`] | `stdout`: one JSON object per line | always |
+//! | [`MemorySink`] | none (tests and examples) | always |
+//! | `SyslogSink` | `syslog`: RFC 5424 over UDP or TCP (RFC 6587 octet counting) | `syslog` |
+//! | `WebhookSink` | `webhook`: batched JSON-array POSTs (reqwest) | `webhook` |
+//!
+//! Remote sinks queue events in memory (bounded) and deliver them from a background task on
+//! the Tokio runtime that records the first event: `record` never blocks traffic. Events that do
+//! not fit, cannot be sent, or cannot be written are counted in
+//! `agentgateway_audit_dropped_total{sink}` (`json_lines`, `syslog`, `webhook`).
+//!
+//! [`AuditDestination`] is the configuration of one destination (camelCase, as in
+//! `toolSecurity.audit.destination`), [`sinks`] turns a list of them into one sink, and
+//! [`AuditConfig`] is the block that holds the list (the gateway's `audit.destinations`), so
+//! an embedder, the example gateway and tool security build sinks the same way.
+//!
+//! Every layer takes its sink with one setter, `audit_sink(Arc<dyn AuditSink>)`. Without it a
+//! layer records nothing, and building an event costs nothing on the request path.
+//!
+//! # Event schema
+//!
+//! One JSON object per event; empty fields are left out.
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `timestamp` | string | when it was decided, RFC 3339 in UTC with milliseconds |
+//! | `layer` | string | the layer that decided: `api_key`, `jwt`, `ext_auth`, `rbac`, `prompt_guard`, `toolsec` |
+//! | `event` | string | what was decided about (per layer, below) |
+//! | `decision` | string | `allow`, `deny`, or `modify` (let through after a change: masked, removed, cut) |
+//! | `rule` | string | the rule or reason, the same label the layer's rejection metric carries |
+//! | `subject` | string | the caller: JWT `sub`, else the API key's name, else the client certificate's SPIFFE ID or common name |
+//! | `tool` | string | the MCP tool, for a `tools/call` |
+//! | `method` | string | the request's HTTP method |
+//! | `path` | string | the request's path, never its query |
+//! | `latency_ms` | number | how long the decided operation took |
+//! | `details` | object | what the layer adds (per layer, below) |
+//!
+//! | layer | `event` | `decision` | `rule` | `details` |
+//! |---|---|---|---|---|
+//! | `api_key` | `authentication` | `deny` | `missing_api_key`, `malformed`, `multiple_keys`, `unknown_key`, `expired_key` | none |
+//! | `jwt` | `authentication` | `deny` | `missing_token` or the token's fault (`expired`, `invalid_signature`, `unknown_issuer`, ...) | none |
+//! | `ext_auth` | `ext_authz` | `allow` (allowed, or failed open) / `deny` | `denied`, or why the check failed (`timeout`, `unavailable`, ...) | `outcome` (`allowed`, `denied`, `failed_open`, `failed_closed`), `status` (of a denial), `cached` (the decision came from the cache) |
+//! | `rbac` | `authorization` | `deny` | the rule's name (`jsonrpc_batch`, `jsonrpc_method_case` for MCP framing) | none |
+//! | `prompt_guard` | `prompt_guard` | `deny` (rejected) / `modify` (masked) | the rejecting rule, or the first rule that masked | `direction` (`request`, `response`), `matches` (rule name to number of matches) |
+//! | `toolsec` | `tool_call`, `tool_validation`, `tool_list` | `allow` / `deny` / `modify` | the rule | see `agentgw_toolsec::audit` |
+//!
+//! An event never holds the matched text, a credential, a token or a secret: layers record rule
+//! *names*, counts and, where an operator asked for arguments or results, masked values.
 //!
 //! # Example
 //!
 //! ```
-//! use agentgw_core::audit::{AuditEvent, AuditSink, Decision, MemorySink};
+//! use std::sync::Arc;
+//! use agentgw_core::audit::{AuditDestination, AuditEvent, AuditSink, Decision, MemorySink, sinks};
 //!
 //! let sink = MemorySink::default();
 //! let event = AuditEvent::new("toolsec", "tool_call", Decision::Deny)
@@ -24,7 +71,31 @@
 //! assert_eq!(events[0].tool.as_deref(), Some("kubectl-delete"));
 //! let line = events[0].to_json_line();
 //! assert!(line.contains(r#""decision":"deny""#));
+//!
+//! // From configuration: every destination of the list gets every event.
+//! let destinations: Vec<AuditDestination> =
+//!     serde_json::from_str(r#"[{"type": "stdout"}]"#).unwrap();
+//! let stdout: Arc<dyn AuditSink> = sinks(&destinations).unwrap();
+//! # let _ = stdout;
 //! ```
+
+mod destination;
+#[cfg(any(feature = "syslog", feature = "webhook"))]
+mod queue;
+#[cfg(feature = "syslog")]
+mod syslog;
+#[cfg(feature = "webhook")]
+mod webhook;
+
+pub use destination::{
+    AuditConfig, AuditDestination, DestinationError, DestinationKind, SyslogProtocol, sinks,
+};
+#[cfg(feature = "syslog")]
+#[cfg_attr(docsrs, doc(cfg(feature = "syslog")))]
+pub use syslog::{SyslogOptions, SyslogSink, format_rfc5424};
+#[cfg(feature = "webhook")]
+#[cfg_attr(docsrs, doc(cfg(feature = "webhook")))]
+pub use webhook::{WebhookOptions, WebhookSink};
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -32,6 +103,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+
+use crate::Attributes;
+use crate::identity::{ApiKeyInfo, JwtClaims};
 
 /// What a layer decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,9 +124,9 @@ pub enum Decision {
 pub struct AuditEvent {
     /// When it happened, RFC 3339 in UTC with milliseconds.
     pub timestamp: String,
-    /// The layer that decided (`"toolsec"`, `"jwt"`, ...).
+    /// The layer that decided (`"toolsec"`, `"jwt"`, ...; see the [module docs](self)).
     pub layer: &'static str,
-    /// What was decided about (`"tool_call"`, `"tool_validation"`, `"request"`, ...).
+    /// What was decided about (`"authentication"`, `"authorization"`, `"tool_call"`, ...).
     pub event: &'static str,
     /// The decision.
     pub decision: Decision,
@@ -68,7 +142,7 @@ pub struct AuditEvent {
     /// HTTP method of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    /// Request path.
+    /// Request path, without the query.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// How long the decided operation took, in milliseconds.
@@ -98,37 +172,70 @@ impl AuditEvent {
     }
 
     /// Sets the rule name.
+    #[must_use]
     pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
         self.rule = Some(rule.into());
         self
     }
 
     /// Sets the caller's identity.
+    #[must_use]
     pub fn with_subject(mut self, subject: impl Into<String>) -> Self {
         self.subject = Some(subject.into());
         self
     }
 
     /// Sets the tool name.
+    #[must_use]
     pub fn with_tool(mut self, tool: impl Into<String>) -> Self {
         self.tool = Some(tool.into());
         self
     }
 
     /// Sets the request method and path.
+    #[must_use]
     pub fn with_request(mut self, method: impl Into<String>, path: impl Into<String>) -> Self {
         self.method = Some(method.into());
         self.path = Some(path.into());
         self
     }
 
+    /// Sets what the event says about the request `attrs` describe: its method and path (never
+    /// the query), the caller ([`subject`](AuditEvent::subject): JWT `sub`, else API key name,
+    /// else client certificate SPIFFE ID or common name) and, for an MCP `tools/call` whose
+    /// body an earlier layer has read, the tool. Reads nothing that is not already parsed.
+    ///
+    /// ```
+    /// use agentgw_core::Attributes;
+    /// use agentgw_core::audit::{AuditEvent, Decision};
+    /// use agentgw_core::identity::JwtClaims;
+    ///
+    /// let claims = JwtClaims::from_value(serde_json::json!({"sub": "alice"})).unwrap();
+    /// let req = http::Request::post("/v1/chat?key=hunter2").extension(claims).body(()).unwrap();
+    /// let event = AuditEvent::new("rbac", "authorization", Decision::Deny)
+    ///     .with_attributes(&Attributes::new(&req));
+    /// assert_eq!(event.subject.as_deref(), Some("alice"));
+    /// assert_eq!(event.path.as_deref(), Some("/v1/chat"));
+    /// assert_eq!(event.method.as_deref(), Some("POST"));
+    /// ```
+    #[must_use]
+    pub fn with_attributes(mut self, attrs: &Attributes<'_>) -> Self {
+        self.method = Some(attrs.method().to_owned());
+        self.path = Some(attrs.path().to_owned());
+        self.subject = subject(attrs).map(str::to_owned);
+        self.tool = attrs.tool_call().map(|call| call.name.to_owned());
+        self
+    }
+
     /// Sets the latency.
+    #[must_use]
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency_ms = Some(latency.as_secs_f64() * 1000.0);
         self
     }
 
     /// Adds a detail field.
+    #[must_use]
     pub fn with_detail(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         self.details.insert(key.into(), value.into());
         self
@@ -138,6 +245,20 @@ impl AuditEvent {
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
     }
+}
+
+/// The caller's identity as audit events name it: JWT `sub`, else the API key's name, else the
+/// client certificate's SPIFFE ID or common name.
+fn subject<'a>(attrs: &Attributes<'a>) -> Option<&'a str> {
+    attrs
+        .jwt()
+        .and_then(JwtClaims::subject)
+        .or_else(|| attrs.api_key().map(ApiKeyInfo::name))
+        .or_else(|| {
+            attrs
+                .peer()
+                .and_then(|peer| peer.spiffe_id.as_deref().or(peer.common_name.as_deref()))
+        })
 }
 
 /// Where audit events go. Implemented for every `Fn(&AuditEvent) + Send + Sync`.
@@ -296,6 +417,34 @@ mod tests {
         assert_eq!(second["decision"], "deny");
         assert_eq!(second["rule"], "expired");
         assert!(second.get("tool").is_none(), "empty fields are omitted");
+    }
+
+    #[test]
+    fn request_attributes_name_the_caller_and_the_tool_never_the_query() {
+        use crate::Payload;
+        use crate::identity::PeerIdentity;
+        let call = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "kubectl-get", "arguments": {"token": "s3cret"}}});
+        let req = http::Request::post("/mcp?token=s3cret")
+            .extension(Payload::from_json(call))
+            .extension(PeerIdentity {
+                spiffe_id: Some("spiffe://corp/agent".to_owned()),
+                common_name: Some("agent".to_owned()),
+                ..PeerIdentity::default()
+            })
+            .body(())
+            .unwrap();
+        let event = AuditEvent::new("rbac", "authorization", Decision::Deny)
+            .with_attributes(&Attributes::new(&req));
+        assert_eq!(event.tool.as_deref(), Some("kubectl-get"));
+        assert_eq!(event.subject.as_deref(), Some("spiffe://corp/agent"));
+        assert_eq!(event.path.as_deref(), Some("/mcp"));
+        assert!(!event.to_json_line().contains("s3cret"));
+
+        let bare = http::Request::get("/v1/models").body(()).unwrap();
+        let event = AuditEvent::new("jwt", "authentication", Decision::Deny)
+            .with_attributes(&Attributes::new(&bare));
+        assert_eq!((event.subject, event.tool), (None, None));
     }
 
     #[test]

@@ -1,0 +1,379 @@
+//! What every layer's configuration shares: field paths in errors, durations and byte sizes.
+//!
+//! # Errors name a field relative to their block
+//!
+//! Every crate has one error type, `agentgw_x::Error`, that implements [`ConfigError`]: its
+//! [`path`](ConfigError::path) is relative to the layer's own configuration block
+//! (`providers[0].issuer` inside `jwtAuthentication`, `request[1].regex.matches[0].pattern`
+//! inside `promptGuard`), and its [`reason`](ConfigError::reason) says what is wrong without the
+//! path. Whoever knows where the block sits prefixes it in one step with [`ConfigError::at`]:
+//!
+//! ```
+//! use agentgw_core::config::{ConfigError, join};
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("{path}: {reason}")]
+//! struct Error {
+//!     path: String,
+//!     reason: String,
+//! }
+//!
+//! impl ConfigError for Error {
+//!     fn path(&self) -> &str {
+//!         &self.path
+//!     }
+//!     fn reason(&self) -> String {
+//!         self.reason.clone()
+//!     }
+//! }
+//!
+//! let err = Error { path: "matches[2].pattern".into(), reason: "unclosed group".into() };
+//! assert_eq!(
+//!     err.at("routes[0].policies.promptGuard.request[1].regex"),
+//!     "routes[0].policies.promptGuard.request[1].regex.matches[2].pattern: unclosed group"
+//! );
+//! assert_eq!(join("tls", "[0]"), "tls[0]");
+//! assert_eq!(join("", "certFile"), "certFile");
+//! ```
+//!
+//! # Durations and byte sizes
+//!
+//! One rule each, for every configuration field of every crate:
+//!
+//! - A duration is a string in [humantime](https://docs.rs/humantime) units (`500ms`, `30s`,
+//!   `5m`, `1h 30m`) or a non-negative number of seconds (`30`, `0.5`). See [`parse_duration`]
+//!   and the serde helpers [`duration`] and [`option_duration`].
+//! - A byte size is a non-negative integer with an optional Kubernetes-style suffix: `Ki`, `Mi`,
+//!   `Gi`, `Ti` (powers of 1024), `K`/`k`, `M`, `G`, `T` (powers of 1000), optionally followed by
+//!   `B` (`512KiB`, `10MB`). See [`parse_byte_size`] and the serde helpers [`byte_size`] and
+//!   [`option_byte_size`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use agentgw_core::config::{parse_byte_size, parse_duration};
+//!
+//! #[derive(serde::Deserialize)]
+//! #[serde(rename_all = "camelCase")]
+//! struct Limits {
+//!     #[serde(with = "agentgw_core::config::duration")]
+//!     timeout: Duration,
+//!     #[serde(default, with = "agentgw_core::config::option_byte_size")]
+//!     max_size: Option<u64>,
+//! }
+//!
+//! let limits: Limits = serde_json::from_str(r#"{"timeout":"1m 30s","maxSize":"1Mi"}"#).unwrap();
+//! assert_eq!(limits.timeout, Duration::from_secs(90));
+//! assert_eq!(limits.max_size, Some(1 << 20));
+//! assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+//! assert_eq!(parse_byte_size("10MB"), Ok(10_000_000));
+//! assert!(parse_byte_size("-1").is_err());
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+
+/// A configuration error that names the field at fault, relative to its layer's block.
+///
+/// Implemented by the `Error` type of every agentgw crate.
+pub trait ConfigError: std::error::Error {
+    /// The path of the field at fault, relative to the layer's configuration block, in the
+    /// configuration's own spelling (`providers[0].jwks.remote.url`). Empty when the error is
+    /// about the block as a whole.
+    fn path(&self) -> &str;
+
+    /// What is wrong and, where possible, what would be right, without the path.
+    fn reason(&self) -> String;
+
+    /// The error as one line, its path prefixed with `prefix` (the path of the layer's block in
+    /// the enclosing configuration): `prefix.path: reason`.
+    fn at(&self, prefix: &str) -> String {
+        let path = join(prefix, self.path());
+        if path.is_empty() {
+            self.reason()
+        } else {
+            format!("{path}: {}", self.reason())
+        }
+    }
+}
+
+/// Joins two field paths: `a` + `b` with a `.` between them, unless either is empty or `b` is
+/// an index (`[0]...`).
+pub fn join(prefix: &str, path: &str) -> String {
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, _) => path.to_owned(),
+        (false, true) => prefix.to_owned(),
+        (false, false) if path.starts_with('[') => format!("{prefix}{path}"),
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}
+
+/// Parses a duration: humantime units (`500ms`, `30s`, `1h 30m`) or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let trimmed = text.trim();
+    if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = trimmed
+            .parse()
+            .map_err(|_| format!("invalid duration `{text}`"))?;
+        return seconds(secs).map_err(str::to_owned);
+    }
+    humantime::parse_duration(trimmed).map_err(|error| {
+        format!("invalid duration `{text}`: {error} (expected e.g. `500ms`, `30s` or `5m`)")
+    })
+}
+
+fn seconds(secs: f64) -> Result<Duration, &'static str> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| "a duration must be a finite, non-negative number of seconds")
+}
+
+/// Parses a byte size: an integer with an optional suffix (`Ki`, `Mi`, `Gi`, `Ti`, `K`/`k`, `M`,
+/// `G`, `T`, each optionally followed by `B`).
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let digits_end = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, suffix) = trimmed.split_at(digits_end);
+    let invalid =
+        || format!("invalid size `{text}`: expected e.g. `1Mi`, `512Ki`, `10M` or `65536`");
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let suffix = suffix.trim_start();
+    let suffix = suffix.strip_suffix('B').unwrap_or(suffix);
+    let multiplier: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "K" | "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        _ => return Err(invalid()),
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("size `{text}` is too large"))
+}
+
+#[derive(Clone, Copy)]
+struct DurationVisitor;
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration such as `30s`, `500ms` or `2m`, or a number of seconds")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+        parse_duration(text).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(secs))
+    }
+
+    fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Duration, E> {
+        u64::try_from(secs)
+            .map(Duration::from_secs)
+            .map_err(|_| E::custom("a duration cannot be negative"))
+    }
+
+    fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Duration, E> {
+        seconds(secs).map_err(E::custom)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SizeVisitor;
+
+impl Visitor<'_> for SizeVisitor {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a size in bytes such as `1Mi`, `512Ki`, `10M` or `65536`")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<u64, E> {
+        parse_byte_size(text).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<u64, E> {
+        Ok(bytes)
+    }
+
+    fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<u64, E> {
+        u64::try_from(bytes).map_err(|_| E::custom("a size cannot be negative"))
+    }
+}
+
+/// Reads `null` as `None` and any other value with `inner`.
+struct OptionVisitor<V>(V);
+
+impl<'de, V: Visitor<'de> + Copy> Visitor<'de> for OptionVisitor<V> {
+    type Value = Option<V::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.expecting(f)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, de: D) -> Result<Self::Value, D::Error> {
+        de.deserialize_any(self.0).map(Some)
+    }
+}
+
+/// Serde helpers for a [`Duration`] field: `#[serde(with = "agentgw_core::config::duration")]`.
+///
+/// Serializes as a humantime string (`1m 30s`).
+pub mod duration {
+    use super::*;
+
+    /// Deserializes a duration string or a number of seconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+        de.deserialize_any(DurationVisitor)
+    }
+
+    /// Serializes as a humantime string.
+    pub fn serialize<S: serde::Serializer>(value: &Duration, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(&humantime::format_duration(*value))
+    }
+}
+
+/// Serde helpers for an `Option<Duration>` field:
+/// `#[serde(default, with = "agentgw_core::config::option_duration")]`.
+pub mod option_duration {
+    use super::*;
+
+    /// Deserializes a duration as `Some` and `null` as `None`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+        de.deserialize_option(OptionVisitor(DurationVisitor))
+    }
+
+    /// Serializes `Some` as a humantime string and `None` as a unit.
+    pub fn serialize<S: serde::Serializer>(
+        value: &Option<Duration>,
+        ser: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => ser.collect_str(&humantime::format_duration(*value)),
+            None => ser.serialize_none(),
+        }
+    }
+}
+
+/// Serde helpers for a byte-size field (`u64`):
+/// `#[serde(with = "agentgw_core::config::byte_size")]`.
+pub mod byte_size {
+    use super::*;
+
+    /// Deserializes a size string or a number of bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<u64, D::Error> {
+        de.deserialize_any(SizeVisitor)
+    }
+
+    /// Serializes as a number of bytes.
+    pub fn serialize<S: serde::Serializer>(value: &u64, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_u64(*value)
+    }
+}
+
+/// Serde helpers for an `Option<u64>` byte-size field:
+/// `#[serde(default, with = "agentgw_core::config::option_byte_size")]`.
+pub mod option_byte_size {
+    use super::*;
+
+    /// Deserializes a size as `Some` and `null` as `None`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+        de.deserialize_option(OptionVisitor(SizeVisitor))
+    }
+
+    /// Serializes `Some` as a number of bytes and `None` as a unit.
+    pub fn serialize<S: serde::Serializer>(value: &Option<u64>, ser: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => ser.serialize_u64(*value),
+            None => ser.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_every_form() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration(" 1h 30m "), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        for bad in ["", "-1s", "10 parsecs", "1e400", "s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn durations_from_serde_numbers_and_strings() {
+        #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
+        struct T {
+            #[serde(with = "duration")]
+            d: Duration,
+            #[serde(default, with = "option_duration")]
+            o: Option<Duration>,
+        }
+        let t: T = serde_json::from_str(r#"{"d":2,"o":"2m"}"#).unwrap();
+        assert_eq!(t.d, Duration::from_secs(2));
+        assert_eq!(t.o, Some(Duration::from_secs(120)));
+        let t: T = serde_json::from_str(r#"{"d":1.5}"#).unwrap();
+        assert_eq!(t.d, Duration::from_millis(1500));
+        assert_eq!(t.o, None);
+        assert!(serde_json::from_str::<T>(r#"{"d":-3}"#).is_err());
+        assert!(serde_json::from_str::<T>(r#"{"d":"soon"}"#).is_err());
+        let text = serde_json::to_string(&T {
+            d: Duration::from_secs(90),
+            o: None,
+        })
+        .unwrap();
+        assert_eq!(
+            serde_json::from_str::<T>(&text).unwrap().d,
+            Duration::from_secs(90)
+        );
+    }
+
+    #[test]
+    fn byte_sizes_in_every_unit() {
+        assert_eq!(parse_byte_size("65536"), Ok(65536));
+        assert_eq!(parse_byte_size("512Ki"), Ok(512 << 10));
+        assert_eq!(parse_byte_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_byte_size("10M"), Ok(10_000_000));
+        assert_eq!(parse_byte_size("2 GB"), Ok(2_000_000_000));
+        assert_eq!(parse_byte_size("3k"), Ok(3_000));
+        for bad in ["", "Mi", "1.5Mi", "-1", "1Xi", "99999999999999999999"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert!(
+            parse_byte_size("20000000Ti")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
+    #[test]
+    fn paths_join_in_one_step() {
+        assert_eq!(join("a", "b"), "a.b");
+        assert_eq!(join("a", "[1].b"), "a[1].b");
+        assert_eq!(join("", "b"), "b");
+        assert_eq!(join("a", ""), "a");
+    }
+}

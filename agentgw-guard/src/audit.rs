@@ -1,0 +1,251 @@
+//! Audit events of the guards: which rules rejected or masked, and how often; never the text
+//! they matched.
+//!
+//! Every match already passes through one place (`Guard::record`, which counts it in
+//! `agentgateway_prompt_guard_matches_total`). While a layer with an audit sink applies its
+//! guards, [`collect`] gathers those matches in a [`Tally`] on the current thread: guards run
+//! synchronously (a body, or one event of a stream, at a time), so the tally holds the matches
+//! of exactly that work. Without a sink nothing is gathered and nothing is allocated.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use agentgw_core::BoxError;
+use agentgw_core::audit::{AuditEvent, AuditSink, Decision, rfc3339};
+use agentgw_core::llm::Direction;
+use agentgw_core::sse::Transform;
+use serde_json::{Map, Value};
+
+use crate::guard::LAYER;
+
+/// The `event` of every prompt guard audit event.
+const EVENT: &str = "prompt_guard";
+
+thread_local! {
+    /// The tally of the [`collect`] running on this thread, if any.
+    static COLLECTING: RefCell<Option<Tally>> = const { RefCell::new(None) };
+}
+
+/// The matches of some guarded work, by rule name, in the order rules first matched.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    matches: Vec<(String, u64)>,
+    /// The rule of a `Reject` guard that matched.
+    rejected: Option<String>,
+}
+
+impl Tally {
+    fn add(&mut self, rule: &str, rejects: bool) {
+        match self.matches.iter_mut().find(|(name, _)| name == rule) {
+            Some((_, count)) => *count += 1,
+            None => self.matches.push((rule.to_owned(), 1)),
+        }
+        if rejects && self.rejected.is_none() {
+            self.rejected = Some(rule.to_owned());
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        for (rule, count) in other.matches {
+            match self.matches.iter_mut().find(|(name, _)| *name == rule) {
+                Some((_, total)) => *total += count,
+                None => self.matches.push((rule, count)),
+            }
+        }
+        if self.rejected.is_none() {
+            self.rejected = other.rejected;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.matches.is_empty()
+    }
+}
+
+/// Counts one match of `rule` in the tally being collected on this thread, if any.
+pub(crate) fn count(rule: &str, rejects: bool) {
+    COLLECTING.with_borrow_mut(|tally| {
+        if let Some(tally) = tally {
+            tally.add(rule, rejects);
+        }
+    });
+}
+
+/// Runs `work`, gathering the matches it counts when `on`; the tally is empty otherwise.
+pub(crate) fn collect<R>(on: bool, work: impl FnOnce() -> R) -> (R, Tally) {
+    /// Restores the enclosing collection (if any) even when `work` panics.
+    struct Restore(Option<Tally>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            COLLECTING.with_borrow_mut(|tally| *tally = previous);
+        }
+    }
+
+    if !on {
+        return (work(), Tally::default());
+    }
+    let restore = Restore(COLLECTING.with_borrow_mut(|tally| tally.replace(Tally::default())));
+    let result = work();
+    let tally = COLLECTING.with_borrow_mut(Option::take).unwrap_or_default();
+    drop(restore);
+    (result, tally)
+}
+
+/// Where the events of one request go, and what they say about the request. One pointer wide,
+/// so that a response future or stream without a sink carries no more than a `None`.
+pub(crate) struct Audit(Box<AuditTo>);
+
+struct AuditTo {
+    sink: Arc<dyn AuditSink>,
+    /// Method, path, subject and tool of the request, stamped when an event is recorded.
+    request: AuditEvent,
+}
+
+impl Audit {
+    /// The audit of `req` into `sink`.
+    pub(crate) fn of<B>(sink: &Arc<dyn AuditSink>, req: &http::Request<B>) -> Audit {
+        Audit(Box::new(AuditTo {
+            sink: Arc::clone(sink),
+            request: AuditEvent::new(LAYER, EVENT, Decision::Modify)
+                .with_attributes(&agentgw_core::Attributes::new(req)),
+        }))
+    }
+
+    /// The audit of the response to `req`, when there is a sink and response guards to audit.
+    pub(crate) fn of_response<B>(
+        sink: Option<&Arc<dyn AuditSink>>,
+        guards: &crate::guard::Guards,
+        req: &http::Request<B>,
+    ) -> Option<Audit> {
+        sink.filter(|_| !guards.is_empty())
+            .map(|sink| Audit::of(sink, req))
+    }
+
+    /// Records a rejection by `rule` (the matches of `tally` as details).
+    pub(crate) fn rejected(&self, direction: Direction, rule: &str, tally: &Tally) {
+        self.record(direction, Decision::Deny, rule, tally);
+    }
+
+    /// Records that masks rewrote the text, unless `tally` holds no match.
+    pub(crate) fn masked(&self, direction: Direction, tally: &Tally) {
+        if let Some((rule, _)) = tally.matches.first() {
+            self.record(direction, Decision::Modify, rule, tally);
+        }
+    }
+
+    fn record(&self, direction: Direction, decision: Decision, rule: &str, tally: &Tally) {
+        let mut event = self.0.request.clone();
+        event.timestamp = rfc3339(SystemTime::now());
+        event.decision = decision;
+        event.rule = Some(rule.to_owned());
+        let matches: Map<String, Value> = tally
+            .matches
+            .iter()
+            .map(|(rule, count)| (rule.clone(), Value::from(*count)))
+            .collect();
+        let direction = match direction {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        };
+        self.0.sink.record(
+            &event
+                .with_detail("direction", direction)
+                .with_detail("matches", matches),
+        );
+    }
+}
+
+/// A stream transform whose masks and rejections are audited: one event per response, when
+/// the stream ends, is cut, or is dropped (a client that went away).
+pub(crate) struct Audited<T> {
+    inner: T,
+    audit: Option<Box<StreamAudit>>,
+}
+
+struct StreamAudit {
+    audit: Audit,
+    tally: Tally,
+    recorded: bool,
+}
+
+impl StreamAudit {
+    fn record(&mut self) {
+        if self.recorded || self.tally.is_empty() {
+            return;
+        }
+        self.recorded = true;
+        match &self.tally.rejected {
+            Some(rule) => self.audit.rejected(Direction::Response, rule, &self.tally),
+            None => self.audit.masked(Direction::Response, &self.tally),
+        }
+    }
+}
+
+impl Drop for StreamAudit {
+    fn drop(&mut self) {
+        self.record();
+    }
+}
+
+impl<T> Audited<T> {
+    /// `inner`, audited into `audit` when there is one.
+    pub(crate) fn new(inner: T, audit: Option<Audit>) -> Self {
+        Audited {
+            inner,
+            audit: audit.map(|audit| {
+                Box::new(StreamAudit {
+                    audit,
+                    tally: Tally::default(),
+                    recorded: false,
+                })
+            }),
+        }
+    }
+}
+
+impl<F, T: Transform<F>> Transform<F> for Audited<T> {
+    fn frame(&mut self, frame: F, out: &mut Vec<F>) -> Result<(), BoxError> {
+        let Some(audit) = &mut self.audit else {
+            return self.inner.frame(frame, out);
+        };
+        let (result, tally) = collect(true, || self.inner.frame(frame, out));
+        audit.tally.merge(tally);
+        if audit.tally.rejected.is_some() {
+            audit.record();
+        }
+        result
+    }
+
+    fn finish(&mut self, out: &mut Vec<F>) -> Result<(), BoxError> {
+        let Some(audit) = &mut self.audit else {
+            return self.inner.finish(out);
+        };
+        let (result, tally) = collect(true, || self.inner.finish(out));
+        audit.tally.merge(tally);
+        audit.record();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collections_nest_and_count_per_rule() {
+        count("EMAIL", false);
+        let ((), outer) = collect(true, || {
+            count("EMAIL", false);
+            let ((), inner) = collect(true, || count("SSN", true));
+            assert_eq!(inner.matches, [("SSN".to_owned(), 1)]);
+            assert_eq!(inner.rejected.as_deref(), Some("SSN"));
+            count("EMAIL", false);
+        });
+        assert_eq!(outer.matches, [("EMAIL".to_owned(), 2)]);
+        assert!(outer.rejected.is_none());
+        let ((), off) = collect(false, || count("EMAIL", false));
+        assert!(off.is_empty());
+    }
+}

@@ -1,0 +1,423 @@
+//! [`ResponseFuture`] and the response side: streams masked as they flow, other bodies read
+//! (bounded) and guarded whole, what cannot be inspected refused.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use agentgw_core::body::RequestBody;
+use agentgw_core::llm::Direction;
+use agentgw_core::{BoxError, Rejection, ResponseShape, content};
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_LENGTH;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::audit::{self, Audit};
+use crate::body::{GuardBody, GuardStream};
+use crate::guard::LAYER;
+use crate::layer::Shared;
+use crate::service::{Verdict, guard_request};
+
+type Buffering<B> = agentgw_core::body::BufferFuture<B>;
+
+pin_project! {
+    /// The response future of [`PromptGuardService`](crate::PromptGuardService); `ResBody`
+    /// is the inner service's response body.
+    ///
+    /// A state machine: a denial is answered without calling the inner service; the request
+    /// body is read first when request guards need it; a response that is not a stream is
+    /// read (bounded) and guarded before its head is sent.
+    pub struct ResponseFuture<S, B, ResBody>
+    where
+        S: Service<Request<RequestBody<B>>>,
+    {
+        #[pin]
+        state: State<S, B, ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B, ResBody>
+    where
+        S: Service<Request<RequestBody<B>>>,
+    {
+        // Denied without calling the inner service.
+        Denied {
+            response: Option<Response<Full<Bytes>>>,
+        },
+        // Reading the request body, then guarding it.
+        Buffering {
+            buffering: Buffering<B>,
+            inner: Option<S>,
+            shared: Arc<Shared>,
+            shape: Option<ResponseShape>,
+        },
+        // Waiting for the inner service.
+        Calling {
+            #[pin]
+            fut: S::Future,
+            shared: Arc<Shared>,
+            shape: Option<ResponseShape>,
+            audit: Option<Audit>,
+        },
+        // Reading a JSON or text response whole, to guard it before its status is sent.
+        Collecting {
+            #[pin]
+            body: ResBody,
+            parts: Option<http::response::Parts>,
+            collected: BytesMut,
+            json: bool,
+            shared: Arc<Shared>,
+            shape: ResponseShape,
+            audit: Option<Audit>,
+        },
+    }
+}
+
+impl<S, B, ResBody> ResponseFuture<S, B, ResBody>
+where
+    S: Service<Request<RequestBody<B>>>,
+{
+    pub(crate) fn denied(response: Response<Full<Bytes>>) -> Self {
+        ResponseFuture {
+            state: State::Denied {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn calling(
+        fut: S::Future,
+        shared: Arc<Shared>,
+        shape: ResponseShape,
+        audit: Option<Audit>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling {
+                fut,
+                shared,
+                shape: Some(shape),
+                audit,
+            },
+        }
+    }
+
+    pub(crate) fn buffering(
+        buffering: Buffering<B>,
+        inner: S,
+        shared: Arc<Shared>,
+        shape: ResponseShape,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Buffering {
+                buffering,
+                inner: Some(inner),
+                shared,
+                shape: Some(shape),
+            },
+        }
+    }
+}
+
+const POLLED_AFTER_COMPLETION: &str = "ResponseFuture polled after completion";
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
+where
+    S: Service<Request<RequestBody<B>>, Response = Response<ResBody>>,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<GuardBody<ResBody>>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().state.project() {
+                StateProj::Denied { response } => {
+                    let response = response.take().expect(POLLED_AFTER_COMPLETION);
+                    return Poll::Ready(Ok(response.map(GuardBody::from)));
+                }
+                StateProj::Buffering {
+                    buffering,
+                    inner,
+                    shared,
+                    shape,
+                } => {
+                    let req = match ready!(buffering.as_mut().poll(cx)) {
+                        Ok(req) => req,
+                        Err(rejection) => {
+                            let shape = shape.take().unwrap_or_default();
+                            return Poll::Ready(Ok(rejection
+                                .respond_in(&shape)
+                                .map(GuardBody::from)));
+                        }
+                    };
+                    match guard_request(shared, req) {
+                        Verdict::Deny(denied) => {
+                            return Poll::Ready(Ok(denied.map(GuardBody::from)));
+                        }
+                        Verdict::Forward(req) => {
+                            let shape = ResponseShape::for_request(&req);
+                            let audit =
+                                Audit::of_response(shared.audit.as_ref(), &shared.response, &req);
+                            let mut inner = inner.take().expect(POLLED_AFTER_COMPLETION);
+                            State::Calling {
+                                fut: inner.call(req),
+                                shared: Arc::clone(shared),
+                                shape: Some(shape),
+                                audit,
+                            }
+                        }
+                    }
+                }
+                StateProj::Calling {
+                    fut,
+                    shared,
+                    shape,
+                    audit,
+                } => {
+                    let response = ready!(fut.poll(cx))?;
+                    let shape = shape.take().expect(POLLED_AFTER_COMPLETION);
+                    match guard_response(shared, &shape, response, audit.take()) {
+                        Guarded::Ready(response) => return Poll::Ready(Ok(response)),
+                        Guarded::Collect {
+                            parts,
+                            body,
+                            json,
+                            audit,
+                        } => State::Collecting {
+                            body,
+                            parts: Some(parts),
+                            collected: BytesMut::new(),
+                            json,
+                            shared: Arc::clone(shared),
+                            shape,
+                            audit,
+                        },
+                    }
+                }
+                StateProj::Collecting {
+                    mut body,
+                    parts,
+                    collected,
+                    json,
+                    shared,
+                    shape,
+                    audit,
+                } => loop {
+                    match ready!(body.as_mut().poll_frame(cx)) {
+                        Some(Ok(frame)) => match frame.into_data() {
+                            Ok(data) if collected.len() + data.len() > shared.limit.bytes() => {
+                                return Poll::Ready(Ok(fail(shape, "response_unreadable")));
+                            }
+                            Ok(data) => collected.extend_from_slice(&data),
+                            // Trailers of a body read whole are not forwarded.
+                            Err(_) => {}
+                        },
+                        Some(Err(_)) => {
+                            return Poll::Ready(Ok(fail(shape, "response_unreadable")));
+                        }
+                        None => {
+                            let parts = parts.take().expect(POLLED_AFTER_COMPLETION);
+                            let bytes = collected.split().freeze();
+                            return Poll::Ready(Ok(guard_collected(
+                                shared,
+                                shape,
+                                parts,
+                                bytes,
+                                *json,
+                                audit.as_ref(),
+                            )));
+                        }
+                    }
+                },
+            };
+            self.as_mut().project().state.set(next);
+        }
+    }
+}
+
+impl<S, B, ResBody> fmt::Debug for ResponseFuture<S, B, ResBody>
+where
+    S: Service<Request<RequestBody<B>>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Denied { .. } => "denied",
+            State::Buffering { .. } => "buffering",
+            State::Calling { .. } => "calling",
+            State::Collecting { .. } => "collecting",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// What to do with the inner service's response.
+// Moved once per response, never stored: boxing a variant would cost an allocation instead.
+#[allow(clippy::large_enum_variant)]
+enum Guarded<B> {
+    /// Send it as it is, its body possibly guarded as it streams.
+    Ready(Response<GuardBody<B>>),
+    /// Read its body whole (at most the body limit) and guard it first.
+    Collect {
+        parts: http::response::Parts,
+        body: B,
+        /// Read it as JSON (else as text).
+        json: bool,
+        audit: Option<Audit>,
+    },
+}
+
+/// What kind of body a response carries, from its headers.
+enum Kind {
+    EventStream,
+    /// Line-delimited JSON: masked line by line, as a stream.
+    JsonLines,
+    Json,
+    Text,
+    Other,
+}
+
+fn kind(headers: &http::HeaderMap) -> Kind {
+    match content::media_type(headers) {
+        content::MediaType::EventStream => Kind::EventStream,
+        content::MediaType::NdJson => Kind::JsonLines,
+        content::MediaType::Json | content::MediaType::JsonSuffix => Kind::Json,
+        content::MediaType::Text | content::MediaType::Missing => Kind::Text,
+        // A type two parsers could read differently is not inspected as either.
+        _ => Kind::Other,
+    }
+}
+
+/// The 502 that replaces a response the guards cannot inspect.
+fn fail<B>(shape: &ResponseShape, reason: &'static str) -> Response<GuardBody<B>> {
+    tracing::debug!(reason, "prompt guard failed closed on a response");
+    Rejection::new(StatusCode::BAD_GATEWAY, LAYER, reason)
+        .with_message("The response could not be inspected by the prompt guard")
+        .respond_in(shape)
+        .map(GuardBody::from)
+}
+
+/// Wraps the inner response: streams are guarded as they flow, JSON and text are read whole
+/// first, anything else (encoded, binary, ambiguous) fails closed.
+fn guard_response<B>(
+    shared: &Shared,
+    shape: &ResponseShape,
+    res: Response<B>,
+    audit: Option<Audit>,
+) -> Guarded<B>
+where
+    B: Body<Data = Bytes>,
+{
+    if shared.response.is_empty() {
+        return Guarded::Ready(res.map(GuardBody::inner));
+    }
+    let (mut parts, body) = res.into_parts();
+    let no_body = parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED
+        || body.is_end_stream();
+    if no_body {
+        return Guarded::Ready(Response::from_parts(parts, GuardBody::inner(body)));
+    }
+    // Every `Content-Encoding` field counts: `identity` in the first and `gzip` in a second
+    // is still gzip to the client.
+    if content::is_encoded(&parts.headers) {
+        return Guarded::Ready(fail(shape, "response_encoded"));
+    }
+    let json = match kind(&parts.headers) {
+        Kind::EventStream => {
+            parts.headers.remove(CONTENT_LENGTH);
+            let stream = GuardStream::sse(body, shared, audit);
+            return Guarded::Ready(Response::from_parts(parts, GuardBody::transformed(stream)));
+        }
+        Kind::JsonLines => {
+            parts.headers.remove(CONTENT_LENGTH);
+            let stream = GuardStream::json_lines(body, shared, audit);
+            return Guarded::Ready(Response::from_parts(parts, GuardBody::transformed(stream)));
+        }
+        Kind::Other => return Guarded::Ready(fail(shape, "response_not_text")),
+        Kind::Json => true,
+        Kind::Text => false,
+    };
+    if body.size_hint().lower() > shared.limit.bytes() as u64 {
+        return Guarded::Ready(fail(shape, "response_unreadable"));
+    }
+    Guarded::Collect {
+        parts,
+        body,
+        json,
+        audit,
+    }
+}
+
+/// Guards a response read whole.
+fn guard_collected<B>(
+    shared: &Shared,
+    shape: &ResponseShape,
+    mut parts: http::response::Parts,
+    bytes: Bytes,
+    json: bool,
+    audit: Option<&Audit>,
+) -> Response<GuardBody<B>> {
+    // Clients parse JSON without looking at the type (`response.json()`): a text body that
+    // opens like JSON is read as JSON, or an escaped secret would pass a text scan.
+    let json = json || content::starts_like_json(&bytes);
+    let on = audit.is_some();
+    let (outcome, tally) = if json {
+        match agentgw_core::json::parse_unique_keys(&bytes) {
+            Ok(json) => audit::collect(on, || {
+                shared
+                    .response
+                    .apply_json(&json, None, Direction::Response)
+                    .map(|json| {
+                        json.and_then(|j| serde_json::to_vec(&j).ok())
+                            .map(Bytes::from)
+                    })
+            }),
+            Err(_) => return fail(shape, "response_invalid_json"),
+        }
+    } else {
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => audit::collect(on, || {
+                shared
+                    .response
+                    .apply(None, text)
+                    .map(|text| text.map(Bytes::from))
+            }),
+            Err(_) => return fail(shape, "response_invalid_utf8"),
+        }
+    };
+    let bytes = match outcome {
+        Ok(None) => bytes,
+        Ok(Some(rewritten)) => {
+            if let Some(audit) = audit {
+                audit.masked(Direction::Response, &tally);
+            }
+            rewritten
+        }
+        Err(denial) => {
+            if let Some(audit) = audit {
+                audit.rejected(Direction::Response, &denial.rule, &tally);
+            }
+            return shared
+                .response
+                .get(denial.guard)
+                .rejection(&denial.rule)
+                .respond_in(shape)
+                .map(GuardBody::from);
+        }
+    };
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Response::from_parts(parts, GuardBody::full(bytes))
+}
