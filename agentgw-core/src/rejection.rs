@@ -115,8 +115,22 @@ impl ResponseShape {
     /// Picks the shape for `req`: the [`RouteKind`] extension when present; otherwise JSON-RPC
     /// when the buffered body is JSON-RPC, OpenAI when the path or body looks like an LLM API,
     /// plain JSON otherwise.
+    ///
+    /// A request whose body no layer has read yet (an authentication layer in front of the
+    /// others) is recognized as MCP by its headers: an `Mcp-Session-Id` or
+    /// `Mcp-Protocol-Version`, or the `Accept` of a Streamable HTTP POST (both
+    /// `application/json` and `text/event-stream`). Its id is not known then: the error carries
+    /// `"id": null` and keeps its HTTP status.
     pub fn for_request<B>(req: &Request<B>) -> Self {
-        Self::from_parts(req.uri().path(), req.extensions())
+        let shape = Self::from_parts(req.uri().path(), req.extensions());
+        if shape == ResponseShape::Plain
+            && req.extensions().get::<RouteKind>().is_none()
+            && req.extensions().get::<Payload>().is_none()
+            && looks_like_mcp(req.headers())
+        {
+            return ResponseShape::JsonRpc { id: Value::Null };
+        }
+        shape
     }
 
     /// Like [`ResponseShape::for_request`], from a path and the request extensions.
@@ -155,6 +169,26 @@ impl ResponseShape {
             ResponseShape::Plain
         }
     }
+}
+
+/// Whether the headers are those of an MCP Streamable HTTP client.
+fn looks_like_mcp(headers: &HeaderMap) -> bool {
+    if headers.contains_key("mcp-session-id") || headers.contains_key("mcp-protocol-version") {
+        return true;
+    }
+    let accepts = |media: &str| {
+        headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|item| {
+                item.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case(media))
+            })
+    };
+    accepts("application/json") && accepts("text/event-stream")
 }
 
 /// Anthropic's shape on Anthropic's paths, OpenAI's elsewhere.
@@ -598,5 +632,28 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(ResponseShape::for_request(&forced), ResponseShape::OpenAi);
+
+        // Before any layer read the body: an MCP client is known by its headers.
+        let unread = Request::builder()
+            .uri("/tools")
+            .header("accept", "application/json, text/event-stream")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            ResponseShape::for_request(&unread),
+            ResponseShape::JsonRpc { id: Value::Null }
+        );
+        let session = Request::builder()
+            .uri("/tools")
+            .header("mcp-session-id", "abc")
+            .body(())
+            .unwrap();
+        assert!(matches!(ResponseShape::for_request(&session), ResponseShape::JsonRpc { .. }));
+        let json_only = Request::builder()
+            .uri("/tools")
+            .header("accept", "application/json")
+            .body(())
+            .unwrap();
+        assert_eq!(ResponseShape::for_request(&json_only), ResponseShape::Plain);
     }
 }
