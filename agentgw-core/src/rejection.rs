@@ -648,7 +648,10 @@ mod tests {
             .header("mcp-session-id", "abc")
             .body(())
             .unwrap();
-        assert!(matches!(ResponseShape::for_request(&session), ResponseShape::JsonRpc { .. }));
+        assert!(matches!(
+            ResponseShape::for_request(&session),
+            ResponseShape::JsonRpc { .. }
+        ));
         let json_only = Request::builder()
             .uri("/tools")
             .header("accept", "application/json")
