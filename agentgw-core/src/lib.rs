@@ -108,3 +108,8 @@ pub use rejection::{Denied, Rejection, ResponseShape};
 
 /// The boxed error type used where errors of different sources meet (body errors).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

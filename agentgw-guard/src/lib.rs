@@ -244,3 +244,8 @@ pub use normalize::normalize;
 pub use pattern_set::{Match, Matches, PatternSet, PatternSetBuilder, Rule, RuleId, RuleKind};
 pub use service::PromptGuardService;
 pub use stream::StreamMasker;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

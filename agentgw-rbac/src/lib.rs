@@ -160,3 +160,8 @@ pub use error::Error;
 pub use expr::{CompileOptions, Expression};
 pub use layer::{CelPolicyLayer, CelPolicyService, RbacBody, ResponseFuture, ToolListStream};
 pub use policy::{CelPolicy, Decision, Denial, DenyCause};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

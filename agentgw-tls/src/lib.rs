@@ -9,6 +9,7 @@
 //! | [`ClientAuthConfig`] | mutual TLS: client certificates verified against a CA bundle and optional CRLs, `Required` or `Optional`; CA and CRL changes are reloaded too |
 //! | [`peer_identity`] | subject CN, DNS/URI SANs, SPIFFE ID and SHA-256 fingerprint of the verified client certificate, as [`PeerIdentity`](agentgw_core::identity::PeerIdentity) (CEL `source.identity.*`) |
 //! | [`serve`], [`serve_with_shutdown`], [`serve_connection`] | any tower service (axum `Router`, stacked agentgw layers) over TLS with hyper-util, identity and client address in each request's extensions |
+//! | [`serve_plain`], [`serve_plain_with_shutdown`] | the same accept loop and graceful shutdown over plain TCP, client address in each request's extensions |
 //! | [`UpstreamTlsConfig`] → [`UpstreamTls`] | client TLS to upstreams (`SIMPLE`/`MUTUAL`): custom CA or system roots, reloaded client certificate, for reqwest and hyper |
 //!
 //! # Server TLS, mTLS and upstream TLS together
@@ -186,8 +187,14 @@ pub use error::Error;
 pub use identity::{connection_identity, peer_identity};
 pub use reload::{ReloadOutcome, ReloadingCertResolver};
 pub use serve::{
-    ConnectionInfoLayer, ConnectionInfoService, serve, serve_connection, serve_with_shutdown,
+    ConnectionInfoLayer, ConnectionInfoService, serve, serve_connection, serve_plain,
+    serve_plain_with_shutdown, serve_with_shutdown,
 };
 pub use server::TlsAcceptor;
 pub use suites::{SUPPORTED_CIPHER_SUITES, cipher_suite_by_name};
 pub use upstream::{UpstreamTls, client_config};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

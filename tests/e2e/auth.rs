@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use agentgw_gateway::mock;
+use agentgw_test_support as mock;
 use axum::http::HeaderMap;
 use http::StatusCode;
 use jsonwebtoken::{EncodingKey, Header};

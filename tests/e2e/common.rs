@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use agentgw_core::sse::{Decoder, Frame};
-use agentgw_gateway::mock::{self, McpOptions, MockServer};
 use agentgw_gateway::{Config, RunningGateway};
+use agentgw_test_support::{self as mock, McpOptions, MockServer};
 use futures_util::StreamExt;
 
 /// The mock upstreams and a gateway in front of them.

@@ -2,7 +2,7 @@
 //! behaves as its title says.
 
 use agentgw_gateway::demo::{self, EXAMPLES};
-use agentgw_gateway::mock;
+use agentgw_test_support as mock;
 use http::StatusCode;
 use serde_json::Value;
 

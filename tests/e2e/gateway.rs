@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentgw_gateway::mock;
+use agentgw_test_support as mock;
 use http::StatusCode;
 use serde_json::Value;
 

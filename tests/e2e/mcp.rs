@@ -1,7 +1,7 @@
 //! The official MCP Rust SDK's client (rmcp, Streamable HTTP) through the gateway with tool
 //! security, against the mock MCP server: what a real agent would see.
 
-use agentgw_gateway::mock::{self, McpOptions};
+use agentgw_test_support::{self as mock, McpOptions};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;

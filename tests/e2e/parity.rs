@@ -482,7 +482,7 @@ routes:
 
 #[tokio::test]
 async fn a_fresh_gateway_checks_a_tool_before_its_first_call() {
-    use agentgw_gateway::mock::{self, McpOptions};
+    use agentgw_test_support::{self as mock, McpOptions};
     let tools = mock::mcp(loopback(), McpOptions::default()).await.unwrap();
     let yaml = format!(
         r#"

@@ -1,6 +1,6 @@
 //! The gateway's listener with mutual TLS, and an RBAC rule on the client certificate's identity.
 
-use agentgw_gateway::mock::MockServer;
+use agentgw_test_support::MockServer;
 use http::StatusCode;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
@@ -50,10 +50,10 @@ fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
 
 /// The OpenAI and MCP mock upstreams on free loopback ports.
 async fn mocks() -> (MockServer, MockServer) {
-    let openai = agentgw_gateway::mock::openai(crate::common::loopback())
+    let openai = agentgw_test_support::openai(crate::common::loopback())
         .await
         .unwrap();
-    let mcp = agentgw_gateway::mock::mcp(crate::common::loopback(), Default::default())
+    let mcp = agentgw_test_support::mcp(crate::common::loopback(), Default::default())
         .await
         .unwrap();
     (openai, mcp)

@@ -2,8 +2,9 @@
 
 use std::net::SocketAddr;
 
+use agentgw_test_support::{self as mock, McpOptions, MockServer};
+
 use crate::config::{Config, ConfigErrors};
-use crate::mock::{self, McpOptions, MockServer};
 
 /// The embedded demo configuration (`examples/gateway/demo.yaml`).
 pub const DEMO_CONFIG: &str = include_str!("../demo.yaml");

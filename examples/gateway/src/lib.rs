@@ -1,15 +1,13 @@
 //! `agentgw`, the example gateway: YAML configuration in, the agentgw layers stacked per route,
-//! upstreams out (hyper-util's pooled client).
+//! upstreams out (reqwest).
 //!
 //! The binary stays thin: all policy logic lives in the library crates. This library holds what
 //! the binary and the end-to-end tests share: [`config`], the per-route [`stack`], the
-//! [`proxy`] to upstreams, the [`server`] (listeners, health, metrics, reload, shutdown), the
-//! [`mock`] upstreams and the offline [`demo`].
+//! [`proxy`] to upstreams, the [`server`] (listeners, health, metrics, reload, shutdown) and the
+//! offline [`demo`] (in front of the mock upstreams of `agentgw-test-support`).
 
 pub mod config;
 pub mod demo;
-pub mod mock;
-pub mod pool;
 pub mod proxy;
 pub mod server;
 pub mod stack;

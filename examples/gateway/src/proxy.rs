@@ -1,23 +1,25 @@
-//! Forwarding to an upstream.
+//! Forwarding to an upstream through reqwest.
 //!
 //! [`Upstream`] is the innermost service of every route: it strips the route prefix, joins the
 //! rest of the path to the backend URL, removes hop-by-hop headers, appends `x-forwarded-for`,
-//! lets the client set `host` from the backend URL, and streams both bodies. A connection failure
-//! is a 502 and a backend that does not answer within its timeout (or cannot be connected to
-//! within its connect timeout) a 504, both rendered by [`agentgw_core::Rejection`] in the route's
-//! protocol. Dropping the response future or body (the client went away) drops the upstream
-//! request.
+//! moves the client's `host` to `x-forwarded-host` (the client sets `host` from the backend
+//! URL), and streams both bodies. A backend that cannot be connected to is a 502
+//! `upstream_connect`, any other failed exchange a 502 `upstream_error`, and a backend that does
+//! not answer within its timeout (or cannot be connected to within its connect timeout) a 504
+//! `upstream_timeout`, each rendered by [`agentgw_core::Rejection`] in the route's protocol.
+//! Dropping the response future or body (the client went away) drops the upstream exchange.
 //!
-//! The clients are hyper's, used directly rather than through reqwest, which adds fixed work to
-//! every request that a proxy does not need (its redirect layer turns the URI into a string and
-//! parses it as a URL twice per exchange, the header map is copied, the response gets a URL of
-//! its own): `http://` backends go through [`Http1Pool`], hyper's HTTP/1.1 connections with a
-//! minimal pool; `https://` backends through hyper-util's pooled client with rustls (HTTP/1.1,
-//! or HTTP/2 when the backend offers it). Measured with `examples/gateway/bench/load.sh`: see
-//! `bench/README.md`.
+//! The exchange goes through a [`reqwest::Client`] called as a `tower::Service`, built for a
+//! proxy: redirects are handed to the client rather than followed, nothing is decompressed, no
+//! proxy is read from the environment, and `https://` backends use the route's rustls
+//! configuration from [`agentgw_tls::client_config`] (custom CA, client certificate, ALPN `h2`
+//! and `http/1.1`, on the workspace's aws-lc-rs provider); `http://` backends get HTTP/1.1.
+//! Two things reqwest does to every request: it adds `accept: */*` when the request has no
+//! `accept`, and its URL type percent-encodes the few characters `http` accepts raw in a path but
+//! a URL path may not hold (`"`, `<`, `>`, `` ` ``, `{`, `}`); the upstream reads the same path.
+//! What reqwest costs per request is measured in `bench/README.md`.
 
 use std::convert::Infallible;
-use std::error::Error as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,112 +29,30 @@ use std::time::Duration;
 use agentgw_core::identity::{ClientAddr, IpText};
 use agentgw_core::{BoxError, Rejection, ResponseShape};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use reqwest::Url;
+use tower::Service;
 
-use crate::pool::{DEFAULT_MAX_IDLE, Http1Pool, PoolError};
 use crate::{ReqBody, ResBody};
 
 const LAYER: &str = "upstream";
 
-/// How long an idle pooled connection to an `https://` upstream is kept.
+/// How long an idle connection to an upstream is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// How an [`Upstream`] reaches its backend.
 #[derive(Clone, Debug)]
 pub struct UpstreamOptions {
-    /// How long the backend has to start answering (504 after).
+    /// How long the backend has to start answering (504 after); a streamed body may take longer.
     pub timeout: Duration,
     /// How long a new connection may take (504 after).
     pub connect_timeout: Duration,
     /// TLS settings for an `https://` backend (for example from [`agentgw_tls::client_config`]);
     /// required for `https://`, refused for `http://`.
     pub tls: Option<rustls::ClientConfig>,
-    /// Per-core workers: each gets its own connections (0: one pool for every thread).
+    /// Per-core workers: each gets its own client and connections (0: one for every thread).
     pub workers: usize,
-}
-
-/// The connections of one upstream on one thread.
-#[derive(Clone, Debug)]
-enum UpstreamClient {
-    /// `http://` backends.
-    Http(Http1Pool),
-    /// `https://` backends (boxed: the legacy client is several times the pool's size).
-    Https(Box<Client<HttpsConnector<HttpConnector>, ReqBody>>),
-}
-
-impl UpstreamClient {
-    fn https(connect_timeout: Duration, mut tls: rustls::ClientConfig) -> Self {
-        // The connector offers h2 and http/1.1 itself (and refuses a config that already does).
-        tls.alpn_protocols.clear();
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        // The https connector hands this one `https://` URIs.
-        http.enforce_http(false);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-        UpstreamClient::Https(Box::new(builder.build(https)))
-    }
-
-    async fn send(&self, req: Request<ReqBody>) -> Result<Response<ResBody>, SendError> {
-        match self {
-            UpstreamClient::Http(pool) => match pool.send(req).await {
-                Ok(response) => {
-                    Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
-                }
-                Err(err) => Err(SendError::Http(err)),
-            },
-            UpstreamClient::Https(client) => match client.request(req).await {
-                Ok(response) => {
-                    Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
-                }
-                Err(err) => Err(SendError::Https(err)),
-            },
-        }
-    }
-}
-
-/// A failed exchange with the backend.
-enum SendError {
-    Http(PoolError),
-    Https(hyper_util::client::legacy::Error),
-}
-
-impl SendError {
-    fn is_connect(&self) -> bool {
-        match self {
-            SendError::Http(err) => err.is_connect(),
-            SendError::Https(err) => err.is_connect(),
-        }
-    }
-
-    /// Whether the connect timeout elapsed.
-    fn connect_timed_out(&self) -> bool {
-        match self {
-            SendError::Http(err) => matches!(err, PoolError::ConnectTimeout { .. }),
-            SendError::Https(err) => err.is_connect() && timed_out(err),
-        }
-    }
-
-    fn error(&self) -> &(dyn std::error::Error + 'static) {
-        match self {
-            SendError::Http(err) => err,
-            SendError::Https(err) => err,
-        }
-    }
 }
 
 std::thread_local! {
@@ -141,7 +61,7 @@ std::thread_local! {
 }
 
 /// Marks the current thread as per-core worker `index`: upstreams built with one client per
-/// worker use that worker's client (and its connection pool) on this thread.
+/// worker use that worker's client (and its connections) on this thread.
 pub(crate) fn enter_worker(index: usize) {
     WORKER.with(|worker| worker.set(Some(index)));
 }
@@ -155,10 +75,9 @@ pub struct Upstream {
 struct Inner {
     /// The shared client, then one client per per-core worker: a worker's connections stay on
     /// its own runtime, so an upstream exchange never wakes another thread.
-    clients: Box<[UpstreamClient]>,
-    /// The backend's scheme and authority, parsed once.
-    scheme: Scheme,
-    authority: Authority,
+    clients: Box<[reqwest::Client]>,
+    /// The backend URL, parsed once; each request sets its path and query.
+    base: Url,
     /// Backend base path without trailing slash (may be empty).
     base_path: String,
     /// Route prefix without trailing slash (empty for `/`).
@@ -170,42 +89,31 @@ impl Upstream {
     /// An upstream for `backend_url` (`http://` or `https://`, with an optional base path)
     /// behind the route prefix `prefix`.
     pub fn new(backend_url: &str, prefix: &str, options: &UpstreamOptions) -> Result<Self, String> {
-        let base: Uri = backend_url
-            .parse()
-            .map_err(|e| format!("invalid backend URL: {e}"))?;
-        let scheme = match base.scheme_str() {
-            Some("http") => Scheme::HTTP,
-            Some("https") => Scheme::HTTPS,
+        let base = Url::parse(backend_url).map_err(|e| format!("invalid backend URL: {e}"))?;
+        let https = match base.scheme() {
+            "http" => false,
+            "https" => true,
             _ => return Err("the backend URL must start with http:// or https://".to_owned()),
         };
-        let Some(authority) = base.authority().filter(|a| !a.host().is_empty()).cloned() else {
+        if base.host_str().is_none_or(str::is_empty) {
             return Err("backend URL needs a host".to_owned());
-        };
+        }
         if base.query().is_some() {
             return Err("the backend URL cannot have a query".to_owned());
         }
-        // One client shared by threads that are not workers, then one per per-core worker, so
-        // that each worker keeps its upstream connections on its own runtime.
-        let https = scheme == Scheme::HTTPS;
-        let client = || match (https, &options.tls) {
-            (false, None) => Ok(UpstreamClient::Http(Http1Pool::new(
-                &authority,
-                options.connect_timeout,
-                DEFAULT_MAX_IDLE,
-            ))),
-            (true, Some(tls)) => Ok(UpstreamClient::https(options.connect_timeout, tls.clone())),
-            (true, None) => Err("an https:// backend needs TLS settings".to_owned()),
-            (false, Some(_)) => Err("TLS settings need an https:// backend".to_owned()),
-        };
+        match (https, &options.tls) {
+            (true, None) => return Err("an https:// backend needs TLS settings".to_owned()),
+            (false, Some(_)) => return Err("TLS settings need an https:// backend".to_owned()),
+            _ => {}
+        }
         let clients = (0..=options.workers)
-            .map(|_| client())
+            .map(|_| client(options))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Upstream {
             inner: Arc::new(Inner {
                 clients: clients.into_boxed_slice(),
-                scheme,
-                authority,
                 base_path: base.path().trim_end_matches('/').to_owned(),
+                base,
                 prefix: crate::config::normalize_prefix(prefix)
                     .trim_end_matches('/')
                     .to_owned(),
@@ -214,58 +122,61 @@ impl Upstream {
         })
     }
 
-    /// The upstream URI for a request: the backend's path joined with the request path after
-    /// the route prefix, and the request's query; with the backend's scheme and authority
-    /// (parsed once) when `absolute`, else in origin form.
-    fn target(&self, uri: &Uri, absolute: bool) -> Result<Uri, http::Error> {
+    /// The upstream URL for a request: the backend's path joined with the request path after
+    /// the route prefix, and the request's query.
+    pub fn target_url(&self, uri: &Uri) -> Url {
         let path = uri.path();
         let rest = path
             .strip_prefix(self.inner.prefix.as_str())
             .unwrap_or(path);
         let base_path = self.inner.base_path.as_str();
-        let query = uri.query();
-        let mut joined =
-            String::with_capacity(base_path.len() + rest.len() + 2 + query.map_or(0, str::len));
+        let mut joined = String::with_capacity(base_path.len() + rest.len() + 1);
         joined.push_str(base_path);
         if !rest.starts_with('/') && (!rest.is_empty() || base_path.is_empty()) {
             joined.push('/');
         }
         joined.push_str(rest);
-        if let Some(query) = query {
-            joined.push('?');
-            joined.push_str(query);
-        }
-        let path_and_query = PathAndQuery::try_from(joined)?;
-        if !absolute {
-            return Ok(Uri::from(path_and_query));
-        }
-        Uri::builder()
-            .scheme(self.inner.scheme.clone())
-            .authority(self.inner.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
+        let mut url = self.inner.base.clone();
+        url.set_path(&joined);
+        url.set_query(uri.query());
+        url
     }
 
     /// The client of the current thread.
-    fn client(&self) -> &UpstreamClient {
+    fn client(&self) -> &reqwest::Client {
         let clients = &self.inner.clients;
         WORKER
             .with(std::cell::Cell::get)
             .and_then(|index| clients.get(index + 1))
             .unwrap_or(&clients[0])
     }
-
-    /// The upstream URL for a request path and query.
-    pub fn target_url(&self, uri: &Uri) -> String {
-        self.target(uri, true)
-            .map(|uri| uri.to_string())
-            .unwrap_or_default()
-    }
 }
 
-/// Takes the gateway's boxed request body as it is (a generic body would be boxed a second
-/// time, and polled through two vtables) and answers with the client's boxed response body.
-impl tower::Service<Request<ReqBody>> for Upstream {
+/// A reqwest client for one upstream: see the [module docs](self).
+fn client(options: &UpstreamOptions) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .no_proxy()
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .no_zstd()
+        .tcp_nodelay(true)
+        .connect_timeout(options.connect_timeout)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+    let builder = match &options.tls {
+        Some(tls) => builder.tls_backend_preconfigured(tls.clone()),
+        None => builder.http1_only(),
+    };
+    builder
+        .build()
+        .map_err(|e| format!("cannot build the upstream client: {e}"))
+}
+
+/// Takes the gateway's boxed request body as it is and answers with the client's boxed
+/// response body.
+impl Service<Request<ReqBody>> for Upstream {
     type Response = Response<ResBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -282,80 +193,58 @@ impl tower::Service<Request<ReqBody>> for Upstream {
 
 impl Upstream {
     async fn forward(self, req: Request<ReqBody>) -> Response<ResBody> {
-        let client = self.client();
-        // hyper's HTTP/1.1 connection sends the URI as given: origin form for the pool; the
-        // https client picks its connection by scheme and authority and converts itself.
-        let target = self.target(req.uri(), matches!(client, UpstreamClient::Https(_)));
         let (parts, body) = req.into_parts();
-        // The denial shape (OpenAI error, JSON-RPC error with the id) is only worked out when
-        // the upstream fails.
-        let shape = || ResponseShape::from_parts(parts.uri.path(), &parts.extensions);
-        let uri = match target {
-            Ok(uri) => uri,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot build the upstream URI");
-                return reject(StatusCode::BAD_GATEWAY, "bad_request_to_upstream", &shape());
-            }
-        };
         let mut headers = parts.headers;
         agentgw_core::headers::strip_hop_by_hop(&mut headers);
-        // The client sets `host` from the URI; the original goes in x-forwarded-host.
+        // The client sets `host` from the URL; the original goes in x-forwarded-host.
         if let Some(host) = headers.remove(header::HOST) {
             headers.insert(HeaderName::from_static("x-forwarded-host"), host);
         }
         if let Some(ClientAddr(addr)) = parts.extensions.get::<ClientAddr>() {
             append_forwarded_for(&mut headers, addr.ip());
         }
-        let mut request = Request::new(body);
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = uri;
-        // HTTP/1.1 unless the pooled connection negotiated HTTP/2 (an HTTP/2 client's request
-        // still goes to an HTTP/1.1 upstream).
-        *request.version_mut() = Version::HTTP_11;
+        let mut request = reqwest::Request::new(parts.method, self.target_url(&parts.uri));
         *request.headers_mut() = headers;
-        let sent = tokio::time::timeout(self.inner.timeout, client.send(request)).await;
-        let mut response = match sent {
-            Ok(Ok(response)) => response,
+        *request.body_mut() = Some(reqwest::Body::wrap(body));
+
+        let mut client = self.client();
+        let sent = tokio::time::timeout(self.inner.timeout, client.call(request)).await;
+        // The denial shape (OpenAI error, JSON-RPC error with the id) is only worked out when
+        // the upstream fails.
+        let reject = |status, reason| {
+            let shape = ResponseShape::from_parts(parts.uri.path(), &parts.extensions);
+            reject(status, reason, &shape)
+        };
+        match sent {
+            Ok(Ok(response)) => {
+                let mut response = Response::from(response)
+                    .map(|body| body.map_err(BoxError::from).boxed_unsync());
+                agentgw_core::headers::strip_hop_by_hop(response.headers_mut());
+                response
+            }
             Err(_elapsed) => {
                 tracing::warn!(timeout = ?self.inner.timeout, "upstream timed out");
-                return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape());
+                reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
-            Ok(Err(err)) if err.connect_timed_out() => {
-                tracing::warn!(error = %DisplayChain(err.error()), "upstream connect timed out");
-                return reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", &shape());
+            Ok(Err(err)) if err.is_connect() && err.is_timeout() => {
+                tracing::warn!(error = %DisplayChain(&err), "upstream connect timed out");
+                reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
             Ok(Err(err)) => {
                 let connect = err.is_connect();
-                tracing::warn!(error = %DisplayChain(err.error()), connect, "upstream request failed");
+                tracing::warn!(error = %DisplayChain(&err), connect, "upstream request failed");
                 let reason = if connect {
                     "upstream_connect"
                 } else {
                     "upstream_error"
                 };
-                return reject(StatusCode::BAD_GATEWAY, reason, &shape());
+                reject(StatusCode::BAD_GATEWAY, reason)
             }
-        };
-        agentgw_core::headers::strip_hop_by_hop(response.headers_mut());
-        response
-    }
-}
-
-/// Whether an I/O timeout is among the causes of `err` (the connect timeout).
-fn timed_out(err: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
         }
-        source = cause.source();
     }
-    false
 }
 
-/// An error with its causes, `: `-separated (hyper-util's own message names only the outermost).
+/// An error with its causes, `: `-separated (reqwest's own message names only the outermost).
 struct DisplayChain<'a>(&'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for DisplayChain<'_> {
@@ -399,22 +288,106 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: std::net::IpAddr) {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use tokio::net::TcpListener;
+
     use super::*;
 
-    fn upstream(url: &str, prefix: &str) -> Upstream {
-        let options = UpstreamOptions {
-            timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
+    fn options(timeout: Duration) -> UpstreamOptions {
+        UpstreamOptions {
+            timeout,
+            connect_timeout: Duration::from_millis(300),
             tls: None,
             workers: 0,
-        };
-        Upstream::new(url, prefix, &options).unwrap()
+        }
+    }
+
+    fn upstream(url: &str, prefix: &str) -> Upstream {
+        Upstream::new(url, prefix, &options(Duration::from_secs(2))).unwrap()
+    }
+
+    fn request(uri: &str) -> Request<ReqBody> {
+        let body = Full::new(Bytes::from_static(b"{}"))
+            .map_err(|never| match never {})
+            .boxed();
+        let mut req = Request::post(uri).body(body).unwrap();
+        req.extensions_mut()
+            .insert(agentgw_core::rejection::RouteKind::Llm);
+        req
+    }
+
+    async fn forward(upstream: &Upstream, uri: &str) -> (StatusCode, HeaderMap, String) {
+        // `Upstream` is always ready; `oneshot` would not be `Send` in this async block (the
+        // boxed error's erased lifetime, see `stack::call`).
+        let res = upstream.clone().call(request(uri)).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    /// A backend that answers `/redirect` with a 302, `/hang` never (and records when that
+    /// exchange is dropped), anything else with the client's address; it records the address
+    /// of every request, so that connections can be counted.
+    struct Backend {
+        addr: SocketAddr,
+        peers: Arc<Mutex<Vec<SocketAddr>>>,
+        dropped: tokio::sync::mpsc::UnboundedReceiver<()>,
+    }
+
+    /// Sends on its channel when dropped: the backend's handler future was dropped.
+    struct DropSignal(tokio::sync::mpsc::UnboundedSender<()>);
+
+    impl Drop for DropSignal {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+
+    async fn backend() -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peers = Arc::new(Mutex::new(Vec::new()));
+        let (dropped_tx, dropped) = tokio::sync::mpsc::unbounded_channel();
+        let seen = peers.clone();
+        let service = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let ClientAddr(peer) = *req.extensions().get::<ClientAddr>().unwrap();
+            seen.lock().unwrap().push(peer);
+            let signal = DropSignal(dropped_tx.clone());
+            async move {
+                let mut res = Response::new(Full::new(Bytes::from(peer.to_string())));
+                match req.uri().path() {
+                    "/redirect" => {
+                        *res.status_mut() = StatusCode::FOUND;
+                        res.headers_mut()
+                            .insert(header::LOCATION, HeaderValue::from_static("/elsewhere"));
+                    }
+                    "/hang" => std::future::pending::<()>().await,
+                    _ => {}
+                }
+                std::mem::forget(signal);
+                Ok::<_, Infallible>(res)
+            }
+        });
+        tokio::spawn(agentgw_tls::serve_plain(listener, service));
+        Backend {
+            addr,
+            peers,
+            dropped,
+        }
     }
 
     #[test]
     fn prefix_is_stripped_and_joined() {
         let u = upstream("http://127.0.0.1:4000/v1", "/openai");
-        let url = |p: &str| u.target_url(&p.parse().unwrap());
+        let url = |p: &str| u.target_url(&p.parse().unwrap()).to_string();
         assert_eq!(
             url("/openai/chat/completions"),
             "http://127.0.0.1:4000/v1/chat/completions"
@@ -426,20 +399,31 @@ mod tests {
         );
 
         let root = upstream("http://127.0.0.1:4000/", "/");
+        let url = |p: &str| root.target_url(&p.parse().unwrap()).to_string();
+        assert_eq!(url("/"), "http://127.0.0.1:4000/");
+        assert_eq!(url("/a/b"), "http://127.0.0.1:4000/a/b");
+
+        // Percent-escapes are forwarded as written; the characters a URL path may not hold raw
+        // (which `http` accepts) are percent-encoded, the same path to the upstream.
         assert_eq!(
-            root.target_url(&"/".parse().unwrap()),
-            "http://127.0.0.1:4000/"
-        );
-        assert_eq!(
-            root.target_url(&"/a/b".parse().unwrap()),
-            "http://127.0.0.1:4000/a/b"
+            url("/a%20b/%C3%A9/{id}/\"q\"|^"),
+            "http://127.0.0.1:4000/a%20b/%C3%A9/%7Bid%7D/%22q%22|^"
         );
 
         let slash = upstream("http://h:1/mcp/", "/tools/");
         assert_eq!(
-            slash.target_url(&"/tools/".parse().unwrap()),
+            slash.target_url(&"/tools/".parse().unwrap()).to_string(),
             "http://h:1/mcp/"
         );
+    }
+
+    #[test]
+    fn backend_urls_and_tls_settings_must_agree() {
+        let opts = options(Duration::from_secs(1));
+        let err = |url: &str, opts: &UpstreamOptions| Upstream::new(url, "/", opts).err();
+        assert!(err("ftp://h/", &opts).unwrap().contains("http://"));
+        assert!(err("https://h/", &opts).unwrap().contains("TLS settings"));
+        assert!(err("http://h/?q=1", &opts).unwrap().contains("query"));
     }
 
     #[test]
@@ -453,5 +437,140 @@ mod tests {
             headers["x-forwarded-for"],
             "10.0.0.1, 127.0.0.1, ::ffff:192.168.0.255"
         );
+    }
+
+    /// A backend answering with the HTTP version of each request, over TLS (certificate for
+    /// `localhost` from a CA of its own) when `tls` is set; with the `UpstreamOptions` that
+    /// trust it.
+    async fn version_backend(tls: bool) -> (String, UpstreamOptions, tempfile::TempDir) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let service = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
+            let version = format!("{:?}", req.version());
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(version))))
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = options(Duration::from_secs(2));
+        if !tls {
+            tokio::spawn(agentgw_tls::serve_plain(listener, service));
+            return (format!("http://127.0.0.1:{port}/"), options, dir);
+        }
+        let path = |name: &str| dir.path().join(name);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        std::fs::write(path("ca.crt"), ca_cert.pem()).unwrap();
+        std::fs::write(path("tls.crt"), cert.pem()).unwrap();
+        std::fs::write(path("tls.key"), key.serialize_pem()).unwrap();
+        let server = agentgw_tls::TlsConfig::new(path("tls.crt"), path("tls.key"));
+        let acceptor = agentgw_tls::TlsAcceptor::from_config(&server).unwrap();
+        tokio::spawn(agentgw_tls::serve(listener, acceptor, service));
+        let client = agentgw_tls::UpstreamTlsConfig::simple(path("ca.crt"));
+        options.tls = Some(agentgw_tls::client_config(&client).unwrap());
+        (format!("https://localhost:{port}/"), options, dir)
+    }
+
+    #[tokio::test]
+    async fn https_backends_get_http2_through_alpn_and_http_backends_http1() {
+        let (url, options, _dir) = version_backend(true).await;
+        let https = Upstream::new(&url, "/", &options).unwrap();
+        assert_eq!(forward(&https, "/").await.2, "HTTP/2.0");
+
+        let (url, options, _dir) = version_backend(false).await;
+        let http = Upstream::new(&url, "/", &options).unwrap();
+        assert_eq!(forward(&http, "/").await.2, "HTTP/1.1");
+    }
+
+    #[tokio::test]
+    async fn sequential_requests_reuse_one_connection() {
+        let backend = backend().await;
+        let upstream = upstream(&format!("http://{}/", backend.addr), "/");
+        for _ in 0..3 {
+            let (status, _, _) = forward(&upstream, "/ok").await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let peers = backend.peers.lock().unwrap().clone();
+        assert_eq!(peers.len(), 3);
+        assert!(peers.iter().all(|p| *p == peers[0]), "{peers:?}");
+    }
+
+    #[tokio::test]
+    async fn redirects_go_back_to_the_client() {
+        let backend = backend().await;
+        let upstream = upstream(&format!("http://{}/", backend.addr), "/");
+        let (status, headers, _) = forward(&upstream, "/redirect").await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(headers[header::LOCATION], "/elsewhere");
+        assert_eq!(backend.peers.lock().unwrap().len(), 1, "redirect followed");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_exchange_is_dropped_upstream() {
+        let mut backend = backend().await;
+        let upstream = upstream(&format!("http://{}/", backend.addr), "/");
+        let exchange = tokio::spawn(async move { forward(&upstream, "/hang").await });
+        while backend.peers.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The client went away: the gateway drops its future, the backend sees the connection
+        // close and drops the handler.
+        exchange.abort();
+        tokio::time::timeout(Duration::from_secs(5), backend.dropped.recv())
+            .await
+            .expect("the backend's exchange is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_slow_backend_is_a_504() {
+        let backend = backend().await;
+        let upstream = Upstream::new(
+            &format!("http://{}/", backend.addr),
+            "/",
+            &options(Duration::from_millis(200)),
+        )
+        .unwrap();
+        let (status, _, body) = forward(&upstream, "/hang").await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert!(body.contains("upstream_timeout"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn connect_failures_are_502_and_connect_timeouts_504() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let (status, _, body) = forward(&upstream(&format!("http://{closed}/"), "/"), "/").await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert!(body.contains("upstream_connect"), "{body}");
+
+        // A listener whose accept queue is full: Linux drops further SYNs, so connecting hangs.
+        #[cfg(target_os = "linux")]
+        {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let full = socket.listen(0).unwrap();
+            let addr = full.local_addr().unwrap();
+            let mut held = Vec::new();
+            while let Ok(Ok(stream)) = tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                held.push(stream);
+            }
+            let (status, _, body) = forward(&upstream(&format!("http://{addr}/"), "/"), "/").await;
+            assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+            assert!(body.contains("upstream_timeout"), "{body}");
+            drop((held, full));
+        }
     }
 }

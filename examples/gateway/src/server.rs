@@ -8,16 +8,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use agentgw_core::config::{ConfigError as _, join};
-use agentgw_core::identity::{ClientAddr, PeerIdentity};
 use agentgw_core::{BoxError, Rejection, ResponseShape};
 use agentgw_tls::TlsAcceptor;
 use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -154,32 +150,31 @@ pub async fn start_with(
     let mut tasks = JoinSet::new();
 
     let dispatch_shared = shared.clone();
-    let handler = move |req, peer: &Peer| {
+    let proxy = tower::service_fn(move |req| {
         let shared = dispatch_shared.clone();
-        let peer = peer.clone();
-        async move { dispatch(&shared, req, peer).await }
-    };
+        async move { Ok::<_, Infallible>(dispatch(&shared, req).await) }
+    });
     if workers == Workers::Current {
         for listener in proxy_listeners {
             tasks.spawn(serve(
                 listener,
                 tls.clone(),
+                proxy.clone(),
                 shutdown_rx.clone(),
                 grace,
-                handler.clone(),
             ));
         }
     } else {
         for (index, listener) in proxy_listeners.into_iter().enumerate() {
-            let done = spawn_worker(
-                index,
+            let served = serve(
                 listener,
                 tls.clone(),
+                proxy.clone(),
                 shutdown_rx.clone(),
                 grace,
-                handler.clone(),
-            )
-            .map_err(|source| StartError::Bind { addr, source })?;
+            );
+            let done =
+                spawn_worker(index, served).map_err(|source| StartError::Bind { addr, source })?;
             tasks.spawn(async move {
                 // The worker thread reports when its connections have drained.
                 let _ = done.await;
@@ -192,16 +187,11 @@ pub async fn start_with(
         let listener = bind(want, false).await?;
         metrics_addr = listener.local_addr().ok();
         let handle = prometheus();
-        tasks.spawn(serve(
-            listener,
-            None,
-            shutdown_rx.clone(),
-            grace,
-            move |req, _| {
-                let handle = handle.clone();
-                async move { metrics_endpoint(handle.as_ref(), &req) }
-            },
-        ));
+        let metrics = tower::service_fn(move |req: Request<Incoming>| {
+            let res = metrics_endpoint(handle.as_ref(), &req);
+            async move { Ok::<_, Infallible>(res) }
+        });
+        tasks.spawn(serve(listener, None, metrics, shutdown_rx.clone(), grace));
     }
 
     let mut health_addr = None;
@@ -209,10 +199,11 @@ pub async fn start_with(
         let listener = bind(want, false).await?;
         health_addr = listener.local_addr().ok();
         let health_shared = shared.clone();
-        tasks.spawn(serve(listener, None, shutdown_rx, grace, move |req, _| {
-            let shared = health_shared.clone();
-            async move { health_endpoint(&shared, &req) }
-        }));
+        let health = tower::service_fn(move |req: Request<Incoming>| {
+            let res = health_endpoint(&health_shared, &req);
+            async move { Ok::<_, Infallible>(res) }
+        });
+        tasks.spawn(serve(listener, None, health, shutdown_rx, grace));
     }
 
     tracing::info!(%addr, metrics = ?metrics_addr, health = ?health_addr, "agentgw listening");
@@ -275,14 +266,13 @@ impl RunningGateway {
     }
 }
 
-/// Binds `addr`; with `reuse_port`, several listeners (one per worker) can share it.
-async fn bind(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, StartError> {
-    if !reuse_port {
-        return TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source });
-    }
-    let listen = || -> std::io::Result<TcpListener> {
+/// Binds `addr`; with `reuse_port`, several listeners (one per worker) can share it. The
+/// listener is registered with a runtime by the [`serve`] that runs it.
+async fn bind(addr: SocketAddr, reuse_port: bool) -> Result<std::net::TcpListener, StartError> {
+    let listen = async || -> std::io::Result<std::net::TcpListener> {
+        if !reuse_port {
+            return TcpListener::bind(addr).await?.into_std();
+        }
         let socket = if addr.is_ipv4() {
             tokio::net::TcpSocket::new_v4()?
         } else {
@@ -292,27 +282,20 @@ async fn bind(addr: SocketAddr, reuse_port: bool) -> Result<TcpListener, StartEr
         #[cfg(unix)]
         socket.set_reuseport(true)?;
         socket.bind(addr)?;
-        socket.listen(4096)
+        socket.listen(4096)?.into_std()
     };
-    listen().map_err(|source| StartError::Bind { addr, source })
+    listen()
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// Starts per-core worker `index` on its own thread with a current-thread runtime; the returned
-/// receiver completes when the worker has stopped (after draining).
-fn spawn_worker<H, F>(
+/// Runs `served` (a listener's [`serve`]) as per-core worker `index`, on its own thread with a
+/// current-thread runtime; the returned receiver completes when the worker has stopped (after
+/// draining).
+fn spawn_worker(
     index: usize,
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    shutdown: watch::Receiver<bool>,
-    grace: Duration,
-    handler: H,
-) -> std::io::Result<tokio::sync::oneshot::Receiver<()>>
-where
-    H: Fn(Request<Incoming>, &Peer) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = Response<ResBody>> + Send + 'static,
-{
-    // Registered with this runtime's reactor until now: hand the socket over to the worker's.
-    let listener = listener.into_std()?;
+    served: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -321,12 +304,7 @@ where
         .name(format!("agentgw-worker-{index}"))
         .spawn(move || {
             crate::proxy::enter_worker(index);
-            runtime.block_on(async move {
-                match TcpListener::from_std(listener) {
-                    Ok(listener) => serve(listener, tls, shutdown, grace, handler).await,
-                    Err(err) => tracing::error!(error = %err, index, "worker cannot listen"),
-                }
-            });
+            runtime.block_on(served);
             // Connection tasks still running past the grace period are dropped with the runtime.
             drop(runtime);
             let _ = done.send(());
@@ -334,89 +312,53 @@ where
     Ok(done_rx)
 }
 
-/// Who is on the other end of a connection.
-#[derive(Clone)]
-struct Peer {
-    addr: SocketAddr,
-    identity: Option<Arc<PeerIdentity>>,
-}
-
-/// Accepts connections on `listener` (through `tls` when set) and serves HTTP/1.1 and HTTP/2
-/// with `handler` until `shutdown` turns true, then drains for at most `grace`.
-async fn serve<H, F>(
-    listener: TcpListener,
+/// Serves `listener` (through `tls` when set) with `service` through agentgw-tls's accept loop
+/// until `shutdown` turns true, then lets open connections finish for at most `grace`.
+async fn serve<S, B>(
+    listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
+    service: S,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
-    handler: H,
 ) where
-    H: Fn(Request<Incoming>, &Peer) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = Response<ResBody>> + Send + 'static,
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
 {
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, addr) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let result = match tls {
-                        None => {
-                            let peer = Peer { addr, identity: None };
-                            let service = hyper::service::service_fn(move |req| {
-                                let fut = handler(req, &peer);
-                                async move { Ok::<_, Infallible>(fut.await) }
-                            });
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            watcher.watch(conn.into_owned()).await
-                        }
-                        Some(acceptor) => {
-                            let (stream, identity) = match acceptor.accept(stream).await {
-                                Ok(accepted) => accepted,
-                                Err(err) => {
-                                    tracing::debug!(error = %err, %addr, "TLS handshake failed");
-                                    return;
-                                }
-                            };
-                            let peer = Peer { addr, identity: identity.map(Arc::new) };
-                            let service = hyper::service::service_fn(move |req| {
-                                let fut = handler(req, &peer);
-                                async move { Ok::<_, Infallible>(fut.await) }
-                            });
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            watcher.watch(conn.into_owned()).await
-                        }
-                    };
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, "connection ended with an error");
-                    }
-                });
-            }
-            _ = shutdown.changed() => break,
-        }
+    // Registered with the runtime that runs this future (a per-core worker's own).
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(err) => return tracing::error!(error = %err, "cannot listen"),
+    };
+    let mut stopping = shutdown.clone();
+    let signal = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    let mut served: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match tls {
+        Some(acceptor) => Box::pin(agentgw_tls::serve_with_shutdown(
+            listener, acceptor, service, signal,
+        )),
+        None => Box::pin(agentgw_tls::serve_plain_with_shutdown(
+            listener, service, signal,
+        )),
+    };
+    tokio::select! {
+        () = &mut served => return,
+        _ = stopping.wait_for(|stop| *stop) => {}
     }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, served).await.is_err() {
         tracing::warn!(?grace, "grace period over; closing remaining connections");
     }
 }
 
-async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: Peer) -> Response<ResBody> {
+/// Routes a request to its route's stack; the accept loop put the client's address (and TLS
+/// identity) in its extensions.
+async fn dispatch(shared: &Shared, req: Request<Incoming>) -> Response<ResBody> {
     let started = Instant::now();
     let stack = shared.stack.load_full();
     // One path for routing, every layer and the upstream: canonical, or refused here.
@@ -432,11 +374,7 @@ async fn dispatch(shared: &Shared, req: Request<Incoming>, peer: Peer) -> Respon
             .with_message("no route for this path");
         return full(rejection.into_response(&ResponseShape::Plain));
     };
-    let mut req: Request<ReqBody> = req.map(|body| body.map_err(box_error).boxed());
-    req.extensions_mut().insert(ClientAddr(peer.addr));
-    if let Some(identity) = peer.identity {
-        req.extensions_mut().insert(PeerIdentity::clone(&identity));
-    }
+    let req: Request<ReqBody> = req.map(|body| body.map_err(box_error).boxed());
     let response = match route.call(req).await {
         Ok(response) => response,
         Err(never) => match never {},
