@@ -22,6 +22,7 @@ use crate::secret::SecretRef;
 ///           jwksPath: "/protocol/openid-connect/certs"
 ///           cacheDuration: "5m"
 ///           backendRef: {kind: Service, name: keycloak, namespace: security, port: 8080}
+///       maxTokenLifetime: 1h     # optional, off by default: refuse tokens valid for longer
 ///   # optional, with their defaults:
 ///   location: {header: {name: authorization, prefix: "Bearer "}}
 ///   passthrough: false           # keep the token on the upstream request
@@ -102,6 +103,19 @@ pub struct JwtProvider {
     pub audiences: Option<Vec<String>>,
     /// Where the verification keys come from.
     pub jwks: JwksSource,
+    /// The longest lifetime accepted for this provider's tokens; `None` (the default) sets no
+    /// limit.
+    ///
+    /// The lifetime is `exp - iat`. A token without `iat` is measured from now instead
+    /// (`exp - now`, with the leeway added to the maximum for clock skew), so it is refused
+    /// when it would stay valid for longer than the maximum from now on. With a maximum set, a
+    /// token without `exp` is refused as `missing_expiration` even when `requireExpiration` is
+    /// `false`: it would never expire.
+    #[serde(
+        default,
+        deserialize_with = "agentgw_core::config::option_duration::deserialize"
+    )]
+    pub max_token_lifetime: Option<Duration>,
 }
 
 /// Where a provider's verification keys come from.
@@ -358,6 +372,7 @@ impl JwtProvider {
             issuer: issuer.into(),
             audiences: None,
             jwks,
+            max_token_lifetime: None,
         }
     }
 
@@ -379,6 +394,15 @@ impl JwtProvider {
     #[must_use]
     pub fn jwks(mut self, jwks: JwksSource) -> Self {
         self.jwks = jwks;
+        self
+    }
+
+    /// Refuses tokens whose lifetime (`exp - iat`, or `exp - now` without `iat`) is longer
+    /// than `max` (default: no limit). See [`max_token_lifetime`](JwtProvider::max_token_lifetime)
+    /// for the details.
+    #[must_use]
+    pub fn max_token_lifetime(mut self, max: Duration) -> Self {
+        self.max_token_lifetime = Some(max);
         self
     }
 }
@@ -577,6 +601,7 @@ providers:
         minRefetchInterval: 30s
         timeout: 2s
         backendRef: {group: "", kind: Service, name: keycloak, namespace: security, port: 8080}
+    maxTokenLifetime: 1h
 location: {cookie: session}
 passthrough: true
 leeway: 30s
@@ -604,7 +629,8 @@ cacheSize: 0
                         ),
                 ),
             )
-            .audiences(["agentgateway"])])
+            .audiences(["agentgateway"])
+            .max_token_lifetime(Duration::from_secs(3600))])
             .location(TokenLocation::Cookie("session".into()))
             .passthrough(true)
             .leeway(Duration::from_secs(30))

@@ -28,9 +28,15 @@
 //! # Claims
 //!
 //! `exp` is required (configurable) and, like `nbf` and `iat`, must be a number and is checked
-//! with a leeway (60 s by default). `aud` must contain one of the provider's `audiences` when
-//! they are configured; `iss` is matched exactly. Tokens over `maxTokenBytes` (8 KiB by
-//! default) are rejected before any decoding.
+//! with a leeway (60 s by default). Each is a NumericDate between `0` and the end of year 9999
+//! (`253402300799`): a negative value or a later one (`"exp": 1e300`, a token that would never
+//! expire) is refused as `time_claim_out_of_range`; fractional seconds are accepted and
+//! truncated. A provider's `maxTokenLifetime` (off by default) refuses tokens living longer
+//! (`lifetime_too_long`): their lifetime is `exp - iat`, or `exp - now` when there is no `iat`
+//! (the leeway added for the issuer's clock), and a token without `exp` is refused for that
+//! provider even with `requireExpiration: false`. `aud` must contain one of the provider's
+//! `audiences` when they are configured; `iss` is matched exactly. Tokens over `maxTokenBytes`
+//! (8 KiB by default) are rejected before any decoding.
 //!
 //! # Cache
 //!
@@ -112,6 +118,7 @@
 //! runtime):
 //!
 //! ```
+//! use std::time::Duration;
 //! use agentgw_auth::jwt::{JwtConfig, JwtLayer};
 //! use agentgw_core::ConfigError;
 //!
@@ -129,8 +136,10 @@
 //!     jwks:
 //!       local:
 //!         file: {}
+//!     maxTokenLifetime: 1h   # optional: tokens valid for longer are refused
 //! "#, jwks_file.display());
 //! let config: JwtConfig = serde_saphyr::from_str(&yaml)?;
+//! assert_eq!(config.providers[0].max_token_lifetime, Some(Duration::from_secs(3600)));
 //! let layer = JwtLayer::from_config(&config)?;
 //! assert!(layer.is_ready());
 //!

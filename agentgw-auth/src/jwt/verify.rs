@@ -12,7 +12,9 @@
 //! 5. the key: by `kid`, or the only key that allows `alg` when the token names none; the key's
 //!    type decides which algorithms it verifies (an RSA key never verifies HS256);
 //! 6. the signature, with the key parsed once when it was loaded (aws-lc-rs);
-//! 7. claims: `exp` (required by default), `nbf`, `iat` (each a number, with leeway) and `aud`.
+//! 7. claims: `exp` (required by default), `nbf`, `iat` (each a NumericDate between 1970 and
+//!    the end of year 9999, checked with the leeway), the provider's `maxTokenLifetime`, and
+//!    `aud`.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -39,6 +41,10 @@ const FILE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// How long a verified token without `exp` (allowed only with `requireExpiration: false`) is
 /// remembered.
 const UNEXPIRING_CACHE_SECS: u64 = 600;
+/// The largest NumericDate accepted in `exp`, `nbf` and `iat`: 9999-12-31T23:59:59Z, the last
+/// second a four-digit year can name. Anything later is no date an issuer means, only a way to
+/// make a token that never expires.
+const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
 
 /// Why a token was not accepted.
 ///
@@ -93,9 +99,17 @@ pub enum JwtError {
     /// No `exp` while expiration is required.
     #[error("token has no expiration")]
     MissingExpiration,
-    /// `exp`, `nbf` or `iat` is not a non-negative number.
+    /// `exp`, `nbf` or `iat` is not a JSON number.
     #[error("a time claim is not a number")]
     InvalidClaim,
+    /// `exp`, `nbf` or `iat` is a number outside the dates a token can carry: negative, or
+    /// later than 9999-12-31T23:59:59Z (`253402300799`), such as `1e300`.
+    #[error("a time claim is out of range")]
+    TimeClaimOutOfRange,
+    /// The token's lifetime (`exp - iat`, or `exp - now` without `iat`) is longer than the
+    /// provider's `maxTokenLifetime`.
+    #[error("token lifetime longer than the configured maximum")]
+    LifetimeTooLong,
     /// `aud` does not contain an accepted audience.
     #[error("audience not accepted")]
     InvalidAudience,
@@ -124,6 +138,8 @@ impl JwtError {
             JwtError::IssuedInFuture => "issued_in_future",
             JwtError::MissingExpiration => "missing_expiration",
             JwtError::InvalidClaim => "invalid_claim",
+            JwtError::TimeClaimOutOfRange => "time_claim_out_of_range",
+            JwtError::LifetimeTooLong => "lifetime_too_long",
             JwtError::InvalidAudience => "invalid_audience",
             JwtError::KeysUnavailable => "keys_unavailable",
         }
@@ -258,6 +274,7 @@ impl KeySource {
 struct Provider {
     issuer: Box<str>,
     audiences: Option<Box<[Box<str>]>>,
+    max_lifetime: Option<std::time::Duration>,
     keys: KeySource,
 }
 
@@ -341,9 +358,16 @@ impl Verifier {
                 Some(list) => Some(list.iter().map(|a| a.as_str().into()).collect()),
                 None => None,
             };
+            if provider.max_token_lifetime == Some(std::time::Duration::ZERO) {
+                return Err(Error::invalid(
+                    format!("{field}.maxTokenLifetime"),
+                    "must be greater than zero; omit it for no limit",
+                ));
+            }
             providers.push(Provider {
                 issuer: provider.issuer.as_str().into(),
                 audiences,
+                max_lifetime: provider.max_token_lifetime,
                 keys: KeySource::build(&provider.jwks, &format!("{field}.jwks"))?,
             });
         }
@@ -479,16 +503,32 @@ impl Verifier {
         now: u64,
     ) -> Result<u64, JwtError> {
         let exp = time_claim(claims, "exp")?;
+        let nbf = time_claim(claims, "nbf")?;
+        let iat = time_claim(claims, "iat")?;
         match exp {
-            None if self.require_exp => return Err(JwtError::MissingExpiration),
+            // A token that never expires outlives any maximum lifetime.
+            None if self.require_exp || provider.max_lifetime.is_some() => {
+                return Err(JwtError::MissingExpiration);
+            }
             Some(exp) if now >= exp.saturating_add(self.leeway) => return Err(JwtError::Expired),
             _ => {}
         }
-        if time_claim(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
             return Err(JwtError::NotYetValid);
         }
-        if time_claim(claims, "iat")?.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
+        if iat.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
             return Err(JwtError::IssuedInFuture);
+        }
+        if let (Some(max), Some(exp)) = (provider.max_lifetime, exp) {
+            let too_long = match iat {
+                // Both instants come from the issuer: no clock skew between them.
+                Some(iat) => secs(exp.saturating_sub(iat)) > max,
+                // Measured on our clock: the issuer's may be ahead by up to the leeway.
+                None => secs(exp.saturating_sub(now)) > max.saturating_add(secs(self.leeway)),
+            };
+            if too_long {
+                return Err(JwtError::LifetimeTooLong);
+            }
         }
         if let Some(accepted) = &provider.audiences {
             let accepts = |aud: &str| accepted.iter().any(|a| **a == *aud);
@@ -508,22 +548,37 @@ impl Verifier {
     }
 }
 
-/// A NumericDate claim: absent, or a non-negative number (fractions are truncated).
+fn secs(secs: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(secs)
+}
+
+/// A NumericDate claim (RFC 7519 section 2): absent, or a number of seconds from
+/// 0 to [`MAX_NUMERIC_DATE`].
+///
+/// Fractional seconds, which a NumericDate may carry, are accepted and truncated toward the
+/// past (`1700000000.9` is `1700000000`): a token then expires up to a second early, and its
+/// `nbf`/`iat` move up to a second earlier, far inside the leeway. A number that is negative,
+/// later than year 9999 or too large for any integer (`1e300`) is
+/// [`JwtError::TimeClaimOutOfRange`]; a value that is not a number is [`JwtError::InvalidClaim`].
 fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, JwtError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(number)) => number
-            .as_u64()
-            .or_else(|| {
-                number
-                    .as_f64()
-                    .filter(|f| f.is_finite() && *f >= 0.0)
-                    .map(|f| f as u64)
-            })
-            .map(Some)
-            .ok_or(JwtError::InvalidClaim),
-        Some(_) => Err(JwtError::InvalidClaim),
+    let number = match claims.get(name) {
+        None => return Ok(None),
+        Some(Value::Number(number)) => number,
+        Some(_) => return Err(JwtError::InvalidClaim),
+    };
+    let seconds = match number.as_u64() {
+        Some(seconds) => seconds,
+        // Negative integers and every float; `f64 as u64` saturates, so a huge float becomes
+        // `u64::MAX` and fails the range check below instead of wrapping.
+        None => match number.as_f64() {
+            Some(float) if float.is_finite() && float >= 0.0 => float as u64,
+            _ => return Err(JwtError::TimeClaimOutOfRange),
+        },
+    };
+    if seconds > MAX_NUMERIC_DATE {
+        return Err(JwtError::TimeClaimOutOfRange);
     }
+    Ok(Some(seconds))
 }
 
 #[cfg(test)]
@@ -532,39 +587,92 @@ mod tests {
     use agentgw_core::ConfigError as _;
     use serde_json::json;
 
+    use super::super::JwtProvider;
+
+    const SECRET: [u8; 32] = [7u8; 32];
+    const ISSUER: &str = "https://issuer";
+
+    /// A verifier for one HMAC provider of [`ISSUER`], shaped by `provider`, and the directory
+    /// holding its secret file.
+    fn hmac_verifier_with(
+        provider: impl FnOnce(JwtProvider) -> JwtProvider,
+        config: impl FnOnce(JwtConfig) -> JwtConfig,
+    ) -> (Verifier, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, SECRET).unwrap();
+        let config = config(JwtConfig::default().provider(provider(JwtProvider::new(
+            ISSUER,
+            JwksSource::hmac_secret(crate::SecretRef::File(path)),
+        ))));
+        // The secret file is watched on the runtime the verifier is built in; this one is
+        // dropped at once, so the key stays as loaded.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        (Verifier::new(&config).unwrap(), dir)
+    }
+
     /// A verifier with one HMAC key and a valid token for it (built once: proptest runs many
     /// cases).
     fn hmac_verifier() -> &'static (Verifier, String, tempfile::TempDir) {
         static VERIFIER: std::sync::LazyLock<(Verifier, String, tempfile::TempDir)> =
             std::sync::LazyLock::new(|| {
-                let secret = [7u8; 32];
-                let dir = tempfile::tempdir().unwrap();
-                let path = dir.path().join("secret");
-                std::fs::write(&path, secret).unwrap();
-                let config = JwtConfig::default().provider(super::super::JwtProvider::new(
-                    "https://issuer",
-                    JwksSource::hmac_secret(crate::SecretRef::File(path)),
-                ));
-                let token = jsonwebtoken::encode(
-                    &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-                    &json!({"iss": "https://issuer", "sub": "p", "exp": unix_now() + 600}),
-                    &jsonwebtoken::EncodingKey::from_secret(&secret),
-                )
-                .unwrap();
-                // The secret file is watched on the runtime the verifier is built in; this one
-                // is dropped at once, so the key stays as loaded.
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                let _entered = runtime.enter();
-                (Verifier::new(&config).unwrap(), token, dir)
+                let (verifier, dir) = hmac_verifier_with(|p| p, |c| c);
+                let token = sign(&json!({"iss": ISSUER, "sub": "p", "exp": unix_now() + 600}));
+                (verifier, token, dir)
             });
         &VERIFIER
     }
 
+    /// An HS256 token over `claims` exactly as written (numbers keep their spelling).
+    fn sign_text(claims: &str) -> String {
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &jsonwebtoken::EncodingKey::from_secret(&SECRET),
+            jsonwebtoken::Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{message}.{signature}")
+    }
+
+    fn sign(claims: &Value) -> String {
+        sign_text(&claims.to_string())
+    }
+
     fn accepted(verifier: &Verifier, token: &str) -> bool {
         matches!(verifier.verify(token, false), Verdict::Valid(_))
+    }
+
+    /// What the verifier says about `token`.
+    fn outcome(verifier: &Verifier, token: &str) -> Result<(), JwtError> {
+        match verifier.verify(token, false) {
+            Verdict::Valid(_) => Ok(()),
+            Verdict::Invalid(error) => Err(error),
+            Verdict::Refetch(_) => panic!("local keys never ask for a fetch"),
+        }
+    }
+
+    /// Valid claims (issued now, valid ten minutes) with `changes` applied; a `null` removes
+    /// the member.
+    fn claims_with(changes: Value) -> Value {
+        let now = unix_now();
+        let mut claims = json!({"iss": ISSUER, "sub": "p", "iat": now, "exp": now + 600});
+        for (name, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(name);
+            } else {
+                claims[name] = value.clone();
+            }
+        }
+        claims
     }
 
     proptest::proptest! {
@@ -590,6 +698,32 @@ mod tests {
             let (verifier, _, _) = hmac_verifier();
             proptest::prop_assert!(!accepted(verifier, &input));
         }
+
+        /// Any JSON number in `exp`, as written in the token: a value outside 0 ..= year 9999
+        /// is refused for that reason (or as malformed JSON when it overflows even `f64`), and
+        /// one inside is either accepted or expired. Nothing panics.
+        #[test]
+        fn any_exp_number_is_in_range_or_refused(
+            text in "-?(0|[1-9][0-9]{0,24})(\\.[0-9]{1,6})?([eE][+-]?[0-9]{1,3})?",
+        ) {
+            let (verifier, _, _) = hmac_verifier();
+            let token = sign_text(&format!(r#"{{"iss":"{ISSUER}","sub":"p","exp":{text}}}"#));
+            let value: f64 = text.parse().unwrap();
+            let verdict = outcome(verifier, &token);
+            if value.is_infinite() {
+                proptest::prop_assert!(
+                    matches!(verdict, Err(JwtError::Malformed | JwtError::TimeClaimOutOfRange)),
+                    "{text}: {verdict:?}"
+                );
+            } else if value < 0.0 || value.trunc() > MAX_NUMERIC_DATE as f64 {
+                proptest::prop_assert_eq!(verdict, Err(JwtError::TimeClaimOutOfRange), "{}", text);
+            } else {
+                proptest::prop_assert!(
+                    matches!(verdict, Ok(()) | Err(JwtError::Expired)),
+                    "{text}: {verdict:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -602,14 +736,180 @@ mod tests {
             Err(JwtError::InvalidClaim)
         );
         assert_eq!(
-            time_claim(&claims(json!(-1)), "exp"),
-            Err(JwtError::InvalidClaim)
-        );
-        assert_eq!(
             time_claim(&claims(Value::Null), "exp"),
             Err(JwtError::InvalidClaim)
         );
+        assert_eq!(
+            time_claim(&claims(json!(true)), "exp"),
+            Err(JwtError::InvalidClaim)
+        );
         assert_eq!(time_claim(&claims(json!(1)), "nbf"), Ok(None));
+    }
+
+    #[test]
+    fn time_claims_must_be_dates_up_to_year_9999() {
+        let parse = |text: &str| {
+            let claims: Map<String, Value> =
+                serde_json::from_str(&format!(r#"{{"exp": {text}}}"#)).unwrap();
+            time_claim(&claims, "exp")
+        };
+        assert_eq!(parse("0"), Ok(Some(0)));
+        assert_eq!(parse("-0"), Ok(Some(0)));
+        assert_eq!(parse("1700000000.5"), Ok(Some(1_700_000_000)));
+        assert_eq!(parse("1.7e9"), Ok(Some(1_700_000_000)));
+        assert_eq!(parse("253402300799"), Ok(Some(MAX_NUMERIC_DATE)));
+        assert_eq!(parse("253402300799.9"), Ok(Some(MAX_NUMERIC_DATE)));
+        for absurd in [
+            "1e300",
+            "253402300800",
+            "2.534023008e11",
+            "18446744073709551615",
+            "100000000000000000000000000",
+            "-1",
+            "-0.5",
+            "-1e300",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(
+                parse(absurd),
+                Err(JwtError::TimeClaimOutOfRange),
+                "{absurd}"
+            );
+        }
+    }
+
+    #[test]
+    fn absurd_time_claims_are_refused() {
+        let (verifier, _dir) = hmac_verifier_with(|p| p, |c| c);
+        assert_eq!(outcome(&verifier, &sign(&claims_with(json!({})))), Ok(()));
+        // Without `maxTokenLifetime`, a token valid until the end of year 9999 is still a date.
+        let last_second = claims_with(json!({"exp": MAX_NUMERIC_DATE}));
+        assert_eq!(outcome(&verifier, &sign(&last_second)), Ok(()));
+        let fractional = claims_with(json!({"exp": unix_now() as f64 + 600.5}));
+        assert_eq!(outcome(&verifier, &sign(&fractional)), Ok(()));
+
+        let refused = [
+            (
+                "exp 1e300",
+                json!({"exp": 1e300}),
+                JwtError::TimeClaimOutOfRange,
+            ),
+            (
+                "exp after year 9999",
+                json!({"exp": MAX_NUMERIC_DATE + 1}),
+                JwtError::TimeClaimOutOfRange,
+            ),
+            (
+                "exp u64::MAX",
+                json!({"exp": u64::MAX}),
+                JwtError::TimeClaimOutOfRange,
+            ),
+            (
+                "negative exp",
+                json!({"exp": -1}),
+                JwtError::TimeClaimOutOfRange,
+            ),
+            (
+                "nbf 1e300",
+                json!({"nbf": 1e300}),
+                JwtError::TimeClaimOutOfRange,
+            ),
+            (
+                "negative nbf",
+                json!({"nbf": -86400}),
+                JwtError::TimeClaimOutOfRange,
+            ),
+            (
+                "iat 1e20",
+                json!({"iat": 1e20}),
+                JwtError::TimeClaimOutOfRange,
+            ),
+            (
+                "negative iat",
+                json!({"iat": -5}),
+                JwtError::TimeClaimOutOfRange,
+            ),
+            (
+                "exp as a string",
+                json!({"exp": "4102444800"}),
+                JwtError::InvalidClaim,
+            ),
+            ("iat as a list", json!({"iat": [1]}), JwtError::InvalidClaim),
+        ];
+        for (name, changes, expected) in refused {
+            let token = sign(&claims_with(changes));
+            assert_eq!(outcome(&verifier, &token), Err(expected), "{name}");
+        }
+        // The text form a JSON encoder never writes but a forger can.
+        let token = sign_text(&format!(r#"{{"iss":"{ISSUER}","sub":"p","exp":1e300}}"#));
+        assert_eq!(
+            outcome(&verifier, &token),
+            Err(JwtError::TimeClaimOutOfRange)
+        );
+    }
+
+    #[test]
+    fn lifetime_over_the_maximum_is_refused() {
+        let hour = std::time::Duration::from_secs(3600);
+        let (verifier, _dir) = hmac_verifier_with(|p| p.max_token_lifetime(hour), |c| c);
+        let now = unix_now();
+        let check = |changes: Value| outcome(&verifier, &sign(&claims_with(changes)));
+
+        // exp - iat.
+        assert_eq!(check(json!({})), Ok(()), "ten minutes");
+        assert_eq!(
+            check(json!({"iat": now, "exp": now + 3600})),
+            Ok(()),
+            "exactly one hour"
+        );
+        assert_eq!(
+            check(json!({"iat": now, "exp": now + 3601})),
+            Err(JwtError::LifetimeTooLong)
+        );
+        assert_eq!(
+            check(json!({"iat": now - 7200, "exp": now + 600})),
+            Err(JwtError::LifetimeTooLong),
+            "a two-hour token is too long even near its end"
+        );
+        assert_eq!(
+            check(json!({"exp": MAX_NUMERIC_DATE})),
+            Err(JwtError::LifetimeTooLong)
+        );
+
+        // Without iat: exp - now, with the leeway (60 s) for the issuer's clock.
+        assert_eq!(check(json!({"iat": null, "exp": now + 3600})), Ok(()));
+        assert_eq!(
+            check(json!({"iat": null, "exp": now + 3630})),
+            Ok(()),
+            "within leeway"
+        );
+        assert_eq!(
+            check(json!({"iat": null, "exp": now + 7200})),
+            Err(JwtError::LifetimeTooLong)
+        );
+
+        // Without exp the token would never expire: refused even when exp is optional.
+        let (optional_exp, _dir) = hmac_verifier_with(
+            |p| p.max_token_lifetime(hour),
+            |c| c.require_expiration(false),
+        );
+        assert_eq!(
+            outcome(&optional_exp, &sign(&claims_with(json!({"exp": null})))),
+            Err(JwtError::MissingExpiration)
+        );
+        let (no_limit, _dir) = hmac_verifier_with(|p| p, |c| c.require_expiration(false));
+        assert_eq!(
+            outcome(&no_limit, &sign(&claims_with(json!({"exp": null})))),
+            Ok(())
+        );
+        assert_eq!(
+            outcome(
+                &no_limit,
+                &sign(&claims_with(json!({"iat": now - 7200, "exp": now + 600})))
+            ),
+            Ok(()),
+            "no maximum by default"
+        );
     }
 
     #[test]
@@ -632,6 +932,8 @@ mod tests {
             JwtError::IssuedInFuture,
             JwtError::MissingExpiration,
             JwtError::InvalidClaim,
+            JwtError::TimeClaimOutOfRange,
+            JwtError::LifetimeTooLong,
             JwtError::InvalidAudience,
             JwtError::KeysUnavailable,
         ];
@@ -687,6 +989,15 @@ mod tests {
         assert_eq!(
             Verifier::new(&config).unwrap_err().path(),
             "providers[0].jwks.local.inline"
+        );
+
+        let config = JwtConfig::default().provider(
+            super::super::JwtProvider::new("https://a", JwksSource::inline(jwks))
+                .max_token_lifetime(std::time::Duration::ZERO),
+        );
+        assert_eq!(
+            Verifier::new(&config).unwrap_err().path(),
+            "providers[0].maxTokenLifetime"
         );
     }
 }

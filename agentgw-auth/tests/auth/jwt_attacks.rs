@@ -310,7 +310,46 @@ fn attack_cases(attacker_url: &str) -> Vec<(&'static str, String, JwtError)> {
     cases.push((
         "negative exp",
         keys.rsa.token(&with(good.clone(), "exp", json!(-1))),
-        JwtError::InvalidClaim,
+        JwtError::TimeClaimOutOfRange,
+    ));
+    cases.push((
+        "exp 1e300, a token that never expires",
+        keys.rsa.token(&with(good.clone(), "exp", json!(1e300))),
+        JwtError::TimeClaimOutOfRange,
+    ));
+    cases.push((
+        "exp 1e300 as written by hand",
+        keys.rsa.sign_text(
+            &keys.rsa.header(),
+            &format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","sub":"alice","exp":1e300}}"#),
+        ),
+        JwtError::TimeClaimOutOfRange,
+    ));
+    cases.push((
+        "exp after year 9999",
+        keys.rsa
+            .token(&with(good.clone(), "exp", json!(253_402_300_800_u64))),
+        JwtError::TimeClaimOutOfRange,
+    ));
+    cases.push((
+        "exp u64::MAX",
+        keys.rsa.token(&with(good.clone(), "exp", json!(u64::MAX))),
+        JwtError::TimeClaimOutOfRange,
+    ));
+    cases.push((
+        "nbf 1e300",
+        keys.rsa.token(&with(good.clone(), "nbf", json!(1e300))),
+        JwtError::TimeClaimOutOfRange,
+    ));
+    cases.push((
+        "negative nbf",
+        keys.rsa.token(&with(good.clone(), "nbf", json!(-1e9))),
+        JwtError::TimeClaimOutOfRange,
+    ));
+    cases.push((
+        "iat after year 9999",
+        keys.rsa.token(&with(good.clone(), "iat", json!(1e12))),
+        JwtError::TimeClaimOutOfRange,
     ));
 
     // Issuer and audience.
@@ -521,6 +560,11 @@ async fn valid_tokens_pass() {
                 .token(&with(good.clone(), "exp", json!(now as f64 + 600.5))),
         ),
         (
+            "exp in the last second of year 9999",
+            keys.rsa
+                .token(&with(good.clone(), "exp", json!(253_402_300_799_u64))),
+        ),
+        (
             "moderately nested claims",
             keys.rsa.token(&with(good.clone(), "nested", nested(20))),
         ),
@@ -608,15 +652,79 @@ async fn hmac_only_from_an_explicit_secret() {
     );
 }
 
+/// The layer of [`layer`] whose provider accepts tokens living at most one hour.
+fn layer_with_max_lifetime() -> JwtLayer {
+    layer_with(|config| {
+        let provider = config.providers[0]
+            .clone()
+            .max_token_lifetime(std::time::Duration::from_secs(3600));
+        config.providers([provider])
+    })
+}
+
+#[tokio::test]
+async fn lifetime_over_the_maximum_is_refused_over_http() {
+    let addr = serve(echo().layer(layer_with_max_lifetime())).await;
+    let client = client();
+    let now = now();
+    let send = |token: String| {
+        client
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .bearer_auth(token)
+            .send()
+    };
+    let day = with(claims("alice"), "exp", json!(now + 86_400));
+    let res = send(KEYS.rsa.token(&day)).await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    let body = res.text().await.unwrap();
+    assert!(!body.contains("lifetime"), "the reason leaks: {body}");
+
+    let forever = with(claims("alice"), "exp", json!(1e300));
+    assert_eq!(send(KEYS.rsa.token(&forever)).await.unwrap().status(), 401);
+
+    let res = send(KEYS.rsa.token(&claims("alice"))).await.unwrap();
+    assert_eq!(res.status(), 200, "a ten-minute token is within the hour");
+    let echoed: Value = res.json().await.unwrap();
+    assert_eq!(echoed["sub"], "alice");
+
+    let hour_without_iat = without(with(claims("bob"), "exp", json!(now + 3600)), "iat");
+    let res = send(KEYS.rsa.token(&hour_without_iat)).await.unwrap();
+    assert_eq!(res.status(), 200, "without iat, measured from now");
+    let day_without_iat = without(day, "iat");
+    let res = send(KEYS.rsa.token(&day_without_iat)).await.unwrap();
+    assert_eq!(res.status(), 401);
+}
+
 #[tokio::test]
 async fn rejection_reason_is_counted() {
+    let expired = KEYS.rsa.token(&with(claims("a"), "exp", json!(1)));
+    assert_eq!(counted_reason(layer(), &expired).await, "expired");
+    let forever = KEYS.rsa.token(&with(claims("a"), "exp", json!(1e300)));
+    assert_eq!(
+        counted_reason(layer(), &forever).await,
+        "time_claim_out_of_range"
+    );
+    let day = KEYS
+        .rsa
+        .token(&with(claims("a"), "exp", json!(now() + 86_400)));
+    assert_eq!(
+        counted_reason(layer_with_max_lifetime(), &day).await,
+        "lifetime_too_long"
+    );
+}
+
+/// Sends `token` through `layer` and returns the `reason` label of the one rejection counted.
+async fn counted_reason(layer: JwtLayer, token: &str) -> String {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    let mut service = layer().layer(echo());
-    let expired = KEYS.rsa.token(&with(claims("a"), "exp", json!(1)));
+    let mut service = layer.layer(echo());
     let req = http::Request::get("/v1/models")
-        .header("authorization", format!("Bearer {expired}"))
+        .header("authorization", format!("Bearer {token}"))
         .body(axum::body::Body::empty())
         .unwrap();
     ServiceExt::<http::Request<axum::body::Body>>::ready(&mut service)
@@ -640,16 +748,17 @@ async fn rejection_reason_is_counted() {
             (labels, value)
         })
         .collect();
+    let [(labels, DebugValue::Counter(1))] = &counted[..] else {
+        panic!("one rejection expected: {counted:?}")
+    };
+    let [(layer_key, layer), (reason_key, reason)] = &labels[..] else {
+        panic!("labels layer and reason expected: {labels:?}")
+    };
     assert_eq!(
-        counted,
-        vec![(
-            vec![
-                ("layer".to_owned(), "jwt".to_owned()),
-                ("reason".to_owned(), "expired".to_owned())
-            ],
-            DebugValue::Counter(1)
-        )]
+        (&**layer_key, &**layer, &**reason_key),
+        ("layer", "jwt", "reason")
     );
+    reason.clone()
 }
 
 #[tokio::test]
