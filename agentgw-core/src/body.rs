@@ -86,6 +86,35 @@ impl Default for BodyLimit {
     }
 }
 
+/// The error a request body yields when the client did not send it in time: set by the server
+/// (for example `agentgw-tls`'s `requestBodyTimeout`), found by [`BodyError::into_rejection`]
+/// anywhere in a read error's source chain and answered with `408 Request Timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("request body not received within {0:?}")]
+pub struct BodyReadTimeout(pub std::time::Duration);
+
+impl BodyReadTimeout {
+    /// Whether `err`, or one of its sources, is a [`BodyReadTimeout`].
+    pub fn is_cause_of(err: &(dyn std::error::Error + 'static)) -> bool {
+        let mut next = Some(err);
+        while let Some(err) = next {
+            if err.is::<BodyReadTimeout>() {
+                return true;
+            }
+            // `io::Error::source` skips the error it wraps: look inside it.
+            if let Some(inner) = err
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                && BodyReadTimeout::is_cause_of(inner)
+            {
+                return true;
+            }
+            next = err.source();
+        }
+        false
+    }
+}
+
 /// Why a body could not be collected.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -101,12 +130,17 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    /// The rejection a client sees for this error: 413 for [`BodyError::TooLarge`], 400 otherwise.
+    /// The rejection a client sees for this error: 413 for [`BodyError::TooLarge`], 408 for a
+    /// [`BodyReadTimeout`], 400 otherwise.
     pub fn into_rejection(self, layer: &'static str) -> Rejection {
         match self {
             BodyError::TooLarge { .. } => {
                 Rejection::new(StatusCode::PAYLOAD_TOO_LARGE, layer, "body_too_large")
                     .with_message("request body too large")
+            }
+            BodyError::Read(err) if BodyReadTimeout::is_cause_of(err.as_ref()) => {
+                Rejection::new(StatusCode::REQUEST_TIMEOUT, layer, "body_read_timeout")
+                    .with_message("request body not received in time")
             }
             BodyError::Read(_) => Rejection::new(StatusCode::BAD_REQUEST, layer, "body_read_error")
                 .with_message("failed to read request body"),
@@ -494,6 +528,22 @@ mod tests {
             panic!("a body that fails to read must be rejected");
         };
         assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn a_body_the_client_sent_too_slowly_is_request_timeout() {
+        let timeout = BodyReadTimeout(std::time::Duration::from_secs(1));
+        // Wrapped once more, as a server's body error would be.
+        let wrapped: BoxError = Box::new(std::io::Error::other(timeout));
+        let body = StreamBody::new(stream::iter(vec![
+            Ok(Frame::data(Bytes::from_static(b"{"))),
+            Err::<Frame<Bytes>, BoxError>(wrapped),
+        ]));
+        let Err(rejection) = buffer_request(Request::new(body), BodyLimit::default()).await else {
+            panic!("a body that timed out must be rejected");
+        };
+        assert_eq!(rejection.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(rejection.reason(), "body_read_timeout");
     }
 
     #[tokio::test]

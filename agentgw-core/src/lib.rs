@@ -84,6 +84,7 @@ pub mod config;
 pub mod content;
 pub mod decode;
 pub mod headers;
+pub mod health;
 pub mod identity;
 pub mod json;
 pub mod llm;

@@ -58,6 +58,8 @@ pub const EXT_AUTH_CHECK_DURATION_SECONDS: &str = "agentgateway_ext_auth_check_d
 /// Server-side TLS handshakes, by `result` (`ok`, `handshake`, `timeout`) and, for `ok`,
 /// `version` (`1.2`, `1.3`) and `resumed` (`true`, `false`).
 pub const TLS_HANDSHAKES_TOTAL: &str = "agentgateway_tls_handshakes_total";
+/// Failed `accept` calls on a listener (out of file descriptors and the like), which back off.
+pub const ACCEPT_ERRORS_TOTAL: &str = "agentgateway_accept_errors_total";
 /// Certificate reloads, by `role` (`server`, `client`, `client_ca`) and `result` (`reloaded`,
 /// `refused`).
 pub const TLS_CERTIFICATE_RELOADS_TOTAL: &str = "agentgateway_tls_certificate_reloads_total";
@@ -207,6 +209,12 @@ pub const ALL: &[Metric] = &[
         Kind::Counter,
         &[labels::RESULT, labels::VERSION, labels::RESUMED],
         "Server-side TLS handshakes, by result, version and resumption",
+    ),
+    metric(
+        ACCEPT_ERRORS_TOTAL,
+        Kind::Counter,
+        &[],
+        "Failed accept calls on a listener (they back off)",
     ),
     metric(
         TLS_CERTIFICATE_RELOADS_TOTAL,

@@ -173,6 +173,7 @@
 pub mod config;
 mod error;
 mod identity;
+pub mod limits;
 mod load;
 mod reload;
 mod serve;
@@ -185,10 +186,11 @@ pub use config::{
 };
 pub use error::Error;
 pub use identity::{connection_identity, peer_identity};
+pub use limits::ServerLimits;
 pub use reload::{ReloadOutcome, ReloadingCertResolver};
 pub use serve::{
-    ConnectionInfoLayer, ConnectionInfoService, serve, serve_connection, serve_plain,
-    serve_plain_with_shutdown, serve_with_shutdown,
+    ConnectionInfoLayer, ConnectionInfoService, RequestBody, Server, serve, serve_connection,
+    serve_plain, serve_plain_with_shutdown, serve_with_shutdown,
 };
 pub use server::TlsAcceptor;
 pub use suites::{SUPPORTED_CIPHER_SUITES, cipher_suite_by_name};

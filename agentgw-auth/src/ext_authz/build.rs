@@ -60,6 +60,13 @@ pub(super) fn shared(config: &ExtAuthConfig) -> Result<Shared, Error> {
         ));
     }
     let uri = backend_uri(&config.backend_ref)?;
+    // For health reports: scheme, host and port only (never userinfo or a query).
+    let target = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority()
+            .map_or("", |a| a.as_str().rsplit('@').next().unwrap_or(""))
+    );
     let client = match protocol {
         None => {
             let field = uri_field(&config.backend_ref);
@@ -133,6 +140,8 @@ pub(super) fn shared(config: &ExtAuthConfig) -> Result<Shared, Error> {
         }
     };
     Ok(Shared {
+        target,
+        state: Default::default(),
         client,
         timeout,
         failure_mode_allow: config.failure_mode_allow,

@@ -65,6 +65,10 @@ pub(crate) enum Outcome {
 
 /// Everything a layer's services share.
 pub(crate) struct Shared {
+    /// The service's scheme and authority, for health reports.
+    pub(super) target: String,
+    /// Whether the last call reached the service and got a decision.
+    pub(super) state: agentgw_core::health::DependencyCell,
     pub(super) client: Client,
     pub(super) timeout: Duration,
     pub(super) failure_mode_allow: bool,
@@ -122,6 +126,11 @@ impl Shared {
             .await
             .unwrap_or(Err(CheckError::Timeout(self.timeout)));
         let latency = started.elapsed();
+        self.state.set(if result.is_ok() {
+            agentgw_core::health::DependencyState::Up
+        } else {
+            agentgw_core::health::DependencyState::Down
+        });
         self.client.metrics().latency(latency.as_secs_f64());
         span.record("latency_us", latency.as_micros() as u64);
         let _entered = span.enter();

@@ -48,6 +48,18 @@ impl ExtAuthLayer {
         self
     }
 
+    /// The authorization service and its state, for a health page or a readiness probe:
+    /// `pending` until the first check, then `up` when the last call got a decision (allow or
+    /// deny) and `down` when it failed (refused, timed out, an error status). Decisions served
+    /// from the cache do not change it.
+    pub fn dependencies(&self) -> Vec<agentgw_core::health::Dependency> {
+        vec![agentgw_core::health::Dependency::new(
+            "ext_authz",
+            self.shared.target.clone(),
+            self.shared.state.get(),
+        )]
+    }
+
     /// Records an `ext_authz` event in `sink` for every check: allowed, denied, or failed
     /// (open or closed), with the denial's status and whether the decision came from the
     /// cache. See [`agentgw_core::audit`] for the schema.

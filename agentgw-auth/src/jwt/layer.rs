@@ -84,6 +84,14 @@ impl JwtLayer {
         self.shared.verifier.is_ready()
     }
 
+    /// The remote JWKS endpoints and their state, for a health page or a readiness probe:
+    /// `up` while a key set serves (a failed refresh keeps the last good one), `pending` before
+    /// the first fetch completed, `down` when no key set could ever be fetched. Providers with
+    /// local keys are not listed.
+    pub fn dependencies(&self) -> Vec<agentgw_core::health::Dependency> {
+        self.shared.verifier.dependencies()
+    }
+
     /// Resolves once every provider has keys (wrap it in a timeout).
     pub async fn ready(&self) {
         self.shared.verifier.ready().await;

@@ -115,6 +115,19 @@ impl RemoteKeys {
         *self.loaded.borrow()
     }
 
+    /// `up` while a key set serves (even if the last refresh failed), `pending` before the
+    /// first fetch completed, `down` when fetches failed and no key set was ever loaded.
+    pub(crate) fn state(&self) -> agentgw_core::health::DependencyState {
+        use agentgw_core::health::DependencyState;
+        if self.is_ready() {
+            DependencyState::Up
+        } else if self.fetched.borrow().count == 0 {
+            DependencyState::Pending
+        } else {
+            DependencyState::Down
+        }
+    }
+
     /// Resolves once a key set has been fetched.
     pub(crate) async fn ready(&self) {
         let mut loaded = self.loaded.subscribe();

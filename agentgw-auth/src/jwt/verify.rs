@@ -386,6 +386,28 @@ impl Verifier {
         self.providers.iter().all(|p| p.keys.is_ready())
     }
 
+    /// The remote key sets and their state (local keys are not dependencies).
+    pub(crate) fn dependencies(&self) -> Vec<agentgw_core::health::Dependency> {
+        #[cfg(feature = "remote-jwks")]
+        {
+            self.providers
+                .iter()
+                .filter_map(|p| match &p.keys {
+                    KeySource::Remote(remote) => Some(agentgw_core::health::Dependency::new(
+                        "jwks",
+                        remote.url(),
+                        remote.state(),
+                    )),
+                    KeySource::Loaded(_) => None,
+                })
+                .collect()
+        }
+        #[cfg(not(feature = "remote-jwks"))]
+        {
+            Vec::new()
+        }
+    }
+
     /// Resolves once every provider has keys.
     pub(crate) async fn ready(&self) {
         for provider in &*self.providers {

@@ -29,6 +29,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use agentgw_core::ConfigError as _;
 use serde::Deserialize;
 
 /// The whole gateway configuration.
@@ -47,6 +48,12 @@ pub struct Config {
     /// Address of the `/healthz` and `/readyz` listener; none when absent.
     #[serde(default)]
     pub health: Option<SocketAddr>,
+    /// Timeouts and limits of every listener (`server: {headerReadTimeout, requestBodyTimeout,
+    /// keepAliveTimeout, maxConnections, maxHeaders, maxHeaderBytes,
+    /// http2MaxConcurrentStreams}`); safe defaults when absent, see
+    /// [`agentgw_tls::ServerLimits`].
+    #[serde(default)]
+    pub server: agentgw_tls::ServerLimits,
     /// How long in-flight requests may take to finish at shutdown.
     #[serde(
         default = "default_grace",
@@ -88,6 +95,11 @@ pub struct Route {
     /// The route's policies.
     #[serde(default)]
     pub policies: Policies,
+    /// Whether `/readyz` waits for this route's dependencies (its JWKS endpoints, its
+    /// authorization service). Default `false`: one route's unreachable dependency fails that
+    /// route's requests but does not take the whole gateway out of rotation.
+    #[serde(default)]
+    pub required_for_readiness: bool,
 }
 
 /// The kind of traffic on a route.
@@ -286,6 +298,12 @@ impl Config {
     /// Checks the values, reporting every problem with its path.
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut errors = Vec::new();
+        if let Err(err) = self.server.validate() {
+            errors.push(ConfigError::new(
+                agentgw_core::config::join("server", err.path()),
+                err.reason(),
+            ));
+        }
         if self.routes.is_empty() {
             errors.push(ConfigError::new("routes", "at least one route is required"));
         }
@@ -459,6 +477,30 @@ routes:
         assert!(errors.has_path("routes[1].name"), "{errors}");
         assert!(errors.has_path("routes[1].backend.url"), "{errors}");
         assert_eq!(errors.0.len(), 4, "{errors}");
+    }
+
+    #[test]
+    fn server_limits_default_safe_and_are_checked_with_their_path() {
+        let config = Config::from_yaml(MINIMAL).unwrap();
+        assert_eq!(config.server, agentgw_tls::ServerLimits::default());
+        assert_eq!(
+            config.server.header_read_timeout,
+            Some(Duration::from_secs(30))
+        );
+        let text = format!("server:\n  headerReadTimeout: 5s\n  maxConnections: 64\n{MINIMAL}");
+        let config = Config::from_yaml(&text).unwrap();
+        assert_eq!(
+            config.server.header_read_timeout,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(config.server.max_connections, Some(64));
+
+        let text = format!("server:\n  maxConnections: 0\n{MINIMAL}");
+        let errors = Config::from_yaml(&text).unwrap_err();
+        assert!(errors.has_path("server.maxConnections"), "{errors}");
+        let text = format!("server:\n  maxConections: 10\n{MINIMAL}");
+        let errors = Config::from_yaml(&text).unwrap_err();
+        assert!(errors.to_string().contains("maxConections"), "{errors}");
     }
 
     #[test]

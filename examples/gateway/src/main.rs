@@ -121,6 +121,7 @@ async fn run(args: Args, workers: server::Workers) -> ExitCode {
     if config.metrics.is_some() {
         server::prometheus();
     }
+    check_open_files_limit(&config);
     let gateway = match server::start_with(config, path, workers).await {
         Ok(gateway) => gateway,
         Err(err) => {
@@ -144,6 +145,35 @@ async fn run(args: Args, workers: server::Workers) -> ExitCode {
     gateway.shutdown().await;
     drop(demo);
     ExitCode::SUCCESS
+}
+
+/// Raises the soft limit of open files to the hard limit (every client and every upstream
+/// connection takes a descriptor, and a soft limit of 1,024 is what a slow-client attack
+/// exhausts first), and warns when `server.maxConnections` client connections, each with an
+/// upstream connection, would still not fit.
+fn check_open_files_limit(config: &Config) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read or raise the open files limit");
+            return;
+        }
+    };
+    let Some(max) = config.server.max_connections else {
+        return;
+    };
+    // Two descriptors per client connection (its own and an upstream's), plus a reserve for
+    // listeners, metrics, health, files and the JWKS/ext_authz clients.
+    let needed = (max as u64).saturating_mul(2).saturating_add(256);
+    if needed > limit {
+        tracing::warn!(
+            open_files_limit = limit,
+            max_connections = max,
+            "the open files limit is below what server.maxConnections needs (two per \
+             connection plus 256): raise it (ulimit -n, LimitNOFILE=) or lower \
+             server.maxConnections; accept errors back off meanwhile"
+        );
+    }
 }
 
 #[cfg(unix)]

@@ -230,6 +230,12 @@ impl Upstream {
                 tracing::warn!(error = %DisplayChain(&err), "upstream connect timed out");
                 reject(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
+            Ok(Err(err)) if agentgw_core::body::BodyReadTimeout::is_cause_of(&err) => {
+                // The client, not the upstream, was too slow: its body missed the server's
+                // requestBodyTimeout while it was being forwarded.
+                tracing::debug!(error = %DisplayChain(&err), "request body timed out");
+                reject(StatusCode::REQUEST_TIMEOUT, "body_read_timeout")
+            }
             Ok(Err(err)) => {
                 let connect = err.is_connect();
                 tracing::warn!(error = %DisplayChain(&err), connect, "upstream request failed");
@@ -357,7 +363,7 @@ mod tests {
         let peers = Arc::new(Mutex::new(Vec::new()));
         let (dropped_tx, dropped) = tokio::sync::mpsc::unbounded_channel();
         let seen = peers.clone();
-        let service = tower::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let service = tower::service_fn(move |req: Request<agentgw_tls::RequestBody>| {
             let ClientAddr(peer) = *req.extensions().get::<ClientAddr>().unwrap();
             seen.lock().unwrap().push(peer);
             let signal = DropSignal(dropped_tx.clone());
@@ -445,7 +451,7 @@ mod tests {
     async fn version_backend(tls: bool) -> (String, UpstreamOptions, tempfile::TempDir) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let service = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
+        let service = tower::service_fn(|req: Request<agentgw_tls::RequestBody>| async move {
             let version = format!("{:?}", req.version());
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(version))))
         });

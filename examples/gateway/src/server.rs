@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 
 use agentgw_core::config::{ConfigError as _, join};
 use agentgw_core::{BoxError, Rejection, ResponseShape};
-use agentgw_tls::TlsAcceptor;
+use agentgw_tls::{RequestBody, Server, TlsAcceptor};
 use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,6 +28,15 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error("invalid configuration:\n{0}")]
     Config(#[from] ConfigErrors),
+    /// Another process (or another gateway) already listens on the address.
+    #[error(
+        "cannot listen on {addr}: another process is already listening there \
+         (stop it or choose another address)"
+    )]
+    AddressInUse {
+        /// The address.
+        addr: SocketAddr,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -128,6 +136,17 @@ pub async fn start_with(
         None => None,
     };
     let grace = config.shutdown_grace_period;
+    let server = |tls: Option<TlsAcceptor>| {
+        let server = Server::new(&config.server).map_err(|e| {
+            ConfigErrors::from(ConfigError::new(join("server", e.path()), e.reason()))
+        })?;
+        Ok::<_, ConfigErrors>(match tls {
+            Some(acceptor) => server.tls(acceptor),
+            None => server,
+        })
+    };
+    // One server for the proxy address: its workers share the connection limit.
+    let proxy_server = server(tls)?;
     let mut proxy_listeners = vec![bind(config.listen, workers.count() > 0).await?];
     let addr = proxy_listeners[0]
         .local_addr()
@@ -137,7 +156,7 @@ pub async fn start_with(
         })?;
     for _ in 1..workers.count() {
         // The same (resolved) address: the kernel spreads new connections over the workers.
-        proxy_listeners.push(bind(addr, true).await?);
+        proxy_listeners.push(bind_reuse_port(addr)?);
     }
     let shared = Arc::new(Shared {
         stack: ArcSwap::from_pointee(stack),
@@ -158,7 +177,7 @@ pub async fn start_with(
         for listener in proxy_listeners {
             tasks.spawn(serve(
                 listener,
-                tls.clone(),
+                proxy_server.clone(),
                 proxy.clone(),
                 shutdown_rx.clone(),
                 grace,
@@ -168,7 +187,7 @@ pub async fn start_with(
         for (index, listener) in proxy_listeners.into_iter().enumerate() {
             let served = serve(
                 listener,
-                tls.clone(),
+                proxy_server.clone(),
                 proxy.clone(),
                 shutdown_rx.clone(),
                 grace,
@@ -187,11 +206,17 @@ pub async fn start_with(
         let listener = bind(want, false).await?;
         metrics_addr = listener.local_addr().ok();
         let handle = prometheus();
-        let metrics = tower::service_fn(move |req: Request<Incoming>| {
+        let metrics = tower::service_fn(move |req: Request<RequestBody>| {
             let res = metrics_endpoint(handle.as_ref(), &req);
             async move { Ok::<_, Infallible>(res) }
         });
-        tasks.spawn(serve(listener, None, metrics, shutdown_rx.clone(), grace));
+        tasks.spawn(serve(
+            listener,
+            server(None)?,
+            metrics,
+            shutdown_rx.clone(),
+            grace,
+        ));
     }
 
     let mut health_addr = None;
@@ -199,11 +224,11 @@ pub async fn start_with(
         let listener = bind(want, false).await?;
         health_addr = listener.local_addr().ok();
         let health_shared = shared.clone();
-        let health = tower::service_fn(move |req: Request<Incoming>| {
+        let health = tower::service_fn(move |req: Request<RequestBody>| {
             let res = health_endpoint(&health_shared, &req);
             async move { Ok::<_, Infallible>(res) }
         });
-        tasks.spawn(serve(listener, None, health, shutdown_rx, grace));
+        tasks.spawn(serve(listener, server(None)?, health, shutdown_rx, grace));
     }
 
     tracing::info!(%addr, metrics = ?metrics_addr, health = ?health_addr, "agentgw listening");
@@ -266,27 +291,60 @@ impl RunningGateway {
     }
 }
 
-/// Binds `addr`; with `reuse_port`, several listeners (one per worker) can share it. The
-/// listener is registered with a runtime by the [`serve`] that runs it.
+/// Binds `addr` for this process alone; with `reuse_port`, further listeners of our own workers
+/// can join it ([`bind_reuse_port`]). The listener is registered with a runtime by the
+/// [`serve`] that runs it.
+///
+/// `SO_REUSEPORT` would also let a second gateway started on the same address bind it and
+/// silently take part of the connections. So before joining a port group, a probe socket
+/// without `SO_REUSEPORT` binds the address: it fails while any other socket listens there,
+/// and the start fails with [`StartError::AddressInUse`]. (Two gateways started within the
+/// same microseconds could both pass the probe; anything started later fails.)
 async fn bind(addr: SocketAddr, reuse_port: bool) -> Result<std::net::TcpListener, StartError> {
-    let listen = async || -> std::io::Result<std::net::TcpListener> {
-        if !reuse_port {
-            return TcpListener::bind(addr).await?.into_std();
-        }
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
+    let in_use = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::AddrInUse {
+            StartError::AddressInUse { addr }
         } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
+            StartError::Bind { addr, source }
+        }
+    };
+    if !reuse_port {
+        return TcpListener::bind(addr)
+            .await
+            .and_then(TcpListener::into_std)
+            .map_err(in_use);
+    }
+    if addr.port() != 0 {
+        let probe = tcp_socket(addr).map_err(in_use)?;
+        probe.set_reuseaddr(true).map_err(in_use)?;
+        probe.bind(addr).map_err(in_use)?;
+        drop(probe);
+    }
+    bind_reuse_port(addr).map_err(|err| match err {
+        StartError::Bind { source, .. } => in_use(source),
+        other => other,
+    })
+}
+
+/// Binds one more listener of our own `SO_REUSEPORT` group on `addr`.
+fn bind_reuse_port(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
+    let listen = || -> std::io::Result<std::net::TcpListener> {
+        let socket = tcp_socket(addr)?;
         socket.set_reuseaddr(true)?;
         #[cfg(unix)]
         socket.set_reuseport(true)?;
         socket.bind(addr)?;
         socket.listen(4096)?.into_std()
     };
-    listen()
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
+    listen().map_err(|source| StartError::Bind { addr, source })
+}
+
+fn tcp_socket(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
 }
 
 /// Runs `served` (a listener's [`serve`]) as per-core worker `index`, on its own thread with a
@@ -312,16 +370,17 @@ fn spawn_worker(
     Ok(done_rx)
 }
 
-/// Serves `listener` (through `tls` when set) with `service` through agentgw-tls's accept loop
-/// until `shutdown` turns true, then lets open connections finish for at most `grace`.
+/// Serves `listener` with `service` through agentgw-tls's accept loop (`server` carries the
+/// limits, the shared connection count and TLS) until `shutdown` turns true, then lets open
+/// connections finish for at most `grace`.
 async fn serve<S, B>(
     listener: std::net::TcpListener,
-    tls: Option<TlsAcceptor>,
+    server: Server,
     service: S,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+    S: tower::Service<Request<RequestBody>, Response = Response<B>, Error = Infallible>
         + Clone
         + Send
         + 'static,
@@ -339,26 +398,20 @@ async fn serve<S, B>(
     let signal = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    let mut served: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match tls {
-        Some(acceptor) => Box::pin(agentgw_tls::serve_with_shutdown(
-            listener, acceptor, service, signal,
-        )),
-        None => Box::pin(agentgw_tls::serve_plain_with_shutdown(
-            listener, service, signal,
-        )),
-    };
+    let served = server.serve_with_shutdown(listener, service, signal);
+    let mut served = std::pin::pin!(served);
     tokio::select! {
         () = &mut served => return,
         _ = stopping.wait_for(|stop| *stop) => {}
     }
-    if tokio::time::timeout(grace, served).await.is_err() {
+    if tokio::time::timeout(grace, &mut served).await.is_err() {
         tracing::warn!(?grace, "grace period over; closing remaining connections");
     }
 }
 
 /// Routes a request to its route's stack; the accept loop put the client's address (and TLS
 /// identity) in its extensions.
-async fn dispatch(shared: &Shared, req: Request<Incoming>) -> Response<ResBody> {
+async fn dispatch(shared: &Shared, req: Request<RequestBody>) -> Response<ResBody> {
     let started = Instant::now();
     let stack = shared.stack.load_full();
     // One path for routing, every layer and the upstream: canonical, or refused here.
@@ -374,7 +427,7 @@ async fn dispatch(shared: &Shared, req: Request<Incoming>) -> Response<ResBody> 
             .with_message("no route for this path");
         return full(rejection.into_response(&ResponseShape::Plain));
     };
-    let req: Request<ReqBody> = req.map(|body| body.map_err(box_error).boxed());
+    let req: Request<ReqBody> = req.map(BodyExt::boxed);
     let response = match route.call(req).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -385,7 +438,7 @@ async fn dispatch(shared: &Shared, req: Request<Incoming>) -> Response<ResBody> 
 
 fn metrics_endpoint(
     handle: Option<&PrometheusHandle>,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
 ) -> Response<ResBody> {
     if req.uri().path() != "/metrics" {
         return text(StatusCode::NOT_FOUND, "not found\n");
@@ -406,21 +459,85 @@ fn metrics_endpoint(
     }
 }
 
-fn health_endpoint(shared: &Shared, req: &Request<Incoming>) -> Response<ResBody> {
+/// `/healthz`: the process is alive (200 always); with `?verbose`, a JSON report of readiness
+/// and of every route's dependencies. `/readyz`: 200 when the configuration is loaded, the
+/// gateway is not draining and every dependency of the routes marked `requiredForReadiness` is
+/// up; 503 with the reasons otherwise.
+fn health_endpoint(shared: &Shared, req: &Request<RequestBody>) -> Response<ResBody> {
+    let stack = shared.stack.load();
+    let draining = shared.draining.load(Ordering::SeqCst);
+    let loaded = shared.loaded.load(Ordering::SeqCst);
     match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/healthz" if !wants_verbose(req.uri().query()) => text(StatusCode::OK, "ok\n"),
+        "/healthz" => {
+            let routes: Vec<_> = stack
+                .health()
+                .iter()
+                .map(|route| {
+                    serde_json::json!({
+                        "name": &*route.name,
+                        "requiredForReadiness": route.required,
+                        "dependencies": route.dependencies(),
+                    })
+                })
+                .collect();
+            let report = serde_json::json!({
+                "status": "ok",
+                "ready": loaded && !draining && stack.is_ready(),
+                "draining": draining,
+                "routes": routes,
+            });
+            let mut res = text(StatusCode::OK, &format!("{report:#}\n"));
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            res
+        }
         "/readyz" => {
-            let ready = shared.loaded.load(Ordering::SeqCst)
-                && !shared.draining.load(Ordering::SeqCst)
-                && shared.stack.load().is_ready();
-            if ready {
+            let mut reasons = Vec::new();
+            if !loaded {
+                reasons.push("configuration not loaded".to_owned());
+            }
+            if draining {
+                reasons.push("draining".to_owned());
+            }
+            for route in stack.health().iter().filter(|route| route.required) {
+                for dependency in route.dependencies() {
+                    if !dependency.state.is_up() {
+                        reasons.push(format!(
+                            "route {}: {} {} is {}",
+                            route.name,
+                            dependency.kind,
+                            dependency.target,
+                            serde_json::to_value(dependency.state)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+            if reasons.is_empty() {
                 text(StatusCode::OK, "ready\n")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("not ready: {}\n", reasons.join("; ")),
+                )
             }
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// Whether the query asks for the verbose report (`?verbose`, `?verbose=1`, `?verbose=true`).
+fn wants_verbose(query: Option<&str>) -> bool {
+    query.is_some_and(|query| {
+        query
+            .split('&')
+            .any(|pair| matches!(pair, "verbose" | "verbose=" | "verbose=1" | "verbose=true"))
+    })
 }
 
 fn text(status: StatusCode, body: &str) -> Response<ResBody> {
@@ -435,8 +552,4 @@ fn text(status: StatusCode, body: &str) -> Response<ResBody> {
 
 fn full(res: Response<http_body_util::Full<bytes::Bytes>>) -> Response<ResBody> {
     res.map(|body| body.map_err(|never| match never {}).boxed_unsync())
-}
-
-fn box_error(err: hyper::Error) -> BoxError {
-    Box::new(err)
 }

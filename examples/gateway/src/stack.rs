@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use agentgw_core::audit::AuditSink;
 use agentgw_core::body::BodyLimit;
 use agentgw_core::config::{ConfigError as _, join};
+use agentgw_core::health::Dependency;
 use agentgw_core::identity::BackendName;
 use agentgw_core::tool_metrics::ToolMetricsLayer;
 use agentgw_core::{BoxError, ResponseShape};
@@ -34,8 +35,33 @@ use crate::{ReqBody, ResBody};
 /// One route's whole stack, type-erased.
 pub type RouteService = BoxCloneSyncService<Request<ReqBody>, Response<ResBody>, Infallible>;
 
-/// A readiness condition contributed by a layer (for example, "the JWKS was fetched once").
-pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+/// The run-time dependencies a layer reports (its JWKS endpoints, its authorization service),
+/// read by `/readyz` and `/healthz?verbose`.
+pub type DependencyCheck = Arc<dyn Fn() -> Vec<Dependency> + Send + Sync>;
+
+/// The dependencies of one route's layers, and whether readiness waits for them.
+#[derive(Clone)]
+pub struct RouteHealth {
+    /// The route's name.
+    pub name: Arc<str>,
+    /// `requiredForReadiness`: the gateway is not ready while one of these is not up.
+    pub required: bool,
+    checks: Vec<DependencyCheck>,
+}
+
+impl RouteHealth {
+    /// Every dependency of the route's layers, with its state now.
+    pub fn dependencies(&self) -> Vec<Dependency> {
+        self.checks.iter().flat_map(|check| check()).collect()
+    }
+
+    /// Whether every dependency is up.
+    pub fn is_up(&self) -> bool {
+        self.checks
+            .iter()
+            .all(|check| check().iter().all(|d| d.state.is_up()))
+    }
+}
 
 /// A compiled route.
 #[derive(Clone)]
@@ -127,7 +153,7 @@ impl StackOptions {
 #[derive(Clone)]
 pub struct Stack {
     routes: Vec<CompiledRoute>,
-    ready_checks: Vec<ReadyCheck>,
+    health: Vec<RouteHealth>,
 }
 
 impl Stack {
@@ -140,7 +166,7 @@ impl Stack {
     pub fn build_with(config: &Config, options: &StackOptions) -> Result<Stack, ConfigErrors> {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
-        let mut ready_checks = Vec::new();
+        let mut health = Vec::new();
         // One sink for every layer of every route (remote ones share one queue and connection).
         let audit = config.audit.as_ref().and_then(|audit| {
             audit
@@ -149,7 +175,14 @@ impl Stack {
                 .ok()
         });
         for (i, route) in config.routes.iter().enumerate() {
-            match build_route(config, options, route, i, audit.as_ref(), &mut ready_checks) {
+            let mut checks = Vec::new();
+            let built = build_route(config, options, route, i, audit.as_ref(), &mut checks);
+            health.push(RouteHealth {
+                name: Arc::from(route.name.as_str()),
+                required: route.required_for_readiness,
+                checks,
+            });
+            match built {
                 Ok(service) => routes.push(CompiledRoute {
                     name: Arc::from(route.name.as_str()),
                     kind: route.kind.map(agentgw_core::rejection::RouteKind::from),
@@ -169,10 +202,7 @@ impl Stack {
         }
         // Longest prefix first, so the first match is the most specific.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        Ok(Stack {
-            routes,
-            ready_checks,
-        })
+        Ok(Stack { routes, health })
     }
 
     /// The route serving `path`: the longest prefix that matches on a segment boundary.
@@ -185,9 +215,19 @@ impl Stack {
         })
     }
 
-    /// Whether every layer that has a readiness condition is ready.
+    /// Whether every dependency of the routes marked `requiredForReadiness` is up. A route
+    /// that is not marked never takes the gateway out of rotation: its requests fail on their
+    /// own (401 without keys, the ext_authz failure mode) while other routes serve.
     pub fn is_ready(&self) -> bool {
-        self.ready_checks.iter().all(|check| check())
+        self.health
+            .iter()
+            .filter(|route| route.required)
+            .all(RouteHealth::is_up)
+    }
+
+    /// Every route's dependencies, in configuration order.
+    pub fn health(&self) -> &[RouteHealth] {
+        &self.health
     }
 }
 
@@ -197,7 +237,7 @@ fn build_route(
     route: &Route,
     index: usize,
     audit: Option<&Arc<dyn AuditSink>>,
-    ready_checks: &mut Vec<ReadyCheck>,
+    checks: &mut Vec<DependencyCheck>,
 ) -> Result<RouteService, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let backend_path = format!("routes[{index}].backend");
@@ -272,7 +312,7 @@ fn build_route(
                 route_kind: route.kind,
                 audit,
             };
-            service = apply(kind, service, policies, &target, &mut errors, ready_checks);
+            service = apply(kind, service, policies, &target, &mut errors, checks);
         }
     }
     if !errors.is_empty() {
@@ -361,7 +401,7 @@ fn apply(
     policies: &Policies,
     target: &Target<'_>,
     errors: &mut Vec<ConfigError>,
-    ready_checks: &mut Vec<ReadyCheck>,
+    checks: &mut Vec<DependencyCheck>,
 ) -> RouteService {
     let (path, limit) = (target.path, target.limit);
     // A layer's error names a field relative to its block; `fail(block, &e)` puts it in place.
@@ -418,7 +458,11 @@ fn apply(
         },
         LayerKind::ExtAuth => match &policies.traffic.ext_auth {
             Some(config) => match agentgw_auth::ext_authz::ExtAuthLayer::from_config(config) {
-                Ok(layer) => wrap(service, audited!(layer.body_limit(limit), target)),
+                Ok(layer) => {
+                    let reported = layer.clone();
+                    checks.push(Arc::new(move || reported.dependencies()));
+                    wrap(service, audited!(layer.body_limit(limit), target))
+                }
                 Err(e) => {
                     fail("traffic.extAuth", e.path(), e.reason());
                     service
@@ -439,8 +483,8 @@ fn apply(
         LayerKind::Jwt => match &policies.traffic.jwt_authentication {
             Some(config) => match agentgw_auth::JwtLayer::from_config(config) {
                 Ok(layer) => {
-                    let ready = layer.clone();
-                    ready_checks.push(Arc::new(move || ready.is_ready()));
+                    let reported = layer.clone();
+                    checks.push(Arc::new(move || reported.dependencies()));
                     wrap(service, audited!(layer, target))
                 }
                 Err(e) => {
