@@ -214,3 +214,65 @@ routes:
         "{stderr}"
     );
 }
+
+/// The attack of issue #16: more connections than file descriptors. Accept fails with `EMFILE`;
+/// the gateway backs off and logs about once a second instead of thousands of lines, and serves
+/// again as soon as descriptors are free.
+#[cfg(unix)]
+#[test]
+fn out_of_file_descriptors_backs_off_logs_rarely_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentgw.yaml");
+    let port = free_port();
+    std::fs::write(
+        &path,
+        format!(
+            "listen: 127.0.0.1:{port}\nserver: {{maxConnections: 1000}}\nroutes:\n  - name: a\n    pathPrefix: /a\n    backend: {{url: \"http://127.0.0.1:1\", timeout: 1s}}\n"
+        ),
+    )
+    .unwrap();
+    // A hard limit of 64 descriptors: the gateway cannot raise it.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 64 && exec "$0" --config "$1""#)
+        .arg(BIN)
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut gw = Gateway(child);
+    let stderr = gw.0.stderr.take().unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut logs = sink.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    wait_until("the listener", || http_status(port, "/a/x") == Some(502));
+    assert!(
+        logs.lock().unwrap().contains("open files limit"),
+        "the start warns that maxConnections cannot fit: {}",
+        logs.lock().unwrap()
+    );
+
+    // Twice as many idle connections as descriptors, held for three seconds.
+    let held: Vec<_> = (0..128)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let failures = logs.lock().unwrap().matches("accept failed").count();
+    assert!(
+        (1..=6).contains(&failures),
+        "{failures} accept-failure lines in three seconds:\n{}",
+        logs.lock().unwrap()
+    );
+
+    drop(held);
+    wait_until("service after the descriptors are free", || {
+        http_status(port, "/a/x") == Some(502)
+    });
+}
