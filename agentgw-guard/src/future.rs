@@ -372,7 +372,11 @@ fn guard_collected<B>(
     // opens like JSON is read as JSON, or an escaped secret would pass a text scan.
     let json = json || content::starts_like_json(&bytes);
     let on = audit.is_some();
-    let (outcome, tally) = if json {
+    let (outcome, tally) = if json && crate::guard::lexical::unchanged(&bytes, &shared.response) {
+        // Nothing any guard matches, in a document whose bytes are what a parser reads: the
+        // tree, the walk and the rewrite would change nothing.
+        (Ok(None), Default::default())
+    } else if json {
         match agentgw_core::json::parse_unique_keys(&bytes) {
             Ok(json) => audit::collect(on, || {
                 shared

@@ -2,6 +2,7 @@
 //! JSON payloads.
 
 mod json;
+pub(crate) mod lexical;
 
 pub(crate) use json::{Visited, apply_rewrites};
 
@@ -224,6 +225,13 @@ impl Guards {
     /// guard applies). Returns the masked text when a mask changed it, or the first denial.
     pub(crate) fn apply(&self, scope: Option<Scope>, text: &str) -> Result<Option<String>, Denial> {
         self.apply_to(Reach::from(scope), text)
+    }
+
+    /// Whether any guard, whatever its scopes, matches `text` (and would mask or refuse it).
+    pub(crate) fn matches_any(&self, text: &str) -> bool {
+        self.guards
+            .iter()
+            .any(|guard| guard.set.find(text).is_some())
     }
 
     /// Applies the guards of `reach` in order to one text; see [`apply`](Self::apply).
