@@ -41,6 +41,13 @@ const LAYER: &str = "upstream";
 /// How long an idle connection to an upstream is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Most idle connections kept per upstream host, per route and worker. Without a cap, a burst
+/// of long streams leaves one idle connection per stream behind when it ends (measured: 9,900
+/// idle connections, about 500 MiB and 9,900 descriptors held for 90 s after a soak run); more
+/// than this many concurrent requests are still served, their connections are just closed
+/// instead of pooled when they finish.
+const POOL_MAX_IDLE_PER_HOST: usize = 256;
+
 /// How an [`Upstream`] reaches its backend.
 #[derive(Clone, Debug)]
 pub struct UpstreamOptions {
@@ -164,7 +171,8 @@ fn client(options: &UpstreamOptions) -> Result<reqwest::Client, String> {
         .no_zstd()
         .tcp_nodelay(true)
         .connect_timeout(options.connect_timeout)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST);
     let builder = match &options.tls {
         Some(tls) => builder.tls_backend_preconfigured(tls.clone()),
         None => builder.http1_only(),
