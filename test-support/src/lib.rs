@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | [`DELAY_HEADER`] `x-mock-delay-ms: N` | both | delays the response headers by `N` ms (timeout tests) |
 //! | [`CHUNK_DELAY_HEADER`] `x-mock-chunk-delay-ms: N` | OpenAI | sleeps `N` ms between two streamed events |
+//! | [`CHUNKS_HEADER`] `x-mock-chunks: N` | OpenAI | streams exactly `N` content events, repeating the answer (long streams for soak tests) |
 //! | [`PII_HEADER`] `x-mock-pii: 1` | both | appends [`PII_TEXT`] to the answer or tool result |
 //! | [`ECHO_HEADERS_HEADER`] `x-mock-echo-headers: 1` | OpenAI | adds `received_headers`, `received_path` and `received_body_len` to the response |
 //!
@@ -64,7 +65,10 @@ mod server;
 pub use mcp::{
     INJECTED_PAGE_TEXT, MCP_SESSION_HEADER, McpOptions, POISONED_TOOL_DESCRIPTION, TOOL_NAMES, mcp,
 };
-pub use openai::{CHUNK_DELAY_HEADER, ECHO_HEADERS_HEADER, MODEL_IDS, STREAM_PIECE_CHARS, openai};
+pub use openai::{
+    CHUNK_DELAY_HEADER, CHUNKS_HEADER, ECHO_HEADERS_HEADER, MAX_STREAM_CHUNKS, MODEL_IDS,
+    STREAM_PIECE_CHARS, openai,
+};
 pub use server::{MockServer, ReceivedRequest};
 
 /// Largest request body the mocks accept: 64 MiB (axum's default limit is 2 MB); a larger one

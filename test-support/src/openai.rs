@@ -20,13 +20,24 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::server::{
-    Flavor, MockError, MockServer, duration_header, flag_header, json_response, path_and_query,
+    Flavor, MockError, MockServer, count_header, duration_header, flag_header, json_response,
+    path_and_query,
 };
 use crate::{MAX_BODY_BYTES, PII_HEADER, PII_TEXT};
 
 /// `x-mock-chunk-delay-ms: N`: in a streamed chat completion, wait `N` milliseconds between two
 /// events (at most [`MAX_DELAY`](crate::MAX_DELAY)).
 pub const CHUNK_DELAY_HEADER: &str = "x-mock-chunk-delay-ms";
+
+/// `x-mock-chunks: N`: in a streamed chat completion, send exactly `N` content events (at most
+/// [`MAX_STREAM_CHUNKS`]), repeating the answer (a newline between two repetitions) for as long
+/// as needed, so a short prompt can make a long stream (soak tests: with [`CHUNK_DELAY_HEADER`]
+/// a stream lasts about `N` times the delay). Every repetition of the answer carries its
+/// [`PII_TEXT`], if any. Usage still counts the answer once.
+pub const CHUNKS_HEADER: &str = "x-mock-chunks";
+
+/// Largest number of content events [`CHUNKS_HEADER`] accepts.
+pub const MAX_STREAM_CHUNKS: usize = 1_000_000;
 
 /// `x-mock-echo-headers: 1` (or `true`): the OpenAI mock adds `received_headers` (an object of
 /// header name to value, repeated headers joined with `", "`), `received_path` (path and query)
@@ -222,6 +233,7 @@ fn chat_response(
     body: &Bytes,
 ) -> Result<Response, MockError> {
     let chunk_delay = duration_header(headers, CHUNK_DELAY_HEADER)?;
+    let chunks = count_header(headers, CHUNKS_HEADER, MAX_STREAM_CHUNKS)?;
     let request: ChatRequest = serde_json::from_slice(body).map_err(MockError::InvalidJson)?;
     if request.messages.is_empty() {
         return Err(MockError::NoMessages);
@@ -259,7 +271,12 @@ fn chat_response(
         .and_then(|options| options.include_usage)
         .unwrap_or(false);
     if request.stream == Some(true) {
-        Ok(chat_stream_response(answer, include_usage, chunk_delay))
+        Ok(chat_stream_response(
+            answer,
+            include_usage,
+            chunk_delay,
+            chunks,
+        ))
     } else {
         Ok(json_response(StatusCode::OK, &answer.completion()))
     }
@@ -269,6 +286,7 @@ fn chat_stream_response(
     answer: ChatAnswer,
     include_usage: bool,
     chunk_delay: Duration,
+    chunks: Option<usize>,
 ) -> Response {
     let chars = answer.content.chars().count();
     let piece_chars = STREAM_PIECE_CHARS.max(chars.div_ceil(MAX_STREAM_CONTENT_EVENTS));
@@ -277,6 +295,7 @@ fn chat_stream_response(
         stage: StreamStage::Role,
         position: 0,
         piece_chars,
+        chunks_left: chunks,
         include_usage,
     };
     let body = stream::unfold((events, true), move |(mut events, first)| async move {
@@ -306,6 +325,8 @@ struct ChatEvents {
     stage: StreamStage,
     position: usize,
     piece_chars: usize,
+    /// Content events still to send when [`CHUNKS_HEADER`] set their number.
+    chunks_left: Option<usize>,
     include_usage: bool,
 }
 
@@ -321,6 +342,16 @@ impl ChatEvents {
                     if let Some(echo) = self.answer.echo.take() {
                         chunk.extend(echo);
                     }
+                    return Some(sse_data(&Value::Object(chunk)));
+                }
+                StreamStage::Content if self.chunks_left.is_some() => {
+                    if self.chunks_left == Some(0) {
+                        self.stage = StreamStage::Finish;
+                        continue;
+                    }
+                    self.chunks_left = self.chunks_left.map(|left| left - 1);
+                    let piece = self.cyclic_piece();
+                    let chunk = self.answer.chunk(json!({ "content": piece }), None);
                     return Some(sse_data(&Value::Object(chunk)));
                 }
                 StreamStage::Content => {
@@ -362,6 +393,26 @@ impl ChatEvents {
                 StreamStage::End => return None,
             }
         }
+    }
+
+    /// The next `piece_chars` characters of the answer repeated, a newline between two
+    /// repetitions (so that the PII at the end of one stays a separate word).
+    fn cyclic_piece(&mut self) -> String {
+        let content = &self.answer.content;
+        let mut piece = String::new();
+        for _ in 0..self.piece_chars {
+            match content[self.position..].chars().next() {
+                Some(c) => {
+                    piece.push(c);
+                    self.position += c.len_utf8();
+                }
+                None => {
+                    piece.push('\n');
+                    self.position = 0;
+                }
+            }
+        }
+        piece
     }
 }
 
@@ -678,6 +729,57 @@ mod tests {
         // role + 5 content pieces + finish + [DONE] = 8 events, 7 gaps of 20 ms.
         assert_eq!(data_lines(reply.text()).len(), 8);
         assert!(started.elapsed() >= Duration::from_millis(140));
+    }
+
+    #[tokio::test]
+    async fn chunks_header_makes_a_long_stream_of_a_short_answer() {
+        let server = openai(local()).await.unwrap();
+        let url = format!("{}/v1/chat/completions", server.url());
+        let mut body = chat("hi");
+        body["stream"] = json!(true);
+        let reply = post(
+            url.clone(),
+            &body,
+            &[(CHUNKS_HEADER, "100"), (PII_HEADER, "1")],
+        )
+        .await;
+        let lines = data_lines(reply.text());
+        // role + 100 content pieces + finish + [DONE]
+        assert_eq!(lines.len(), 103);
+        assert_eq!(lines.last().map(String::as_str), Some("[DONE]"));
+        let pieces: Vec<String> = lines[1..101]
+            .iter()
+            .map(|line| {
+                let chunk: Value = serde_json::from_str(line).unwrap();
+                chunk["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert!(
+            pieces
+                .iter()
+                .all(|p| p.chars().count() == STREAM_PIECE_CHARS)
+        );
+        let answer = format!("You said: hi\n{PII_TEXT}\n");
+        let expected: String = answer
+            .chars()
+            .cycle()
+            .take(100 * STREAM_PIECE_CHARS)
+            .collect();
+        assert_eq!(pieces.concat(), expected);
+        assert!(expected.matches("4111 1111 1111 1111").count() >= 3);
+
+        let none = post(url.clone(), &body, &[(CHUNKS_HEADER, "0")]).await;
+        // role + finish + [DONE]
+        assert_eq!(data_lines(none.text()).len(), 3);
+
+        for bad in ["many", "-1", "1000001"] {
+            let invalid = post(url.clone(), &body, &[(CHUNKS_HEADER, bad)]).await;
+            assert_eq!(invalid.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert_eq!(invalid.json()["error"]["code"], "invalid_header");
+        }
     }
 
     #[tokio::test]

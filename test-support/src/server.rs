@@ -57,6 +57,12 @@ pub(crate) enum MockError {
     NoMessages,
     #[error("invalid {name} header {value:?}: expected whole milliseconds up to 600000")]
     InvalidHeader { name: &'static str, value: String },
+    #[error("invalid {name} header {value:?}: expected a whole number up to {max}")]
+    InvalidCount {
+        name: &'static str,
+        value: String,
+        max: usize,
+    },
     #[error("request body larger than {MAX_BODY_BYTES} bytes")]
     BodyTooLarge,
     #[error("request body could not be read: {0}")]
@@ -81,7 +87,7 @@ impl MockError {
         match self {
             Self::InvalidJson(_) => "invalid_request_body",
             Self::NoMessages => "invalid_messages",
-            Self::InvalidHeader { .. } => "invalid_header",
+            Self::InvalidHeader { .. } | Self::InvalidCount { .. } => "invalid_header",
             Self::BodyTooLarge => "request_too_large",
             Self::UnreadableBody(_) => "invalid_request_body",
             Self::UnknownUrl { .. } => "unknown_url",
@@ -350,6 +356,28 @@ pub(crate) fn duration_header(
         .ok_or_else(|| MockError::InvalidHeader {
             name,
             value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        })
+}
+
+/// A header holding a whole number up to `max`; `None` when absent.
+pub(crate) fn count_header(
+    headers: &HeaderMap,
+    name: &'static str,
+    max: usize,
+) -> Result<Option<usize>, MockError> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .filter(|count| *count <= max)
+        .map(Some)
+        .ok_or_else(|| MockError::InvalidCount {
+            name,
+            value: String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            max,
         })
 }
 
