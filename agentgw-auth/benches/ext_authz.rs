@@ -708,7 +708,7 @@ fn print_one_in_flight(rt: &Runtime, fixture: &Fixture, layout: &str) {
 /// 0.2 unless set. Half that capacity is not below saturation in an open loop: requests that
 /// arrive one by one do not share wake-ups and system calls as 64 queued ones do, so each
 /// costs more CPU (1.2 to 3 times as much, measured), and at 0.5 the queues grow without bound
-/// on both sides; at 0.25 the process is 45-70% busy, and a pause of the machine sometimes
+/// on both sides; at 0.25 the process is 35-70% busy, and a pause of the machine sometimes
 /// queues enough to move a row's p50 (see the crate README).
 fn load() -> f64 {
     let Ok(value) = std::env::var("EXT_AUTHZ_LOAD") else {
