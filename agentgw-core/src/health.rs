@@ -42,6 +42,15 @@ impl DependencyState {
     pub fn is_up(self) -> bool {
         self == DependencyState::Up
     }
+
+    /// Its name in reports: `pending`, `up`, `down` (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DependencyState::Pending => "pending",
+            DependencyState::Up => "up",
+            DependencyState::Down => "down",
+        }
+    }
 }
 
 /// One dependency of a layer and its state.
@@ -105,6 +114,10 @@ mod tests {
         cell.set(DependencyState::Down);
         assert_eq!(cell.get(), DependencyState::Down);
         assert!(!cell.get().is_up());
+        assert_eq!(
+            serde_json::to_value(cell.get()).unwrap(),
+            cell.get().as_str()
+        );
         cell.set(DependencyState::Up);
         assert_eq!(cell.get(), DependencyState::Up);
     }

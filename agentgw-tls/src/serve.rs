@@ -290,7 +290,7 @@ impl Server {
                 let served = match &server.acceptor {
                     None => {
                         server
-                            .connection(tcp, None, remote, service, stopping)
+                            .connection(tcp, None, Some(remote), service, stopping)
                             .await
                     }
                     Some(acceptor) => {
@@ -299,7 +299,7 @@ impl Server {
                             return;
                         };
                         server
-                            .connection(stream, identity, remote, service, stopping)
+                            .connection(stream, identity, Some(remote), service, stopping)
                             .await
                     }
                 };
@@ -337,38 +337,16 @@ impl Server {
     {
         // Never signalled: the sender stays alive for the whole connection.
         let (_stop, stopping) = watch::channel(false);
-        let remote = remote.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        self.connection_inner(io, identity, remote, false, service, stopping)
+        self.connection(io, identity, remote, service, stopping)
             .await
     }
 
+    /// One connection: `remote` (when known) goes into every request as [`ClientAddr`].
     async fn connection<IO, S, B>(
         &self,
         io: IO,
         identity: Option<PeerIdentity>,
-        remote: SocketAddr,
-        service: S,
-        stopping: watch::Receiver<bool>,
-    ) -> Result<(), BoxError>
-    where
-        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<BoxError>,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-    {
-        self.connection_inner(io, identity, remote, true, service, stopping)
-            .await
-    }
-
-    async fn connection_inner<IO, S, B>(
-        &self,
-        io: IO,
-        identity: Option<PeerIdentity>,
-        remote: SocketAddr,
-        with_remote: bool,
+        remote: Option<SocketAddr>,
         service: S,
         mut stopping: watch::Receiver<bool>,
     ) -> Result<(), BoxError>
@@ -388,7 +366,7 @@ impl Server {
         let activity = (timers.first_request.is_some() || timers.idle.is_some())
             .then(|| Arc::new(Activity::new()));
         let service = LimitedService {
-            inner: ConnectionInfoService::new(service, identity, with_remote.then_some(remote)),
+            inner: ConnectionInfoService::new(service, identity, remote),
             body_timeout: self.body_timeout,
             activity: activity.clone(),
         };
@@ -411,7 +389,7 @@ impl Server {
                 () = sleep_until_some(idle_deadline), if idle_deadline.is_some() => {
                     let Some(activity) = &activity else { continue };
                     if activity.is_expired(timers) {
-                        tracing::debug!(%remote, "closing an idle connection");
+                        tracing::debug!(?remote, "closing an idle connection");
                         conn.as_mut().graceful_shutdown();
                         closing = true;
                     }

@@ -510,10 +510,7 @@ fn health_endpoint(shared: &Shared, req: &Request<RequestBody>) -> Response<ResB
                             route.name,
                             dependency.kind,
                             dependency.target,
-                            serde_json::to_value(dependency.state)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default()
+                            dependency.state.as_str()
                         ));
                     }
                 }

@@ -80,6 +80,21 @@ impl Drop for Gateway {
     }
 }
 
+/// Collects the gateway's log lines as they come.
+fn capture_stderr(gw: &mut Gateway) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let stderr = gw.0.stderr.take().unwrap();
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut logs = sink.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    logs
+}
+
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -127,15 +142,7 @@ fn sighup_reloads_and_a_broken_file_keeps_the_running_config() {
         .spawn()
         .unwrap();
     let mut gw = Gateway(child);
-    let stderr = gw.0.stderr.take().unwrap();
-    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push_str(&line);
-            sink.lock().unwrap().push('\n');
-        }
-    });
+    let logs = capture_stderr(&mut gw);
     wait_until("readiness", || http_status(health, "/readyz") == Some(200));
     assert_eq!(http_status(port, "/one/x"), Some(502));
     assert_eq!(http_status(port, "/two/x"), Some(404));
@@ -242,16 +249,7 @@ fn out_of_file_descriptors_backs_off_logs_rarely_and_recovers() {
         .spawn()
         .unwrap();
     let mut gw = Gateway(child);
-    let stderr = gw.0.stderr.take().unwrap();
-    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = logs.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut logs = sink.lock().unwrap();
-            logs.push_str(&line);
-            logs.push('\n');
-        }
-    });
+    let logs = capture_stderr(&mut gw);
     wait_until("the listener", || http_status(port, "/a/x") == Some(502));
     assert!(
         logs.lock().unwrap().contains("open files limit"),
