@@ -14,9 +14,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -28,6 +31,8 @@ use crate::{DELAY_HEADER, MAX_BODY_BYTES, MAX_DELAY, SERVER_HEADER};
 pub(crate) const RECORDED_BODY_BYTES: usize = 64 * 1024;
 /// Requests kept by a [`MockServer`]; older ones are forgotten (the count stays exact).
 const RECORDED_REQUESTS: usize = 1024;
+/// HTTP/2 streams a mock allows at once on one connection.
+const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 65_536;
 /// How long [`MockServer::shutdown`] waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub(crate) const JSON: &str = "application/json";
@@ -215,23 +220,8 @@ impl MockServer {
         let router = router.layer(middleware::from_fn_with_state(intercept, intercept_request));
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let listener = listener.tap_io(|tcp| {
-            // Small streamed events must leave at once, not wait for Nagle.
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "mock server could not set TCP_NODELAY");
-            }
-        });
         let (shutdown, signal) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-                // A dropped sender means the MockServer is gone: stop as well.
-                let _ = signal.await;
-                on_stop();
-            });
-            if let Err(error) = server.await {
-                tracing::warn!(%error, "mock server stopped with an error");
-            }
-        });
+        let task = tokio::spawn(serve(listener, router, signal, on_stop));
         Ok(Self {
             addr,
             recorder,
@@ -285,6 +275,58 @@ impl Drop for MockServer {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) on `listener` until `signal` fires
+/// or its sender is dropped, then runs `on_stop` and waits for the connections in flight.
+///
+/// hyper-util's server rather than `axum::serve`, which has no HTTP/2 settings: the mock allows
+/// [`HTTP2_MAX_CONCURRENT_STREAMS`] streams per connection (hyper's default is 200), so a gateway
+/// that multiplexes thousands of long streams over one HTTP/2 connection is not held back by it.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    signal: oneshot::Receiver<()>,
+    on_stop: impl FnOnce() + Send + 'static,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(signal);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    // EMFILE and the like: wait rather than spin.
+                    tracing::debug!(%error, "mock server accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            // A dropped sender means the MockServer is gone: stop as well.
+            _ = &mut signal => break,
+        };
+        // Small streamed events must leave at once, not wait for Nagle.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "mock server could not set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(router.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "mock server connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    on_stop();
+    graceful.shutdown().await;
 }
 
 /// Reads the body whole, records the request, applies [`DELAY_HEADER`], then hands the request

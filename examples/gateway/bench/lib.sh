@@ -26,6 +26,8 @@ GATEWAY_BIN=${GATEWAY_BIN:-}
 GATEWAY_ARGS=${GATEWAY_ARGS:-}
 # Extra top-level YAML appended to every gateway config, e.g. GATEWAY_YAML=$'server:\n  headerReadTimeout: 5s'.
 GATEWAY_YAML=${GATEWAY_YAML:-}
+# 1: the gateway speaks HTTP/2 without TLS (h2c) to its upstream (`backend.http2: true`).
+UPSTREAM_HTTP2=${UPSTREAM_HTTP2:-0}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
 
 log() { printf '[%s] %s\n' "$BENCH_NAME" "$*" >&2; }
@@ -276,7 +278,11 @@ write_gateway_config() { # name port upstream_url [secure]
         echo "  - name: bench"
         echo "    pathPrefix: /"
         echo "    kind: llm"
-        echo "    backend: {url: \"$upstream\", timeout: 30s}"
+        if [[ $UPSTREAM_HTTP2 == 1 ]]; then
+            echo "    backend: {url: \"$upstream\", timeout: 30s, http2: true}"
+        else
+            echo "    backend: {url: \"$upstream\", timeout: 30s}"
+        fi
         [[ -n $secure ]] && secure_policies
     } >"$tmp/$name.yaml"
     "$gateway_bin" --check-config "$tmp/$name.yaml" >/dev/null || die "invalid $tmp/$name.yaml"

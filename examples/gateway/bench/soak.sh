@@ -32,6 +32,11 @@
 #   ROUNDS=1             rounds of STREAMS streams against the same gateway; RSS AFTER_WAIT after
 #                        each round tells a leak (growing) from memory kept for reuse (flat)
 #   SECURE=1             0: the route without policies (no JWT, CEL or guards)
+#   CLIENT_HTTP2=0       1: the client speaks HTTP/2 (h2c) to the gateway, STREAMS_PER_CONNECTION
+#                        streams multiplexed on each connection (200), instead of HTTP/1.1 with
+#                        one connection per stream
+#   UPSTREAM_HTTP2=0     1: the gateway speaks HTTP/2 (h2c) to the mock (`backend.http2: true`):
+#                        one upstream connection per worker carries all the streams
 #   PII=1                0: no personal data in the answers (nothing to mask)
 #   SKIP_BUILD=1         use the existing release binaries instead of building them
 #   GATEWAY_BIN=PATH     the agentgw binary to measure (nothing is built for it)
@@ -51,6 +56,8 @@ SECURE=${SECURE:-1}
 PII=${PII:-1}
 AFTER_WAIT=${AFTER_WAIT:-190s}
 ROUNDS=${ROUNDS:-1}
+CLIENT_HTTP2=${CLIENT_HTTP2:-0}
+STREAMS_PER_CONNECTION=${STREAMS_PER_CONNECTION:-200}
 
 BENCH_NAME=soak.sh
 # shellcheck source=lib.sh
@@ -75,10 +82,15 @@ warmup_s=$(seconds "$WARMUP")
 sample_s=$(seconds "$SAMPLE_EVERY")
 after_s=$(seconds "$AFTER_WAIT")
 
-# Each stream is a client socket and an upstream socket of the gateway (plus its listeners and
-# files: about 100), and one socket of the client and of the mock; they all inherit this limit.
-if ! raise_nofile $(( STREAMS * 2 + 128 )); then
-    die "the open-file limit is $REPLY and cannot be raised (no CAP_SYS_RESOURCE?): the gateway needs two descriptors per stream, so at most STREAMS=$(( (REPLY - 128) / 2 )) fit"
+# Over HTTP/1.1 each stream is a client socket and an upstream socket of the gateway (plus its
+# listeners and files: about 100), and one socket of the client and of the mock; they all inherit
+# this limit. Over HTTP/2 the streams share connections.
+client_conns=$STREAMS
+(( CLIENT_HTTP2 == 1 )) && client_conns=$(( (STREAMS + STREAMS_PER_CONNECTION - 1) / STREAMS_PER_CONNECTION ))
+upstream_conns=$STREAMS
+(( UPSTREAM_HTTP2 == 1 )) && upstream_conns=64
+if ! raise_nofile $(( client_conns + upstream_conns + 128 )); then
+    die "the open-file limit is $REPLY and cannot be raised (no CAP_SYS_RESOURCE?): the gateway needs a descriptor per client and per upstream connection ($client_conns + $upstream_conns)"
 fi
 read -r port_low port_high </proc/sys/net/ipv4/ip_local_port_range
 if (( STREAMS * 2 > port_high - port_low )); then
@@ -99,6 +111,8 @@ token_args=()
 [[ -n $secure ]] && token_args=(--token-file "$tmp/token")
 pii_args=()
 [[ $PII == 1 ]] || pii_args=(--no-pii)
+# The client's protocol rides along with the other per-run arguments.
+[[ $CLIENT_HTTP2 == 1 ]] && pii_args+=(--http2 --streams-per-connection "$STREAMS_PER_CONNECTION")
 # Without the response guard the personal data comes through as the mock sent it.
 [[ -n $secure ]] || pii_args+=(--unmasked)
 

@@ -24,7 +24,8 @@
 //! events/s=N`), a summary of the failures by kind with one example each, and a last
 //! machine-readable line `RESULT streams=N ok=N failed=N events=N masked=N leaked=N
 //! events_min=N events_max=N duration_min_s=N duration_max_s=N`. Exits non-zero when any stream
-//! failed. Raise the open-file limit (`ulimit -n`) above `--streams` first.
+//! failed. Raise the open-file limit (`ulimit -n`) above `--streams` first (over HTTP/1.1; with
+//! `--http2` the streams share connections, `--streams-per-connection` on each).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +73,14 @@ struct Args {
     /// The gateway does not mask responses: personal data passing through is not a failure.
     #[arg(long)]
     unmasked: bool,
+    /// Speak HTTP/2 without TLS (h2c, prior knowledge) to the gateway: the streams share
+    /// connections, `--streams-per-connection` on each, instead of one HTTP/1.1 connection each.
+    #[arg(long)]
+    http2: bool,
+    /// With `--http2`: streams multiplexed on one connection (keep it within the gateway's
+    /// `server.http2MaxConcurrentStreams`, 256 by default).
+    #[arg(long, default_value_t = 200, requires = "http2")]
+    streams_per_connection: usize,
 }
 
 /// The mock's personal data (`agentgw_test_support::PII_TEXT`), piece by piece: none of it may
@@ -379,14 +388,30 @@ async fn main() -> std::process::ExitCode {
         pii: !args.no_pii,
         check_masked: !args.no_pii && !args.unmasked,
     });
-    let client = match reqwest::Client::builder()
-        // One connection per stream; none is reused, so none is kept.
-        .pool_max_idle_per_host(0)
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .build()
+    // HTTP/1.1: one client, one connection per stream, none reused, so none kept. HTTP/2: one
+    // client per `--streams-per-connection` streams, each with its one connection.
+    let clients = if args.http2 {
+        args.streams
+            .div_ceil(args.streams_per_connection.max(1))
+            .max(1)
+    } else {
+        1
+    };
+    let clients = match (0..clients)
+        .map(|_| {
+            let builder = reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .connect_timeout(Duration::from_secs(10));
+            if args.http2 {
+                builder.http2_prior_knowledge()
+            } else {
+                builder.pool_max_idle_per_host(0)
+            }
+            .build()
+        })
+        .collect::<Result<Vec<_>, _>>()
     {
-        Ok(client) => client,
+        Ok(clients) => clients,
         Err(error) => {
             eprintln!("sse_soak: cannot build the HTTP client: {error}");
             return std::process::ExitCode::FAILURE;
@@ -426,7 +451,12 @@ async fn main() -> std::process::ExitCode {
     let mut tasks = tokio::task::JoinSet::new();
     let pause = args.ramp / u32::try_from(args.streams.max(1)).unwrap_or(u32::MAX);
     let mut next = tokio::time::Instant::now();
-    for _ in 0..args.streams {
+    for index in 0..args.streams {
+        let client = if args.http2 {
+            &clients[index / args.streams_per_connection.max(1)]
+        } else {
+            &clients[0]
+        };
         tasks.spawn(run_stream(
             client.clone(),
             args.clone(),

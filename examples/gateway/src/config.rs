@@ -149,6 +149,11 @@ pub struct Backend {
     /// TLS to the upstream (seed 000's `BackendConfigPolicy.tls`, with files).
     #[serde(default)]
     pub tls: Option<agentgw_tls::UpstreamTlsConfig>,
+    /// Speak HTTP/2 without TLS (h2c, prior knowledge) to an `http://` backend: every request
+    /// of a route and worker shares one connection instead of taking one each. `https://`
+    /// backends negotiate HTTP/2 through ALPN and refuse this field.
+    #[serde(default)]
+    pub http2: bool,
 }
 
 /// Policies of a route, or of every route. Each block follows the field names of the seed's
@@ -336,6 +341,12 @@ impl Config {
                     "must be greater than zero",
                 ));
             }
+            if route.backend.http2 && route.backend.url.starts_with("https://") {
+                errors.push(ConfigError::new(
+                    at("backend.http2"),
+                    "https:// backends negotiate HTTP/2 through ALPN; http2 is for http:// backends",
+                ));
+            }
         }
         let mut ports = Vec::new();
         ports.push(("listen", self.listen));
@@ -428,6 +439,19 @@ routes:
         let errors = Config::from_yaml(&text).unwrap_err();
         assert!(errors.has_path("routes[0].backend.colour"), "{errors}");
         assert!(errors.to_string().contains("colour"), "{errors}");
+    }
+
+    #[test]
+    fn http2_is_for_cleartext_backends() {
+        let config =
+            Config::from_yaml(&MINIMAL.replace("timeout: 30s", "timeout: 30s\n      http2: true"))
+                .unwrap();
+        assert!(config.routes[0].backend.http2);
+        let text = MINIMAL
+            .replace("timeout: 30s", "timeout: 30s\n      http2: true")
+            .replace("http://", "https://");
+        let errors = Config::from_yaml(&text).unwrap_err();
+        assert!(errors.has_path("routes[0].backend.http2"), "{errors}");
     }
 
     #[test]

@@ -13,7 +13,12 @@
 //! proxy: redirects are handed to the client rather than followed, nothing is decompressed, no
 //! proxy is read from the environment, and `https://` backends use the route's rustls
 //! configuration from [`agentgw_tls::client_config`] (custom CA, client certificate, ALPN `h2`
-//! and `http/1.1`, on the workspace's aws-lc-rs provider); `http://` backends get HTTP/1.1.
+//! and `http/1.1`, on the workspace's aws-lc-rs provider); `http://` backends get HTTP/1.1, or
+//! HTTP/2 with prior knowledge (h2c) when [`UpstreamOptions::http2`] is set. Over HTTP/2 the
+//! requests of a route and worker share one connection: a backend that allows fewer concurrent
+//! streams than there are requests in flight makes the rest wait for a free stream (HTTP/2's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS`; hyper's servers allow 200 by default), so turn it on for
+//! backends that allow as many streams as the route carries.
 //! Two things reqwest does to every request: it adds `accept: */*` when the request has no
 //! `accept`, and its URL type percent-encodes the few characters `http` accepts raw in a path but
 //! a URL path may not hold (`"`, `<`, `>`, `` ` ``, `{`, `}`); the upstream reads the same path.
@@ -58,6 +63,9 @@ pub struct UpstreamOptions {
     /// TLS settings for an `https://` backend (for example from [`agentgw_tls::client_config`]);
     /// required for `https://`, refused for `http://`.
     pub tls: Option<rustls::ClientConfig>,
+    /// HTTP/2 with prior knowledge (h2c) to an `http://` backend; refused for `https://`,
+    /// where ALPN chooses.
+    pub http2: bool,
     /// Per-core workers: each gets its own client and connections (0: one for every thread).
     pub workers: usize,
 }
@@ -111,6 +119,9 @@ impl Upstream {
         match (https, &options.tls) {
             (true, None) => return Err("an https:// backend needs TLS settings".to_owned()),
             (false, Some(_)) => return Err("TLS settings need an https:// backend".to_owned()),
+            (true, Some(_)) if options.http2 => {
+                return Err("https:// backends negotiate HTTP/2 through ALPN".to_owned());
+            }
             _ => {}
         }
         let clients = (0..=options.workers)
@@ -175,6 +186,7 @@ fn client(options: &UpstreamOptions) -> Result<reqwest::Client, String> {
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST);
     let builder = match &options.tls {
         Some(tls) => builder.tls_backend_preconfigured(tls.clone()),
+        None if options.http2 => builder.http2_prior_knowledge(),
         None => builder.http1_only(),
     };
     builder
@@ -316,6 +328,7 @@ mod tests {
             timeout,
             connect_timeout: Duration::from_millis(300),
             tls: None,
+            http2: false,
             workers: 0,
         }
     }
@@ -500,6 +513,22 @@ mod tests {
         let (url, options, _dir) = version_backend(false).await;
         let http = Upstream::new(&url, "/", &options).unwrap();
         assert_eq!(forward(&http, "/").await.2, "HTTP/1.1");
+    }
+
+    #[tokio::test]
+    async fn http_backends_get_h2c_when_asked() {
+        let (url, mut options, _dir) = version_backend(false).await;
+        options.http2 = true;
+        let h2c = Upstream::new(&url, "/", &options).unwrap();
+        assert_eq!(forward(&h2c, "/").await.2, "HTTP/2.0");
+        // Concurrent requests on the one connection.
+        let (a, b, c) = tokio::join!(forward(&h2c, "/"), forward(&h2c, "/"), forward(&h2c, "/"));
+        assert_eq!([a.2, b.2, c.2], ["HTTP/2.0"; 3]);
+
+        let (url, mut options, _dir) = version_backend(true).await;
+        options.http2 = true;
+        let error = Upstream::new(&url, "/", &options).err().unwrap();
+        assert!(error.contains("ALPN"), "{error}");
     }
 
     #[tokio::test]

@@ -277,6 +277,7 @@ fn build_route(
             connect_timeout: route.backend.connect_timeout,
             // On an http:// backend, a `tls` block is an error reported above.
             tls: tls.filter(|_| https),
+            http2: route.backend.http2,
             workers: options.workers,
         };
         let upstream = Upstream::new(&route.backend.url, &route.path_prefix, &upstream_options)
