@@ -25,6 +25,9 @@ const LLM_RULE: &str = r#"jwt.role == "user" && request.path.startsWith("/openai
 const MCP_RULE: &str =
     r#"mcp.tool.name in ["kubectl-get", "kubectl-describe", "list-pods"] && jwt.sub != """#;
 const HEADER_RULE: &str = r#"request.headers["x-llm"] in ["openai", "anthropic", "gemini"]"#;
+/// Business hours in Berlin on weekdays, until a contract ends: reads the clock once and looks
+/// up the zone's offset three times (the zone itself is resolved when the rule compiles).
+const TIME_RULE: &str = r#"request.time < timestamp("2100-01-01T00:00:00Z") && request.time.getDayOfWeek("Europe/Berlin") in [1, 2, 3, 4, 5] && request.time.getHours("Europe/Berlin") >= 9 && request.time.getHours("Europe/Berlin") < 17"#;
 
 fn claims() -> JwtClaims {
     JwtClaims::from_value(json!({
@@ -153,6 +156,22 @@ fn rules(c: &mut Criterion) {
             b.iter(|| black_box(program.execute(black_box(&ctx)).unwrap()))
         });
     }
+    // Ours only: the interpreter's side would need the clock converted into its context.
+    let time_rule = Expression::compile(TIME_RULE).unwrap();
+    let req = llm_request();
+    assert!(
+        time_rule
+            .evaluate(&Attributes::new(&req))
+            .unwrap()
+            .as_bool()
+            .is_some()
+    );
+    group.bench_function("agentgw/business_hours_and_expiry", |b| {
+        b.iter(|| {
+            let attrs = Attributes::new(black_box(&req));
+            black_box(time_rule.evaluate(&attrs).unwrap().as_bool())
+        })
+    });
     group.finish();
 
     // A whole decision: the seed's JWT policy (two matchExpressions, the second one matching).

@@ -1,7 +1,8 @@
 //! CEL policy tower layer: expressions compiled once, evaluated against lazy request attributes.
 //!
 //! [`CelPolicyLayer`] decides every request with the rules of a [`CelPolicy`]: CEL expressions
-//! over the request (`request.*`, `jwt.*`, `apiKey.*`, `source.*`, `mcp.*`), written in the
+//! over the request (`request.*`, `request.time`, `jwt.*`, `apiKey.*`, `source.*`, `mcp.*`;
+//! timestamps, durations and time zones for business-hours and expiry rules), written in the
 //! shape of the seed's `rbac: {policy: {matchExpressions: [...]}}` block plus explicit `allow`,
 //! `deny` and `require` lists ([`RbacConfig`]). A denied request never reaches the inner
 //! service; it gets the answer its client understands, rendered by

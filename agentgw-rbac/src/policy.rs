@@ -22,7 +22,7 @@ use http::StatusCode;
 
 use crate::config::{RbacConfig, RuleConfig};
 use crate::error::Error;
-use crate::expr::{CompileError, CompileOptions, EvalError, Expression, Type, Value};
+use crate::expr::{CompileError, CompileOptions, EvalError, Expression, Timestamp, Type, Value};
 
 /// The layer name in rejections and metrics.
 pub const LAYER: &str = "rbac";
@@ -40,6 +40,7 @@ pub struct CelPolicy {
     allow: Vec<Rule>,
     reads_body: bool,
     reads_mcp: bool,
+    reads_time: bool,
 }
 
 struct Rule {
@@ -153,26 +154,40 @@ impl CelPolicy {
         let all = || deny.iter().chain(&require).chain(&allow);
         let reads_body = all().any(|r| r.expression.reads_body());
         let reads_mcp = all().any(|r| r.expression.reads_mcp());
+        let reads_time = all().any(|r| r.expression.reads_time());
         Ok(CelPolicy {
             deny,
             require,
             allow,
             reads_body,
             reads_mcp,
+            reads_time,
         })
     }
 
-    /// Decides a request. See the [module docs](self).
+    /// Decides a request. See the [module docs](self). When some rule reads `request.time`,
+    /// the clock is read once and every rule sees the same instant; otherwise it is not read.
     pub fn evaluate(&self, attrs: &Attributes<'_>) -> Decision<'_> {
+        self.decide(attrs, self.reads_time.then(Timestamp::now))
+    }
+
+    /// Decides a request as if at `now` (`request.time`): for tests of business-hours and
+    /// expiry rules.
+    pub fn evaluate_at(&self, attrs: &Attributes<'_>, now: Timestamp) -> Decision<'_> {
+        self.decide(attrs, Some(now))
+    }
+
+    fn decide(&self, attrs: &Attributes<'_>, now: Option<Timestamp>) -> Decision<'_> {
+        let evaluate = |rule: &Rule| rule.outcome(rule.expression.evaluate_with(attrs, now));
         for rule in &self.deny {
-            match rule.outcome(rule.expression.evaluate(attrs)) {
+            match evaluate(rule) {
                 Outcome::True => return deny(rule, DenyCause::DenyRuleMatched),
                 Outcome::False => {}
                 Outcome::Failed | Outcome::Unknown => return deny(rule, DenyCause::DenyRuleFailed),
             }
         }
         for rule in &self.require {
-            match rule.outcome(rule.expression.evaluate(attrs)) {
+            match evaluate(rule) {
                 Outcome::True => {}
                 Outcome::False => return deny(rule, DenyCause::RequirementNotMet),
                 Outcome::Failed | Outcome::Unknown => {
@@ -184,7 +199,7 @@ impl CelPolicy {
             return Decision::Allow;
         }
         for rule in &self.allow {
-            if let Outcome::True = rule.outcome(rule.expression.evaluate(attrs)) {
+            if let Outcome::True = evaluate(rule) {
                 return Decision::Allow;
             }
         }
@@ -199,7 +214,8 @@ impl CelPolicy {
     /// are unknown. The tool is hidden only when the policy denies it whatever the arguments;
     /// a rule that depends on them is decided when the call comes.
     pub fn tool_visible(&self, attrs: &Attributes<'_>, tool: &str) -> bool {
-        let outcome = |rule: &Rule| match rule.expression.evaluate_listing(attrs, tool) {
+        let now = self.reads_time.then(Timestamp::now);
+        let outcome = |rule: &Rule| match rule.expression.evaluate_listing(attrs, tool, now) {
             Ok(Value::Bool(true)) => Outcome::True,
             Ok(Value::Bool(false)) => Outcome::False,
             Err(e) if e.is_unknown() => Outcome::Unknown,
@@ -235,6 +251,11 @@ impl CelPolicy {
         self.reads_mcp
     }
 
+    /// Whether some rule reads `request.time`: only then does deciding read the clock.
+    pub fn reads_time(&self) -> bool {
+        self.reads_time
+    }
+
     /// The number of rules.
     pub fn len(&self) -> usize {
         self.deny.len() + self.require.len() + self.allow.len()
@@ -254,6 +275,7 @@ impl fmt::Debug for CelPolicy {
             .field("require", &names(&self.require))
             .field("allow", &names(&self.allow))
             .field("reads_body", &self.reads_body)
+            .field("reads_time", &self.reads_time)
             .finish()
     }
 }
@@ -516,6 +538,85 @@ policy:
             "{err}"
         );
         CelPolicy::compile(&config, &CompileOptions::new().route(RouteKind::Mcp)).unwrap();
+    }
+
+    const BUSINESS_HOURS: &str = r#"
+policy:
+  deny:
+    - name: contract-expired
+      expression: 'request.time >= timestamp("2030-01-01T00:00:00Z")'
+  require:
+    - name: business-hours
+      expression: >-
+        request.time.getDayOfWeek("Europe/Berlin") in [1, 2, 3, 4, 5] &&
+        request.time.getHours("Europe/Berlin") >= 9 &&
+        request.time.getHours("Europe/Berlin") < 17
+"#;
+
+    #[test]
+    fn business_hours_and_expiry() {
+        let hours = policy(BUSINESS_HOURS);
+        assert!(hours.reads_time());
+        assert!(!hours.reads_body());
+        let req = req(None, None);
+        let at = |time: &str| hours.evaluate_at(&Attributes::new(&req), time.parse().unwrap());
+        // Wednesday 10:00 in Berlin (UTC+1 in winter).
+        assert!(at("2025-01-15T09:00:00Z").is_allowed());
+        // Wednesday 17:00 in Berlin.
+        assert_eq!(
+            at("2025-01-15T16:00:00Z"),
+            Decision::Deny(Denial {
+                rule: "business-hours",
+                cause: DenyCause::RequirementNotMet
+            })
+        );
+        // Saturday 10:00.
+        assert!(!at("2025-01-18T09:00:00Z").is_allowed());
+        // Summer time: 07:00 UTC is 09:00 in Berlin.
+        assert!(at("2025-07-16T07:00:00Z").is_allowed());
+        // After the contract ends, even in business hours.
+        assert_eq!(
+            at("2030-01-02T09:00:00Z"),
+            Decision::Deny(Denial {
+                rule: "contract-expired",
+                cause: DenyCause::DenyRuleMatched
+            })
+        );
+        // The clock of the system, when no instant is given: before 2030, a decision either
+        // way, never a failing rule.
+        match hours.evaluate(&Attributes::new(&req)) {
+            Decision::Allow => {}
+            Decision::Deny(denial) => assert_eq!(denial.rule, "business-hours"),
+        }
+        assert!(!policy(SEED_JWT).reads_time());
+    }
+
+    #[test]
+    fn time_rules_are_checked_when_the_policy_loads() {
+        let err = load_error(r#"policy: {allow: ['request.time.getHours("Europe/Berlln") > 8']}"#);
+        assert_eq!(err.path(), "policy.allow[0]");
+        assert!(
+            err.to_string()
+                .contains(r#"time zone "Europe/Berlln": unknown time zone"#),
+            "{err}"
+        );
+        let err = load_error(r#"policy: {allow: ['request.time < "2030-01-01"']}"#);
+        assert!(
+            matches!(err, Error::Compile { .. } | Error::AlwaysFails { .. }),
+            "{err}"
+        );
+        let err = load_error(r#"policy: {deny: ['request.time']}"#);
+        assert!(
+            err.to_string()
+                .contains("produces google.protobuf.Timestamp"),
+            "{err}"
+        );
+        let err =
+            load_error(r#"policy: {deny: ['request.time > timestamp("2030-13-01T00:00:00Z")']}"#);
+        assert!(
+            err.to_string().contains("invalid RFC 3339 timestamp"),
+            "{err}"
+        );
     }
 
     fn list_request(role: &str) -> http::Request<()> {

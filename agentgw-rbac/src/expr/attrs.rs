@@ -7,6 +7,7 @@
 //! | `request.headers` | map of lower-case header name to value (repeated headers joined with `", "`) |
 //! | `request.queryParams` | map of query parameter to its first value, percent-decoded |
 //! | `request.body` | the JSON body (absent when the body is not JSON) |
+//! | `request.time` | the time the request is decided, a `google.protobuf.Timestamp` (the clock is read only when a rule uses it) |
 //! | `jwt` | map of verified JWT claims (empty without a JWT) |
 //! | `apiKey` | map of the API key's metadata, with `name` (empty without a key) |
 //! | `source.ip`, `source.port` | the client's address (absent when unknown) |
@@ -22,6 +23,7 @@ use std::net::SocketAddr;
 use agentgw_core::Attributes;
 
 use super::error::EvalError;
+use super::time::Timestamp;
 use super::value::{Map, Str, Type, Value};
 
 /// A request attribute, or an object grouping some.
@@ -35,6 +37,7 @@ pub(crate) enum Attr {
     RequestQueryParams,
     RequestHeaders,
     RequestBody,
+    RequestTime,
     Jwt,
     ApiKey,
     Source,
@@ -74,6 +77,7 @@ impl Attr {
                 ("queryParams", Attr::RequestQueryParams),
                 ("headers", Attr::RequestHeaders),
                 ("body", Attr::RequestBody),
+                ("time", Attr::RequestTime),
             ],
             Attr::Source => &[
                 ("ip", Attr::SourceIp),
@@ -112,6 +116,7 @@ impl Attr {
             Attr::RequestQueryParams => "request.queryParams",
             Attr::RequestHeaders => "request.headers",
             Attr::RequestBody => "request.body",
+            Attr::RequestTime => "request.time",
             Attr::Jwt => "jwt",
             Attr::ApiKey => "apiKey",
             Attr::Source => "source",
@@ -139,6 +144,7 @@ impl Attr {
             | Attr::McpToolName
             | Attr::McpToolTarget => Type::String,
             Attr::SourcePort => Type::Int,
+            Attr::RequestTime => Type::Timestamp,
             Attr::RequestBody => return None,
             _ => Type::Map,
         })
@@ -161,6 +167,7 @@ impl Attr {
         let bit = match self {
             Attr::Request => AttrSet::ALL_REQUEST,
             Attr::RequestBody => AttrSet::BODY,
+            Attr::RequestTime => AttrSet::TIME,
             Attr::Mcp | Attr::McpMethod => AttrSet::MCP,
             Attr::McpTool | Attr::McpToolName | Attr::McpToolTarget | Attr::McpToolArguments => {
                 AttrSet::TOOL
@@ -182,6 +189,7 @@ impl Attr {
             Attr::RequestQuery => string(attrs.query().unwrap_or("")),
             Attr::RequestQueryParams => query_params(attrs)?,
             Attr::RequestHeaders => Value::Map(Map::from_headers(attrs.headers())),
+            Attr::RequestTime => Value::Timestamp(vars.now.unwrap_or_else(Timestamp::now)),
             Attr::RequestBody => {
                 if vars.listing.is_some() {
                     return Err(EvalError::Unknown("request.body"));
@@ -314,7 +322,8 @@ impl AttrSet {
     const MCP: u8 = 2;
     const TOOL: u8 = 4;
     const OTHER: u8 = 8;
-    const ALL_REQUEST: u8 = Self::BODY | Self::OTHER;
+    const TIME: u8 = 16;
+    const ALL_REQUEST: u8 = Self::BODY | Self::OTHER | Self::TIME;
 
     pub(crate) fn union(self, other: AttrSet) -> AttrSet {
         AttrSet(self.0 | other.0)
@@ -329,6 +338,11 @@ impl AttrSet {
     pub(crate) fn reads_mcp(self) -> bool {
         self.0 & (Self::MCP | Self::TOOL) != 0
     }
+
+    /// Whether the expression reads `request.time` (the clock is read only then).
+    pub(crate) fn reads_time(self) -> bool {
+        self.0 & Self::TIME != 0
+    }
 }
 
 /// What the request environment evaluates against.
@@ -338,4 +352,7 @@ pub(crate) struct RequestVars<'a> {
     /// When deciding whether a listed tool is callable: the tool's name. The call's
     /// arguments and body are then unknown.
     pub(crate) listing: Option<&'a str>,
+    /// `request.time`: set when the expression reads it, so that the clock is read once per
+    /// decision and only by policies that use it (read on demand otherwise).
+    pub(crate) now: Option<Timestamp>,
 }

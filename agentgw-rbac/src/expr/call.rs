@@ -8,23 +8,12 @@ use super::attrs::Attr;
 use super::compile::{Compiled, Compiler, Comprehension2, func};
 use super::error::{CompileError, EvalError};
 use super::ops::{self, StringTest};
+use super::time::{TimeField, TimeZone};
 use super::value::{Type, Value};
 
 /// Functions of the CEL standard library and its common extensions that we do not support:
 /// calling one is an "unsupported" compile error rather than an "unknown function".
 const UNSUPPORTED: &[&str] = &[
-    "timestamp",
-    "duration",
-    "getFullYear",
-    "getMonth",
-    "getDayOfYear",
-    "getDayOfMonth",
-    "getDate",
-    "getDayOfWeek",
-    "getHours",
-    "getMinutes",
-    "getSeconds",
-    "getMilliseconds",
     "transformList",
     "transformMap",
     "transformMapEntry",
@@ -96,6 +85,45 @@ const SUPPORTED: &[(&str, &str)] = &[
     ("lowerAscii", "s.lowerAscii()"),
     ("upperAscii", "s.upperAscii()"),
     ("cidr", "cidr('10.0.0.0/8').containsIP(ip)"),
+    (
+        "timestamp",
+        "timestamp('2030-01-01T00:00:00Z') or timestamp(seconds)",
+    ),
+    ("duration", "duration('1h30m')"),
+    (
+        "getFullYear",
+        "t.getFullYear() or t.getFullYear('Europe/Berlin')",
+    ),
+    ("getMonth", "t.getMonth() or t.getMonth('Europe/Berlin')"),
+    (
+        "getDayOfYear",
+        "t.getDayOfYear() or t.getDayOfYear('Europe/Berlin')",
+    ),
+    (
+        "getDayOfMonth",
+        "t.getDayOfMonth() or t.getDayOfMonth('Europe/Berlin')",
+    ),
+    ("getDate", "t.getDate() or t.getDate('Europe/Berlin')"),
+    (
+        "getDayOfWeek",
+        "t.getDayOfWeek() or t.getDayOfWeek('Europe/Berlin')",
+    ),
+    (
+        "getHours",
+        "t.getHours(), t.getHours('Europe/Berlin') or d.getHours()",
+    ),
+    (
+        "getMinutes",
+        "t.getMinutes(), t.getMinutes('+05:30') or d.getMinutes()",
+    ),
+    (
+        "getSeconds",
+        "t.getSeconds(), t.getSeconds('UTC') or d.getSeconds()",
+    ),
+    (
+        "getMilliseconds",
+        "t.getMilliseconds(), t.getMilliseconds('UTC') or d.getMilliseconds()",
+    ),
     ("containsIP", "cidr('10.0.0.0/8').containsIP(ip)"),
 ];
 
@@ -122,6 +150,44 @@ pub(crate) fn compile_call(
                 Some(Type::Int),
                 &[d],
             ))
+        }
+        ("timestamp" | "duration", false, 1) => {
+            let x = c.arg(&args[0])?;
+            let d = deps(&x);
+            // A literal is converted when the policy loads: a malformed or out-of-range one
+            // is a load-time error, like an invalid `matches()` pattern.
+            if let Some(literal) = &x.constant {
+                let converted = if function == "timestamp" {
+                    ops::to_timestamp(literal)
+                } else {
+                    ops::to_duration(literal)
+                };
+                return match converted {
+                    Ok(value) => Ok(Compiled::constant(value)),
+                    Err(e) => Err(CompileError::InvalidCall {
+                        function: function.to_owned(),
+                        position: args[0].pos,
+                        message: e.to_string(),
+                    }),
+                };
+            }
+            Ok(if function == "timestamp" {
+                node(
+                    func(move |f| ops::to_timestamp(&x.eval(f)?)),
+                    Some(Type::Timestamp),
+                    &[d],
+                )
+            } else {
+                node(
+                    func(move |f| ops::to_duration(&x.eval(f)?)),
+                    Some(Type::Duration),
+                    &[d],
+                )
+            })
+        }
+        (name, true, 0 | 1) if TimeField::from_name(name).is_some() => {
+            let field = TimeField::from_name(name).unwrap_or(TimeField::Hours);
+            time_accessor(c, field, subject(), args.first(), pos)
         }
         ("int" | "uint" | "double" | "string" | "bool" | "bytes" | "dyn" | "type", false, 1) => {
             let x = c.arg(&args[0])?;
@@ -313,6 +379,106 @@ fn node(
         .iter()
         .fold(super::compile::Deps::default(), |a, b| a.join(*b));
     Compiled::new(eval, ty, d)
+}
+
+/// `t.getHours()`, `t.getHours('Europe/Berlin')`, `d.getHours()` and the other accessors.
+/// A time zone written as a literal is looked up once, when the policy loads; an unknown one
+/// is a load-time error.
+fn time_accessor(
+    c: &mut Compiler<'_>,
+    field: TimeField,
+    target: &Node,
+    zone: Option<&Node>,
+    pos: Position,
+) -> Result<Compiled, CompileError> {
+    let function = field.name();
+    let invalid = |position: Position, message: String| CompileError::InvalidCall {
+        function: function.to_owned(),
+        position,
+        message,
+    };
+    let target = c.arg(target)?;
+    match target.ty {
+        Some(Type::Timestamp) | None => {}
+        Some(Type::Duration) if field.on_durations() && zone.is_none() => {}
+        Some(Type::Duration) if field.on_durations() => {
+            return Err(invalid(
+                pos,
+                "a duration has no time zone: call it without one".to_owned(),
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(
+                pos,
+                format!(
+                    "it applies to a timestamp{}, not to {other}",
+                    if field.on_durations() {
+                        " or a duration"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    let no_overload = move |value: &Value<'_>, zone: Option<Type>| match zone {
+        Some(zone) => EvalError::no_overload(function, &[value.type_of(), zone]),
+        None => EvalError::no_overload(function, &[value.type_of()]),
+    };
+    let Some(zone) = zone else {
+        let d = deps(&target);
+        return Ok(node(
+            func(move |f| match target.eval(f)? {
+                Value::Timestamp(t) => Ok(Value::Int(t.field(field, &TimeZone::Utc))),
+                Value::Duration(d) => d
+                    .field(field)
+                    .map(Value::Int)
+                    .ok_or_else(|| no_overload(&Value::Duration(d), None)),
+                other => Err(no_overload(&other, None)),
+            }),
+            Some(Type::Int),
+            &[d],
+        ));
+    };
+    let zone_pos = zone.pos;
+    let zone = c.arg(zone)?;
+    let ds = [deps(&target), deps(&zone)];
+    match zone.constant.clone() {
+        Some(Value::String(name)) => {
+            let tz = TimeZone::parse(&name)
+                .map_err(|e| invalid(zone_pos, format!("time zone {:?}: {e}", name.as_str())))?;
+            Ok(node(
+                func(move |f| match target.eval(f)? {
+                    Value::Timestamp(t) => Ok(Value::Int(t.field(field, &tz))),
+                    other => Err(no_overload(&other, Some(Type::String))),
+                }),
+                Some(Type::Int),
+                &ds,
+            ))
+        }
+        Some(other) => Err(invalid(
+            zone_pos,
+            format!(
+                "the time zone must be a string such as 'Europe/Berlin' or '+01:00', not {}",
+                other.type_of()
+            ),
+        )),
+        None => Ok(node(
+            func(move |f| {
+                let t = target.eval(f)?;
+                let z = zone.eval(f)?;
+                match (&t, &z) {
+                    (Value::Timestamp(t), Value::String(name)) => {
+                        let tz = TimeZone::parse(name).map_err(|e| EvalError::time(function, e))?;
+                        Ok(Value::Int(t.field(field, &tz)))
+                    }
+                    _ => Err(no_overload(&t, Some(z.type_of()))),
+                }
+            }),
+            Some(Type::Int),
+            &ds,
+        )),
+    }
 }
 
 /// `cidr('10.0.0.0/8').containsIP(ip)`, the CIDR parsed when the policy loads.

@@ -3,8 +3,10 @@
 //!
 //! The generator covers the subset both implement the same way: literals of every scalar
 //! type, lists and maps, arithmetic, comparisons, logic with error absorption, the
-//! conditional, `in`, indexing, `size`, the string tests, `matches` with a literal pattern and
-//! the macros. Where the oracle departs from the CEL specification the generator avoids the
+//! conditional, `in`, indexing, `size`, the string tests, `matches` with a literal pattern,
+//! the macros, and timestamps and durations (literals, a bound timestamp and duration,
+//! arithmetic, comparisons, `string()`, `int()` and every accessor, with and without a time
+//! zone). Where the oracle departs from the CEL specification the generator avoids the
 //! construct, and [`oracle_deviates`] documents each case.
 
 use std::collections::HashMap;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 
 use super::Expression;
+use super::time::{Duration, TimeField, Timestamp};
 use super::value::{List, Map, Str, Value};
 
 /// A generated expression, printed as CEL source.
@@ -24,6 +27,8 @@ enum Gen {
     Cond(Box<Gen>, Box<Gen>, Box<Gen>),
     Call(&'static str, Box<Gen>),
     Method(&'static str, Box<Gen>, Box<Gen>),
+    /// `target.method()`.
+    Method0(&'static str, Box<Gen>),
     Index(Box<Gen>, Box<Gen>),
     List(Vec<Gen>),
     Macro(&'static str, Box<Gen>, Box<Gen>),
@@ -38,6 +43,7 @@ impl Gen {
             Gen::Cond(c, t, e) => format!("({} ? {} : {})", c.source(), t.source(), e.source()),
             Gen::Call(f, e) => format!("{f}({})", e.source()),
             Gen::Method(m, t, a) => format!("{}.{m}({})", t.source(), a.source()),
+            Gen::Method0(m, t) => format!("{}.{m}()", t.source()),
             Gen::Index(c, k) => format!("{}[{}]", c.source(), k.source()),
             Gen::List(items) => {
                 let items: Vec<_> = items.iter().map(Gen::source).collect();
@@ -48,7 +54,7 @@ impl Gen {
     }
 }
 
-const VARIABLES: [&str; 9] = ["x", "y", "u", "d", "s", "t", "b", "l", "m"];
+const VARIABLES: [&str; 11] = ["x", "y", "u", "d", "s", "t", "b", "l", "m", "n", "w"];
 
 fn leaf(options: Vec<&'static str>) -> BoxedStrategy<Gen> {
     prop::sample::select(options)
@@ -95,6 +101,89 @@ fn int_e(depth: u32, v: bool) -> BoxedStrategy<Gen> {
         1 => (list_e(d, v), int_e(d, v)).prop_map(|(l, i)| Gen::Index(bx(l), bx(i))),
         1 => uint_e(d, v).prop_map(|e| Gen::Call("int", bx(e))),
         1 => leaf(vec!["'a'", "'ab'", "'b'", "'z'"]).prop_map(|k| Gen::Index(bx(Gen::Leaf("m".into())), bx(k))),
+        1 => (timestamp_accessor(), timestamp_e(d)).prop_map(|(a, t)| Gen::Method0(a, bx(t))),
+        1 => (timestamp_accessor(), timestamp_e(d), time_zone())
+            .prop_map(|(a, t, z)| Gen::Method(a, bx(t), bx(z))),
+        1 => (duration_accessor(), duration_e(d)).prop_map(|(a, t)| Gen::Method0(a, bx(t))),
+        1 => timestamp_e(d).prop_map(|t| Gen::Call("int", bx(t))),
+    ]
+    .boxed()
+}
+
+fn timestamp_accessor() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(TimeField::ALL.iter().map(|f| f.name()).collect::<Vec<_>>())
+}
+
+fn duration_accessor() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(
+        TimeField::ALL
+            .iter()
+            .filter(|f| f.on_durations())
+            .map(|f| f.name())
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn time_zone() -> BoxedStrategy<Gen> {
+    leaf(vec![
+        "'UTC'",
+        "'Europe/Berlin'",
+        "'America/St_Johns'",
+        "'Asia/Kathmandu'",
+        "'Australia/Sydney'",
+        "'US/Central'",
+        "'+05:30'",
+        "'-02:30'",
+        "'02:00'",
+    ])
+}
+
+// Literals in UTC only: the oracle reads the calendar of a timestamp in the offset it was
+// written with, CEL in UTC. Times stay within 1900-2100 so that no side reaches a range limit
+// the other checks differently.
+fn timestamp_e(depth: u32) -> BoxedStrategy<Gen> {
+    let leaves = leaf(vec![
+        "n",
+        "n",
+        "timestamp(0)",
+        "timestamp(1234567890)",
+        "timestamp('2009-02-13T23:31:30Z')",
+        "timestamp('2024-02-29T23:59:59.999Z')",
+        "timestamp('2025-03-30T01:00:00Z')",
+    ]);
+    if depth == 0 {
+        return leaves;
+    }
+    let d = depth - 1;
+    prop_oneof![
+        3 => leaves,
+        1 => (timestamp_e(d), duration_e(d)).prop_map(|(t, w)| Gen::Binary("+", bx(t), bx(w))),
+        1 => (duration_e(d), timestamp_e(d)).prop_map(|(w, t)| Gen::Binary("+", bx(w), bx(t))),
+        1 => (timestamp_e(d), duration_e(d)).prop_map(|(t, w)| Gen::Binary("-", bx(t), bx(w))),
+    ]
+    .boxed()
+}
+
+fn duration_e(depth: u32) -> BoxedStrategy<Gen> {
+    let leaves = leaf(vec![
+        "w",
+        "w",
+        "duration('0')",
+        "duration('1h30m')",
+        "duration('-1.5s')",
+        "duration('100ms')",
+        "duration('1ns')",
+        "duration('36h')",
+    ]);
+    if depth == 0 {
+        return leaves;
+    }
+    let d = depth - 1;
+    prop_oneof![
+        3 => leaves,
+        1 => (prop::sample::select(vec!["+", "-"]), duration_e(d), duration_e(d))
+            .prop_map(|(op, l, r)| Gen::Binary(op, bx(l), bx(r))),
+        1 => (timestamp_e(d), timestamp_e(d)).prop_map(|(l, r)| Gen::Binary("-", bx(l), bx(r))),
     ]
     .boxed()
 }
@@ -139,6 +228,8 @@ fn string_e(depth: u32, v: bool) -> BoxedStrategy<Gen> {
         2 => (string_e(d, v), string_e(d, v)).prop_map(|(l, r)| Gen::Binary("+", bx(l), bx(r))),
         1 => (bool_e(d, v), string_e(d, v), string_e(d, v)).prop_map(|(c, t, e)| Gen::Cond(bx(c), bx(t), bx(e))),
         1 => int_e(d, v).prop_map(|e| Gen::Call("string", bx(e))),
+        1 => timestamp_e(d).prop_map(|e| Gen::Call("string", bx(e))),
+        1 => duration_e(d).prop_map(|e| Gen::Call("string", bx(e))),
     ]
     .boxed()
 }
@@ -192,6 +283,10 @@ fn bool_e(depth: u32, v: bool) -> BoxedStrategy<Gen> {
             .prop_map(|(t, p)| Gen::Method("matches", bx(t), bx(p))),
         2 => (prop::sample::select(vec!["all", "exists", "exists_one"]), list_e(d, v), bool_e(d, true))
             .prop_map(|(m, r, p)| Gen::Macro(m, bx(r), bx(p))),
+        1 => (cmp(), timestamp_e(d), timestamp_e(d)).prop_map(|(op, l, r)| Gen::Binary(op, bx(l), bx(r))),
+        1 => (cmp(), duration_e(d), duration_e(d)).prop_map(|(op, l, r)| Gen::Binary(op, bx(l), bx(r))),
+        1 => (prop::sample::select(vec!["==", "!="]), timestamp_e(d), duration_e(d))
+            .prop_map(|(op, l, r)| Gen::Binary(op, bx(l), bx(r))),
     ]
     .boxed()
 }
@@ -205,6 +300,8 @@ fn expr() -> BoxedStrategy<Gen> {
         1 => double_e(2),
         1 => string_e(2, false),
         1 => list_e(2, false),
+        1 => timestamp_e(2),
+        1 => duration_e(2),
     ]
     .boxed()
 }
@@ -222,6 +319,10 @@ struct Bindings {
     b: bool,
     l: Vec<i64>,
     m: Vec<(String, i64)>,
+    /// `n`: a timestamp between 1900 and 2100, as seconds and nanoseconds.
+    n: (i64, u32),
+    /// `w`: a duration of up to ten days either way, in nanoseconds.
+    w: i64,
 }
 
 fn bindings() -> impl Strategy<Value = Bindings> {
@@ -237,8 +338,16 @@ fn bindings() -> impl Strategy<Value = Bindings> {
         any::<bool>(),
         prop::collection::vec(-2i64..3, 0..4),
         prop::collection::btree_map(small_string, -2i64..3, 0..3),
+        (
+            -2_208_988_800i64..4_102_444_800,
+            prop_oneof![Just(0u32), 0u32..1_000_000_000],
+        ),
+        prop_oneof![
+            (-864_000i64..864_000).prop_map(|s| s * 1_000_000_000),
+            -864_000_000_000_000i64..864_000_000_000_000,
+        ],
     )
-        .prop_map(|(x, y, u, d, s, t, b, l, m)| Bindings {
+        .prop_map(|(x, y, u, d, s, t, b, l, m, n, w)| Bindings {
             x,
             y,
             u,
@@ -248,6 +357,8 @@ fn bindings() -> impl Strategy<Value = Bindings> {
             b,
             l,
             m: m.into_iter().collect(),
+            n,
+            w,
         })
 }
 
@@ -274,6 +385,8 @@ impl Bindings {
                 )
                 .expect("distinct keys"),
             ),
+            Value::Timestamp(Timestamp::from_unix(self.n.0, self.n.1).expect("in range")),
+            Value::Duration(Duration::from_nanos(self.w)),
         ]
     }
 
@@ -289,6 +402,12 @@ impl Bindings {
         ctx.add_variable_from_value("l", self.l.clone());
         let map: HashMap<String, i64> = self.m.iter().cloned().collect();
         ctx.add_variable_from_value("m", map);
+        let n = chrono::DateTime::from_timestamp(self.n.0, self.n.1).expect("in range");
+        ctx.add_variable_from_value("n", cel::Value::Timestamp(n.fixed_offset()));
+        ctx.add_variable_from_value(
+            "w",
+            cel::Value::Duration(chrono::Duration::nanoseconds(self.w)),
+        );
         ctx
     }
 }
@@ -302,6 +421,10 @@ fn same(ours: &Value<'_>, oracle: &cel::Value) -> bool {
         (Value::Uint(a), cel::Value::UInt(b)) => a == b,
         (Value::Double(a), cel::Value::Float(b)) => a == b || (a.is_nan() && b.is_nan()),
         (Value::String(a), cel::Value::String(b)) => a.as_str() == b.as_str(),
+        (Value::Timestamp(a), cel::Value::Timestamp(b)) => {
+            a.unix_seconds() == b.timestamp() && a.subsec_nanos() == b.timestamp_subsec_nanos()
+        }
+        (Value::Duration(a), cel::Value::Duration(b)) => Some(a.as_nanos()) == b.num_nanoseconds(),
         (Value::List(a), cel::Value::List(b)) => {
             a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| same(&x, y))
         }
@@ -384,12 +507,20 @@ fn generator_mostly_produces_values() {
     use proptest::test_runner::TestRunner;
 
     let mut runner = TestRunner::deterministic();
-    let (mut values, mut total) = (0, 0);
+    let (mut values, mut total, mut timed) = (0, 0, 0);
     for _ in 0..150 {
         let e = expr().new_tree(&mut runner).unwrap().current();
         let b = bindings().new_tree(&mut runner).unwrap().current();
         let source = e.source();
         total += 1;
+        if source.contains("timestamp(")
+            || source.contains("duration(")
+            || source
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|word| word == "n" || word == "w")
+        {
+            timed += 1;
+        }
         if let Ok(compiled) = Expression::compile_declared(&source, &VARIABLES) {
             let bound = b.ours();
             if compiled.evaluate_bindings(&bound).is_ok() {
@@ -398,7 +529,13 @@ fn generator_mostly_produces_values() {
         }
         check(&source, &b).unwrap_or_else(|e| panic!("{e}"));
     }
-    println!("{values} of {total} generated expressions evaluate to a value");
+    println!(
+        "{values} of {total} generated expressions evaluate to a value, {timed} use timestamps or durations"
+    );
+    assert!(
+        timed * 100 >= total * 15,
+        "only {timed} of {total} cases use time"
+    );
     assert!(
         values * 100 >= total * 40,
         "only {values} of {total} cases produce values"

@@ -198,6 +198,15 @@ pub enum EvalError {
     /// Integer arithmetic out of the 64-bit range.
     #[error("integer overflow in `{0}`")]
     Overflow(&'static str),
+    /// A timestamp or duration outside its range: timestamps run from year 1 to year 9999,
+    /// durations to about ±292 years (`timestamp('9999-12-31T23:59:59Z') + duration('1s')`).
+    #[error("range error in `{function}`: {what} out of range")]
+    OutOfRange {
+        /// The operator or function.
+        function: &'static str,
+        /// `"timestamp"` or `"duration"`.
+        what: &'static str,
+    },
     /// A list index outside the list.
     #[error("index out of bounds: {0}")]
     IndexOutOfBounds(i64),
@@ -233,6 +242,14 @@ impl EvalError {
         EvalError::InvalidArgument {
             function,
             message: message.into(),
+        }
+    }
+
+    /// The error of `function` for a [`TimeError`](super::time::TimeError).
+    pub(crate) fn time(function: &'static str, error: super::time::TimeError) -> Self {
+        match error {
+            super::time::TimeError::Range(what) => EvalError::OutOfRange { function, what },
+            super::time::TimeError::Syntax(message) => EvalError::invalid(function, message),
         }
     }
 

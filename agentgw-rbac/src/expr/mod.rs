@@ -17,6 +17,7 @@
 //! | `request.headers` | map of lower-case header name to value (repeated headers joined with `", "`); `request.headers["X-LLM"]` works in any case |
 //! | `request.queryParams` | map of query parameter to its first value, percent-decoded |
 //! | `request.body` | the JSON body (absent when the body is not JSON) |
+//! | `request.time` | when the request is decided, a `google.protobuf.Timestamp` (the clock is read only when the expression uses it) |
 //! | `jwt` | map of the verified JWT claims (empty without a JWT) |
 //! | `apiKey` | map of the API key's metadata, with `name` (empty without a key) |
 //! | `source.ip`, `source.port` | the client's address (absent when unknown) |
@@ -37,9 +38,46 @@
 //! (literal patterns), `lowerAscii`, `upperAscii`; the macros `all`, `exists`, `exists_one`,
 //! `map`, `filter` and their two-variable forms (`all(i, v, p)`, `exists(k, v, p)`,
 //! `existsOne`, `transformList`, `transformMap`); `int()`, `uint()`, `double()`, `string()`,
-//! `bool()`, `bytes()`, `dyn()`, `type()`; and `cidr('10.0.0.0/8').containsIP(source.ip)`.
-//! Anything else (timestamps, durations, optionals, protobuf messages, ...) is a compile error
-//! naming the construct.
+//! `bool()`, `bytes()`, `dyn()`, `type()`; `cidr('10.0.0.0/8').containsIP(source.ip)`; and
+//! timestamps and durations (below). Anything else (optionals, protobuf messages, the string
+//! and list extensions, ...) is a compile error naming the construct.
+//!
+//! # Timestamps, durations and time zones
+//!
+//! `timestamp('2030-01-01T00:00:00Z')` (RFC 3339) or `timestamp(seconds)` make a
+//! [`Timestamp`] (years 1 to 9999, nanosecond precision); `duration('1h30m')` (Go's syntax:
+//! `h`, `m`, `s`, `ms`, `us`, `ns`, fractions, a sign) a [`Duration`] (up to about ±292
+//! years). They add and subtract (`t + d`, `t - d`, `t - t`, `d + d`, `d - d`), compare,
+//! convert with `int(t)`, `string(t)`, `string(d)`, and have the accessors `getFullYear`,
+//! `getMonth` (0-11), `getDayOfYear` (0-365), `getDayOfMonth` (0-30), `getDate` (1-31),
+//! `getDayOfWeek` (0 is Sunday), `getHours`, `getMinutes`, `getSeconds`,
+//! `getMilliseconds`, in UTC or in a time zone given as argument: an IANA name
+//! (`'Europe/Berlin'`, daylight saving time included, from a database compiled into the
+//! binary) or a fixed offset (`'+05:30'`). Durations have `getHours` to `getMilliseconds`, in
+//! whole units. Leaving a range is an error. Literal timestamps, durations and time zones are
+//! checked and converted when the expression compiles.
+//!
+//! ```
+//! use agentgw_core::Attributes;
+//! use agentgw_rbac::expr::{Expression, Timestamp, Value};
+//!
+//! let business_hours = Expression::compile(
+//!     r#"request.time.getHours("Europe/Berlin") >= 9 && request.time.getHours("Europe/Berlin") < 17"#,
+//! )?;
+//! assert!(business_hours.reads_time());
+//! let req = http::Request::new(());
+//! let attrs = Attributes::new(&req);
+//! // 08:30 UTC is 09:30 in Berlin in winter, 10:30 in summer.
+//! let winter: Timestamp = "2025-01-15T08:30:00Z".parse()?;
+//! assert_eq!(business_hours.evaluate_at(&attrs, winter)?, Value::Bool(true));
+//! let evening: Timestamp = "2025-07-15T15:30:00Z".parse()?;
+//! assert_eq!(business_hours.evaluate_at(&attrs, evening)?, Value::Bool(false));
+//!
+//! // An unknown zone is reported when the expression compiles.
+//! let err = Expression::compile(r#"request.time.getHours("Europe/Berlln") > 9"#).unwrap_err();
+//! assert!(err.to_string().contains("unknown time zone"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Example
 //!
@@ -71,6 +109,7 @@ mod compile;
 mod error;
 mod ops;
 mod parse;
+mod time;
 mod value;
 
 #[cfg(test)]
@@ -89,6 +128,7 @@ use agentgw_core::rejection::RouteKind;
 
 pub use ast::Position;
 pub use error::{ArgTypes, CompileError, EvalError};
+pub use time::{Duration, TimeError, Timestamp};
 pub use value::{ByteStr, List, Map, Str, Type, Value};
 
 use attrs::{AttrSet, RequestVars};
@@ -196,10 +236,22 @@ impl Expression {
         source: &str,
         names: &[&str],
     ) -> Result<Expression, CompileError> {
+        Expression::compile_declared_in(source, names, "")
+    }
+
+    /// Like [`Expression::compile_declared`], resolving names in the namespace `container`
+    /// as CEL does (with container `x.y`, `a` is `x.y.a`, `x.a` or `a`).
+    #[cfg(test)]
+    pub(crate) fn compile_declared_in(
+        source: &str,
+        names: &[&str],
+        container: &str,
+    ) -> Result<Expression, CompileError> {
         Expression::compile_in(
             source,
             &Env::Declared {
                 names: names.iter().map(|n| (*n).to_owned()).collect(),
+                container: container.to_owned(),
             },
         )
     }
@@ -218,11 +270,41 @@ impl Expression {
         })
     }
 
-    /// Evaluates the expression against a request.
+    /// Evaluates the expression against a request. `request.time` is the system clock, read
+    /// once, and only if the expression uses it.
+    // Inlined into the caller, so the attributes are not copied through memory on the way
+    // (measured: 10 ns of a 40 ns rule when this call was out of line).
+    #[inline]
     pub fn evaluate<'a>(&self, attrs: &Attributes<'a>) -> Result<Value<'a>, EvalError> {
+        let now = if self.reads_time() {
+            Some(Timestamp::now())
+        } else {
+            None
+        };
+        self.evaluate_with(attrs, now)
+    }
+
+    /// Evaluates the expression against a request decided at `now` (`request.time`): for
+    /// tests of time-based rules, or to decide several expressions at one instant.
+    pub fn evaluate_at<'a>(
+        &self,
+        attrs: &Attributes<'a>,
+        now: Timestamp,
+    ) -> Result<Value<'a>, EvalError> {
+        self.evaluate_with(attrs, Some(now))
+    }
+
+    /// Evaluates with `request.time` given, or read from the clock on demand when `None`.
+    #[inline]
+    pub(crate) fn evaluate_with<'a>(
+        &self,
+        attrs: &Attributes<'a>,
+        now: Option<Timestamp>,
+    ) -> Result<Value<'a>, EvalError> {
         let act = Activation::Request(RequestVars {
             attrs: *attrs,
             listing: None,
+            now,
         });
         self.root.eval(&Frame::new(&act))
     }
@@ -233,10 +315,12 @@ impl Expression {
         &self,
         attrs: &Attributes<'a>,
         tool: &'a str,
+        now: Option<Timestamp>,
     ) -> Result<Value<'a>, EvalError> {
         let act = Activation::Request(RequestVars {
             attrs: *attrs,
             listing: Some(tool),
+            now,
         });
         self.root.eval(&Frame::new(&act))
     }
@@ -279,6 +363,11 @@ impl Expression {
     /// Whether the expression reads `mcp.method` or `mcp.tool.*`.
     pub fn reads_mcp(&self) -> bool {
         self.refs.reads_mcp()
+    }
+
+    /// Whether the expression reads `request.time` (only then is the clock read).
+    pub fn reads_time(&self) -> bool {
+        self.refs.reads_time()
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::ast::BinaryOp;
 use super::error::EvalError;
+use super::time::{Duration, Timestamp};
 use super::value::{ByteStr, List, Map, Str, Type, Value, compare, equals};
 
 /// A strict binary operator (both operands evaluated).
@@ -43,6 +44,13 @@ fn overload(op: &'static str, lhs: &Value<'_>, rhs: &Value<'_>) -> EvalError {
     EvalError::no_overload(op, &[lhs.type_of(), rhs.type_of()])
 }
 
+const fn range(function: &'static str, what: &'static str) -> EvalError {
+    EvalError::OutOfRange { function, what }
+}
+
+const TIMESTAMP_RANGE_ADD: EvalError = range("+", "timestamp");
+const DURATION_RANGE_ADD: EvalError = range("+", "duration");
+
 pub(crate) fn add<'a>(lhs: &Value<'a>, rhs: &Value<'a>) -> Result<Value<'a>, EvalError> {
     Ok(match (lhs, rhs) {
         (Value::Int(a), Value::Int(b)) => {
@@ -79,6 +87,12 @@ pub(crate) fn add<'a>(lhs: &Value<'a>, rhs: &Value<'a>) -> Result<Value<'a>, Eva
             }
             Value::List(List::from_values(a.iter().chain(b.iter()).collect()))
         }
+        (Value::Timestamp(t), Value::Duration(d)) | (Value::Duration(d), Value::Timestamp(t)) => {
+            Value::Timestamp(t.checked_add(*d).ok_or(TIMESTAMP_RANGE_ADD)?)
+        }
+        (Value::Duration(a), Value::Duration(b)) => {
+            Value::Duration(a.checked_add(*b).ok_or(DURATION_RANGE_ADD)?)
+        }
         _ => return Err(overload("+", lhs, rhs)),
     })
 }
@@ -92,6 +106,15 @@ fn sub<'a>(lhs: &Value<'_>, rhs: &Value<'_>) -> Result<Value<'a>, EvalError> {
             Value::Uint(a.checked_sub(*b).ok_or(EvalError::Overflow("-"))?)
         }
         (Value::Double(a), Value::Double(b)) => Value::Double(a - b),
+        (Value::Timestamp(t), Value::Duration(d)) => {
+            Value::Timestamp(t.checked_sub(*d).ok_or(range("-", "timestamp"))?)
+        }
+        (Value::Timestamp(a), Value::Timestamp(b)) => {
+            Value::Duration(a.checked_duration_since(*b).ok_or(range("-", "duration"))?)
+        }
+        (Value::Duration(a), Value::Duration(b)) => {
+            Value::Duration(a.checked_sub(*b).ok_or(range("-", "duration"))?)
+        }
         _ => return Err(overload("-", lhs, rhs)),
     })
 }
@@ -317,6 +340,8 @@ pub(crate) fn to_int<'a>(value: &Value<'_>) -> Result<Value<'a>, EvalError> {
         Value::String(s) => s.parse::<i64>().map(Value::Int).map_err(|_| {
             EvalError::invalid("int", format!("cannot convert {:?} to int", s.as_str()))
         }),
+        // Seconds since the epoch, rounded down.
+        Value::Timestamp(t) => Ok(Value::Int(t.unix_seconds())),
         other => Err(EvalError::no_overload("int", &[other.type_of()])),
     }
 }
@@ -366,6 +391,8 @@ pub(crate) fn to_string<'a>(value: &Value<'a>) -> Result<Value<'a>, EvalError> {
         Value::Uint(u) => u.to_string(),
         Value::Double(d) => format_double(*d),
         Value::Bool(b) => b.to_string(),
+        Value::Timestamp(t) => t.to_string(),
+        Value::Duration(d) => d.to_string(),
         Value::Bytes(b) => match std::str::from_utf8(b) {
             Ok(s) => s.to_owned(),
             Err(_) => return Err(EvalError::invalid("string", "bytes are not valid UTF-8")),
@@ -373,6 +400,33 @@ pub(crate) fn to_string<'a>(value: &Value<'a>) -> Result<Value<'a>, EvalError> {
         other => return Err(EvalError::no_overload("string", &[other.type_of()])),
     };
     Ok(Value::String(Str::shared(Arc::from(text))))
+}
+
+/// `timestamp(x)`: from an RFC 3339 string, from seconds since the epoch, or a timestamp.
+pub(crate) fn to_timestamp<'a>(value: &Value<'_>) -> Result<Value<'a>, EvalError> {
+    match value {
+        Value::Timestamp(t) => Ok(Value::Timestamp(*t)),
+        Value::String(s) => s
+            .parse::<Timestamp>()
+            .map(Value::Timestamp)
+            .map_err(|e| EvalError::time("timestamp", e)),
+        Value::Int(secs) => Timestamp::from_unix(*secs, 0)
+            .map(Value::Timestamp)
+            .ok_or(range("timestamp", "timestamp")),
+        other => Err(EvalError::no_overload("timestamp", &[other.type_of()])),
+    }
+}
+
+/// `duration(x)`: from a duration string (`"1h30m"`) or a duration.
+pub(crate) fn to_duration<'a>(value: &Value<'_>) -> Result<Value<'a>, EvalError> {
+    match value {
+        Value::Duration(d) => Ok(Value::Duration(*d)),
+        Value::String(s) => s
+            .parse::<Duration>()
+            .map(Value::Duration)
+            .map_err(|e| EvalError::time("duration", e)),
+        other => Err(EvalError::no_overload("duration", &[other.type_of()])),
+    }
 }
 
 /// `bool(x)`.

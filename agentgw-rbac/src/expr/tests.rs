@@ -249,10 +249,13 @@ fn mcp_attributes() {
     let expr =
         Expression::compile("has(mcp.tool) && mcp.tool.name == 'x' && mcp.method == 'tools/call'")
             .unwrap();
-    assert_eq!(expr.evaluate_listing(&attrs, "x"), Ok(Value::Bool(true)));
+    assert_eq!(
+        expr.evaluate_listing(&attrs, "x", None),
+        Ok(Value::Bool(true))
+    );
     let expr = Expression::compile("mcp.tool.arguments.force == true").unwrap();
     assert_eq!(
-        expr.evaluate_listing(&attrs, "x"),
+        expr.evaluate_listing(&attrs, "x", None),
         Err(EvalError::Unknown("mcp.tool.arguments"))
     );
     let bare = Request::builder().body(()).unwrap();
@@ -292,7 +295,7 @@ fn compile_errors_name_the_problem_and_place() {
         ),
         (
             "request.pth == '/'",
-            "unknown attribute `request.pth` at line 1, column 8; request has: method, path, host, query, queryParams, headers, body",
+            "unknown attribute `request.pth` at line 1, column 8; request has: method, path, host, query, queryParams, headers, body, time",
         ),
         ("mcp.tool.nme == 'x'", "unknown attribute `mcp.tool.nme`"),
         (
@@ -300,8 +303,53 @@ fn compile_errors_name_the_problem_and_place() {
             "unknown function `lowercase` at line 1, column 23",
         ),
         (
-            "timestamp(jwt.iat) > timestamp(0)",
-            "unsupported CEL at line 1, column 10: function `timestamp`",
+            "request.path.charAt(0) == '/'",
+            "unsupported CEL at line 1, column 20: function `charAt`",
+        ),
+        (
+            "request.time.getHours('Mars/Base') > 9",
+            "invalid call of `getHours` at line 1, column 23: time zone \"Mars/Base\": unknown time zone",
+        ),
+        (
+            "request.time.getHours(1) > 9",
+            "the time zone must be a string",
+        ),
+        (
+            "request.path.getHours() > 9",
+            "invalid call of `getHours` at line 1, column 22: it applies to a timestamp or a duration, not to string",
+        ),
+        (
+            "duration('1h').getDayOfWeek() > 0",
+            "it applies to a timestamp, not to google.protobuf.Duration",
+        ),
+        (
+            "duration('1h').getHours('UTC') > 0",
+            "a duration has no time zone",
+        ),
+        ("timestamp() == request.time", "invalid call of `timestamp`"),
+        (
+            "request.time > timestamp('2030-02-30T00:00:00Z')",
+            "invalid call of `timestamp` at line 1, column 26: invalid argument to `timestamp`: invalid RFC 3339 timestamp",
+        ),
+        (
+            "request.time > timestamp(-62135596801)",
+            "range error in `timestamp`: timestamp out of range",
+        ),
+        (
+            "request.time - duration('1d') > timestamp(0)",
+            "unknown unit in duration",
+        ),
+        (
+            "duration('1h') < timestamp(0)",
+            "invalid call of `<` at line 1, column 16: no overload for google.protobuf.Duration < google.protobuf.Timestamp",
+        ),
+        (
+            "request.time + request.time",
+            "no overload for google.protobuf.Timestamp + google.protobuf.Timestamp",
+        ),
+        (
+            "request.time - 1 > request.time",
+            "no overload for google.protobuf.Timestamp - int",
         ),
         (
             "request.path.matches(jwt.pattern)",
@@ -426,5 +474,269 @@ proptest::proptest! {
     #[test]
     fn compiling_arbitrary_text_never_panics(source in "[a-z.()\\[\\]{}'\"0-9 !=<>&|?:,+*/%-]{0,40}") {
         let _ = Expression::compile(&source);
+    }
+}
+
+fn at(text: &str) -> Timestamp {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+fn truth_at(source: &str, req: &Request<()>, now: &str) -> bool {
+    let expr = Expression::compile(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+    match expr.evaluate_at(&Attributes::new(req), at(now)) {
+        Ok(Value::Bool(b)) => b,
+        other => panic!("{source} at {now}: {other:?}"),
+    }
+}
+
+#[test]
+fn business_hours_follow_the_zone_and_its_daylight_saving_time() {
+    let req = request().body(()).unwrap();
+    let rule = r#"request.time.getHours("Europe/Berlin") >= 9 && request.time.getHours("Europe/Berlin") < 17"#;
+    // Winter: Berlin is UTC+1.
+    assert!(truth_at(rule, &req, "2025-01-15T08:00:00Z"));
+    assert!(!truth_at(rule, &req, "2025-01-15T07:59:59.999Z"));
+    assert!(!truth_at(rule, &req, "2025-01-15T16:00:00Z"));
+    // Summer: UTC+2, the same UTC hour is an hour later in Berlin.
+    assert!(truth_at(rule, &req, "2025-07-15T07:00:00Z"));
+    assert!(!truth_at(rule, &req, "2025-07-15T15:00:00Z"));
+    // Weekdays only: Saturday (6) and Sunday (0) are out.
+    let weekdays = r#"request.time.getDayOfWeek("America/Los_Angeles") in [1, 2, 3, 4, 5]"#;
+    assert!(truth_at(weekdays, &req, "2025-01-17T20:00:00Z")); // Friday noon in LA
+    assert!(!truth_at(weekdays, &req, "2025-01-18T20:00:00Z")); // Saturday
+    // Friday 20:00 in LA is already Saturday in UTC.
+    assert!(truth_at(weekdays, &req, "2025-01-18T04:00:00Z"));
+    // Fixed offsets.
+    assert!(truth_at(
+        r#"request.time.getHours("+05:30") == 14 && request.time.getMinutes("+05:30") == 0"#,
+        &req,
+        "2025-01-15T08:30:00Z"
+    ));
+}
+
+#[test]
+fn expiry_rules_compare_timestamps() {
+    let req = request().body(()).unwrap();
+    let rule = r#"request.time < timestamp("2030-01-01T00:00:00Z")"#;
+    assert!(truth_at(rule, &req, "2029-12-31T23:59:59.999999999Z"));
+    assert!(!truth_at(rule, &req, "2030-01-01T00:00:00Z"));
+    // An expiry carried by the token, in seconds since the epoch.
+    let exp = request()
+        .extension(claims(json!({"exp": 1_900_000_000})))
+        .body(())
+        .unwrap();
+    let from_claim = "request.time < timestamp(jwt.exp)";
+    assert!(truth_at(from_claim, &exp, "2030-03-17T17:46:39Z"));
+    assert!(!truth_at(from_claim, &exp, "2030-03-17T17:46:40Z"));
+    // A grace period.
+    let grace = "request.time - timestamp(jwt.exp) < duration('5m')";
+    assert!(truth_at(grace, &exp, "2030-03-17T17:51:39Z"));
+    assert!(!truth_at(grace, &exp, "2030-03-17T17:51:40Z"));
+}
+
+#[test]
+fn request_time_is_a_timestamp_read_only_when_used() {
+    let req = request().body(()).unwrap();
+    let time = Expression::compile("request.time").unwrap();
+    assert_eq!(time.result_type(), Some(Type::Timestamp));
+    assert!(time.reads_time());
+    assert!(
+        !Expression::compile("request.path == '/'")
+            .unwrap()
+            .reads_time()
+    );
+    assert!(
+        !Expression::compile("timestamp(0) < timestamp(1)")
+            .unwrap()
+            .reads_time()
+    );
+    assert_eq!(
+        Expression::compile("request.time - timestamp(0)")
+            .unwrap()
+            .result_type(),
+        Some(Type::Duration)
+    );
+    assert_eq!(
+        Expression::compile("request.time + duration('1h')")
+            .unwrap()
+            .result_type(),
+        Some(Type::Timestamp)
+    );
+    // The system clock, when no instant is given.
+    assert!(truth(
+        "request.time > timestamp('2025-01-01T00:00:00Z') && type(request.time) == google.protobuf.Timestamp",
+        &req
+    ));
+    assert!(truth("has(request.time)", &req));
+    assert!(truth("request.time == request.time", &req));
+    assert_eq!(
+        time.evaluate_at(&Attributes::new(&req), at("2009-02-13T23:31:30Z")),
+        Ok(Value::Timestamp(at("2009-02-13T23:31:30Z")))
+    );
+}
+
+#[test]
+fn timestamp_and_duration_functions() {
+    let req = request()
+        .extension(claims(
+            json!({"tz": "Asia/Tokyo", "bad_tz": "Mars/Base", "iat": "2009-02-13T23:31:30Z", "bad_date": "2009-02-13", "late": 253_402_300_800_i64, "day": "1d", "ten_thousand_years": "320000000000s", "ratio": 1.5}),
+        ))
+        .body(())
+        .unwrap();
+    let values: &[(&str, Value<'static>)] = &[
+        (
+            "int(timestamp('2009-02-13T23:31:30Z'))",
+            Value::Int(1_234_567_890),
+        ),
+        ("int(timestamp('1969-12-31T23:59:59.5Z'))", Value::Int(-1)),
+        (
+            "string(timestamp(1234567890))",
+            Value::from("2009-02-13T23:31:30Z"),
+        ),
+        (
+            "string(timestamp('2009-02-14T00:31:30.5+01:00'))",
+            Value::from("2009-02-13T23:31:30.5Z"),
+        ),
+        ("string(duration('1h30m'))", Value::from("5400s")),
+        ("string(duration('-1.5s'))", Value::from("-1.5s")),
+        (
+            "string(duration('100ms') + duration('1us') + duration('1ns'))",
+            Value::from("0.100001001s"),
+        ),
+        ("duration('1h30m').getMinutes()", Value::Int(90)),
+        ("duration('-90m').getHours()", Value::Int(-1)),
+        ("duration('1.5s').getMilliseconds()", Value::Int(1500)),
+        ("timestamp(jwt.iat).getHours(jwt.tz)", Value::Int(8)),
+        ("timestamp(jwt.iat).getDate(jwt.tz)", Value::Int(14)),
+        // The night Berlin moves its clocks forward: 02:00 does not exist.
+        (
+            "timestamp('2025-03-30T00:59:59Z').getHours('Europe/Berlin')",
+            Value::Int(1),
+        ),
+        (
+            "timestamp('2025-03-30T01:00:00Z').getHours('Europe/Berlin')",
+            Value::Int(3),
+        ),
+        (
+            "timestamp('2009-02-13T23:31:30Z') - timestamp('2009-02-13T23:29:00Z') == duration('150s')",
+            Value::Bool(true),
+        ),
+        (
+            "duration('1m') + timestamp(0) == timestamp(60)",
+            Value::Bool(true),
+        ),
+        (
+            "timestamp(60) - duration('1m') == timestamp(0)",
+            Value::Bool(true),
+        ),
+        (
+            "duration('1m') - duration('1h') < duration('0')",
+            Value::Bool(true),
+        ),
+        ("timestamp(0) == duration('0')", Value::Bool(false)),
+        (
+            "timestamp(0) in [timestamp(1), timestamp(0)]",
+            Value::Bool(true),
+        ),
+        (
+            "type(duration('1s')) == google.protobuf.Duration",
+            Value::Bool(true),
+        ),
+    ];
+    for (source, want) in values {
+        let got = eval(source, &req).unwrap_or_else(|e| panic!("{source}: {e}"));
+        assert_eq!(got.type_of(), want.type_of(), "{source}");
+        assert_eq!(&got, want, "{source}");
+    }
+    let errors: &[(&str, &str)] = &[
+        (
+            "timestamp(jwt.bad_date)",
+            "invalid argument to `timestamp`: invalid RFC 3339 timestamp",
+        ),
+        (
+            "timestamp(jwt.late)",
+            "range error in `timestamp`: timestamp out of range",
+        ),
+        ("timestamp(jwt.iat + 'Z')", "invalid RFC 3339 timestamp"),
+        (
+            "duration(jwt.day)",
+            "invalid argument to `duration`: unknown unit in duration",
+        ),
+        (
+            "duration(jwt.ten_thousand_years)",
+            "range error in `duration`: duration out of range",
+        ),
+        (
+            "timestamp('9999-12-31T23:59:59Z') + duration('1s')",
+            "range error in `+`: timestamp out of range",
+        ),
+        (
+            "timestamp('0001-01-01T00:00:00Z') - duration('1ns')",
+            "range error in `-`: timestamp out of range",
+        ),
+        (
+            "timestamp('9999-12-31T23:59:59Z') - timestamp('0001-01-01T00:00:00Z')",
+            "range error in `-`: duration out of range",
+        ),
+        (
+            "duration('2562047h') + duration('1h')",
+            "range error in `+`: duration out of range",
+        ),
+        (
+            "dyn(duration('1h')) < timestamp(0)",
+            "no matching overload for `<`",
+        ),
+        (
+            "dyn(timestamp(0)) + timestamp(0)",
+            "no matching overload for `+`",
+        ),
+        ("-duration('1s')", "no matching overload for `-`"),
+        (
+            "timestamp(jwt.ratio)",
+            "no matching overload for `timestamp` applied to (double)",
+        ),
+        (
+            "timestamp(jwt.iat).getHours(jwt.bad_tz)",
+            "invalid argument to `getHours`: unknown time zone",
+        ),
+        (
+            "dyn(duration('1h')).getDate()",
+            "no matching overload for `getDate` applied to (google.protobuf.Duration)",
+        ),
+        (
+            "dyn(duration('1h')).getHours(jwt.tz)",
+            "no matching overload for `getHours`",
+        ),
+    ];
+    for (source, want) in errors {
+        let err = eval(source, &req).expect_err(source).to_string();
+        assert!(err.contains(want), "{source}: {err}");
+    }
+}
+
+#[test]
+fn every_accessor_reads_timestamps_and_rejects_other_values() {
+    let req = request().body(()).unwrap();
+    // 2009-02-14T00:31:30.123 at +01:00, a Saturday, the 45th day of the year.
+    for (accessor, want) in [
+        ("getFullYear", 2009),
+        ("getMonth", 1),
+        ("getDayOfYear", 44),
+        ("getDayOfMonth", 13),
+        ("getDate", 14),
+        ("getDayOfWeek", 6),
+        ("getHours", 0),
+        ("getMinutes", 31),
+        ("getSeconds", 30),
+        ("getMilliseconds", 123),
+    ] {
+        let source = format!("timestamp('2009-02-13T23:31:30.123Z').{accessor}('+01:00')");
+        assert_eq!(eval(&source, &req), Ok(Value::Int(want)), "{source}");
+        let source = format!("dyn('2009-02-13T23:31:30Z').{accessor}()");
+        let err = eval(&source, &req).expect_err(&source);
+        assert!(
+            matches!(err, EvalError::NoOverload { function, .. } if function == accessor),
+            "{source}: {err}"
+        );
     }
 }

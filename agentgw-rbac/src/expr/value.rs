@@ -7,7 +7,8 @@
 //!
 //! Equality and ordering follow CEL: numbers compare across `int`, `uint` and `double` by
 //! value, values of different kinds are unequal (never an error), lists and maps compare
-//! element by element, and ordering is defined for numbers, strings, bytes and bools only.
+//! element by element, and ordering is defined for numbers, strings, bytes, bools, timestamps
+//! and durations only.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -18,6 +19,7 @@ use http::HeaderMap;
 use serde_json::Value as Json;
 
 use super::error::EvalError;
+use super::time::{Duration, Timestamp};
 
 /// A CEL value, borrowed from the request wherever it can be.
 ///
@@ -46,6 +48,10 @@ pub enum Value<'a> {
     Map(Map<'a>),
     /// A type, as returned by `type(x)` or written as `int`, `string`, ...
     Type(Type),
+    /// `google.protobuf.Timestamp`: an instant, from `timestamp()` or `request.time`.
+    Timestamp(Timestamp),
+    /// `google.protobuf.Duration`: a span of time, from `duration()` or `ts - ts`.
+    Duration(Duration),
 }
 
 /// The type of a [`Value`].
@@ -71,6 +77,10 @@ pub enum Type {
     Map,
     /// `type`.
     Type,
+    /// `google.protobuf.Timestamp`.
+    Timestamp,
+    /// `google.protobuf.Duration`.
+    Duration,
 }
 
 impl Type {
@@ -87,6 +97,8 @@ impl Type {
             Type::List => "list",
             Type::Map => "map",
             Type::Type => "type",
+            Type::Timestamp => "google.protobuf.Timestamp",
+            Type::Duration => "google.protobuf.Duration",
         }
     }
 
@@ -103,6 +115,8 @@ impl Type {
             "list" => Type::List,
             "map" => Type::Map,
             "type" => Type::Type,
+            "google.protobuf.Timestamp" => Type::Timestamp,
+            "google.protobuf.Duration" => Type::Duration,
             _ => return None,
         })
     }
@@ -542,6 +556,8 @@ impl<'a> Value<'a> {
             Value::List(_) => Type::List,
             Value::Map(_) => Type::Map,
             Value::Type(_) => Type::Type,
+            Value::Timestamp(_) => Type::Timestamp,
+            Value::Duration(_) => Type::Duration,
         }
     }
 
@@ -574,6 +590,8 @@ impl<'a> Value<'a> {
             Value::List(l) => Value::List(l.to_static()),
             Value::Map(m) => Value::Map(m.to_static()),
             Value::Type(t) => Value::Type(*t),
+            Value::Timestamp(t) => Value::Timestamp(*t),
+            Value::Duration(d) => Value::Duration(*d),
         }
     }
 
@@ -602,6 +620,8 @@ impl<'a> Value<'a> {
                     .collect(),
             ),
             Value::Type(t) => Json::String(t.name().to_owned()),
+            Value::Timestamp(t) => Json::String(t.to_string()),
+            Value::Duration(d) => Json::String(d.to_string()),
         }
     }
 }
@@ -638,6 +658,8 @@ impl fmt::Display for Value<'_> {
                 f.write_str("}")
             }
             Value::Type(t) => f.write_str(t.name()),
+            Value::Timestamp(t) => write!(f, "timestamp(\"{t}\")"),
+            Value::Duration(d) => write!(f, "duration(\"{d}\")"),
         }
     }
 }
@@ -670,6 +692,18 @@ impl From<u64> for Value<'_> {
 impl From<f64> for Value<'_> {
     fn from(d: f64) -> Self {
         Value::Double(d)
+    }
+}
+
+impl From<Timestamp> for Value<'_> {
+    fn from(t: Timestamp) -> Self {
+        Value::Timestamp(t)
+    }
+}
+
+impl From<Duration> for Value<'_> {
+    fn from(d: Duration) -> Self {
+        Value::Duration(d)
     }
 }
 
@@ -721,6 +755,8 @@ pub(crate) fn equals(a: &Value<'_>, b: &Value<'_>) -> bool {
         (Value::String(a), Value::String(b)) => a.as_str() == b.as_str(),
         (Value::Bytes(a), Value::Bytes(b)) => a.as_bytes() == b.as_bytes(),
         (Value::Type(a), Value::Type(b)) => a == b,
+        (Value::Timestamp(a), Value::Timestamp(b)) => a == b,
+        (Value::Duration(a), Value::Duration(b)) => a == b,
         (Value::List(a), Value::List(b)) => {
             a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| equals(&x, &y))
         }
@@ -757,6 +793,8 @@ pub(crate) fn compare(
         (Value::String(a), Value::String(b)) => Ok(Some(a.as_str().cmp(b.as_str()))),
         (Value::Bytes(a), Value::Bytes(b)) => Ok(Some(a.as_bytes().cmp(b.as_bytes()))),
         (Value::Bool(a), Value::Bool(b)) => Ok(Some(a.cmp(b))),
+        (Value::Timestamp(a), Value::Timestamp(b)) => Ok(Some(a.cmp(b))),
+        (Value::Duration(a), Value::Duration(b)) => Ok(Some(a.cmp(b))),
         _ => Err(EvalError::no_overload(op, &[a.type_of(), b.type_of()])),
     }
 }

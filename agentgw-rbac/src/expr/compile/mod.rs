@@ -54,9 +54,13 @@ pub(crate) enum Env {
     /// The request variables (`request`, `jwt`, `apiKey`, `source`, `mcp`); `route` says which
     /// kind of route the expression applies to when known.
     Request { route: Option<RouteKind> },
-    /// Declared variables (dotted names allowed), bound by position.
+    /// Declared variables (dotted names allowed), bound by position, resolved against the
+    /// namespace `container` (`""` for none).
     #[cfg(test)]
-    Declared { names: Vec<String> },
+    Declared {
+        names: Vec<String>,
+        container: String,
+    },
 }
 
 /// Compiles one expression.
@@ -122,7 +126,7 @@ impl<'e> Compiler<'e> {
                     }
                 }
             }
-            Kind::Binary(op, lhs, rhs) => self.binary(*op, lhs, rhs)?,
+            Kind::Binary(op, lhs, rhs) => self.binary(*op, lhs, rhs, node.pos)?,
             Kind::And(lhs, rhs) => self.logic(true, lhs, rhs)?,
             Kind::Or(lhs, rhs) => self.logic(false, lhs, rhs)?,
             Kind::Conditional(cond, then, otherwise) => self.conditional(cond, then, otherwise)?,

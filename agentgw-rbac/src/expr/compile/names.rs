@@ -17,7 +17,7 @@ impl<'e> Compiler<'e> {
     pub(super) fn name_or_select(&mut self, node: &Node) -> Result<Compiled, CompileError> {
         if let Some((segments, absolute, root_pos)) = name_chain_at(node) {
             if absolute || self.local_depth(segments[0]).is_none() {
-                return self.global_name(&segments, root_pos, node.pos);
+                return self.global_name(&segments, absolute, root_pos, node.pos);
             }
             let depth = self.local_depth(segments[0]).unwrap_or(0);
             let mut compiled = Compiled::new(
@@ -54,6 +54,8 @@ impl<'e> Compiler<'e> {
     fn global_name(
         &mut self,
         segments: &[&str],
+        // Only the declared variables of the tests live in namespaces.
+        #[cfg_attr(not(test), allow(unused_variables))] absolute: bool,
         root_pos: Position,
         pos: Position,
     ) -> Result<Compiled, CompileError> {
@@ -69,32 +71,51 @@ impl<'e> Compiler<'e> {
                 }
             }
             #[cfg(test)]
-            Env::Declared { names } => {
-                for len in (1..=segments.len()).rev() {
+            Env::Declared { names, container } => {
+                // CEL's name resolution: the longest qualified name that is declared wins,
+                // tried in the container, then in each enclosing namespace, then as written
+                // (with container `x.y`, `a.b` is `x.y.a.b`, `x.a.b`, `a.b`, then `x.y.a`,
+                // ... with `.b` selected). A leading dot skips the container.
+                let container = if absolute { "" } else { container.as_str() };
+                let found = (1..=segments.len()).rev().find_map(|len| {
                     let name = segments[..len].join(".");
-                    if let Some(slot) = names.iter().position(|n| *n == name) {
-                        let mut compiled = Compiled::new(
-                            func(move |f| f.binding(slot)),
-                            None,
-                            Deps {
-                                env: true,
-                                locals: 0,
-                            },
-                        );
-                        for field in &segments[len..] {
-                            compiled = self.select_on(compiled, field);
-                        }
-                        return Ok(compiled);
+                    namespaces(container).find_map(|namespace| {
+                        let qualified = if namespace.is_empty() {
+                            name.clone()
+                        } else {
+                            format!("{namespace}.{name}")
+                        };
+                        names
+                            .iter()
+                            .position(|n| *n == qualified)
+                            .map(|slot| (slot, len))
+                    })
+                });
+                if let Some((slot, len)) = found {
+                    let mut compiled = Compiled::new(
+                        func(move |f| f.binding(slot)),
+                        None,
+                        Deps {
+                            env: true,
+                            locals: 0,
+                        },
+                    );
+                    for field in &segments[len..] {
+                        compiled = self.select_on(compiled, field);
                     }
+                    return Ok(compiled);
                 }
             }
         }
-        if let Some(ty) = Type::from_name(segments[0]) {
-            let mut compiled = Compiled::constant(Value::Type(ty));
-            for field in &segments[1..] {
-                compiled = self.select_on(compiled, field).folded();
+        // Type names, qualified ones (`google.protobuf.Timestamp`) included.
+        for len in (1..=segments.len()).rev() {
+            if let Some(ty) = Type::from_name(&segments[..len].join(".")) {
+                let mut compiled = Compiled::constant(Value::Type(ty));
+                for field in &segments[len..] {
+                    compiled = self.select_on(compiled, field).folded();
+                }
+                return Ok(compiled);
             }
-            return Ok(compiled);
         }
         Err(CompileError::UnknownVariable {
             name: segments[0].to_owned(),
@@ -107,7 +128,7 @@ impl<'e> Compiler<'e> {
         let mut names: Vec<String> = match self.env {
             Env::Request { .. } => ROOTS.iter().map(|(n, _)| (*n).to_owned()).collect(),
             #[cfg(test)]
-            Env::Declared { names } => names.clone(),
+            Env::Declared { names, .. } => names.clone(),
         };
         names.extend(self.locals.iter().cloned());
         if names.is_empty() {
@@ -205,6 +226,22 @@ impl<'e> Compiler<'e> {
             deps,
         ))
     }
+}
+
+/// `container` and each namespace enclosing it, innermost first, ending with the root (`""`):
+/// `x.y`, `x`, `""`.
+#[cfg(test)]
+fn namespaces(container: &str) -> impl Iterator<Item = &str> {
+    let inner = (!container.is_empty()).then_some(container);
+    let enclosing = container
+        .char_indices()
+        .rev()
+        .filter(|(_, c)| *c == '.')
+        .map(move |(i, _)| &container[..i]);
+    inner
+        .into_iter()
+        .chain(enclosing)
+        .chain(std::iter::once(""))
 }
 
 /// The dotted name a node spells and whether it starts with a dot.

@@ -97,7 +97,7 @@ pub(crate) struct Compiled {
 }
 
 impl Compiled {
-    pub(super) fn constant(value: Value<'static>) -> Self {
+    pub(crate) fn constant(value: Value<'static>) -> Self {
         let captured = value.clone();
         Compiled {
             eval: func(move |_| Ok(captured.clone())),

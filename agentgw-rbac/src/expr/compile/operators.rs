@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::super::ast::{BinaryOp, Kind, Node};
+use super::super::ast::{BinaryOp, Kind, Node, Position};
 use super::super::attrs::Attr;
 use super::super::error::{CompileError, EvalError};
 use super::super::ops;
@@ -19,11 +19,21 @@ impl<'e> Compiler<'e> {
         op: BinaryOp,
         lhs: &Node,
         rhs: &Node,
+        pos: Position,
     ) -> Result<Compiled, CompileError> {
         let lhs = self.compile(lhs)?;
         let rhs = self.compile(rhs)?;
         let deps = lhs.deps.join(rhs.deps);
         let ty = binary_type(op, lhs.ty, rhs.ty);
+        if let (Some(l), Some(r)) = (lhs.ty, rhs.ty)
+            && let Some(symbol) = time_operands_mismatch(op, l, r)
+        {
+            return Err(CompileError::InvalidCall {
+                function: symbol.to_owned(),
+                position: pos,
+                message: format!("no overload for {l} {symbol} {r}"),
+            });
+        }
 
         // `request.headers["name"]` and `request.queryParams["name"]`: one direct lookup.
         if op == BinaryOp::Index
@@ -260,6 +270,29 @@ impl MethodGuard {
     }
 }
 
+/// The operator's symbol, when one operand is statically a timestamp or a duration and the
+/// other of a type the operator has no overload for with it (`request.time < "2030-01-01"`):
+/// such a rule could only ever fail, so it is a load-time error.
+fn time_operands_mismatch(op: BinaryOp, l: Type, r: Type) -> Option<&'static str> {
+    use Type::{Duration as Dur, Timestamp as Ts};
+    if !matches!(l, Ts | Dur) && !matches!(r, Ts | Dur) {
+        return None;
+    }
+    let (symbol, fits) = match op {
+        BinaryOp::Lt => ("<", l == r),
+        BinaryOp::Le => ("<=", l == r),
+        BinaryOp::Gt => (">", l == r),
+        BinaryOp::Ge => (">=", l == r),
+        BinaryOp::Add => ("+", matches!((l, r), (Ts, Dur) | (Dur, Ts) | (Dur, Dur))),
+        BinaryOp::Sub => ("-", matches!((l, r), (Ts, Dur) | (Ts, Ts) | (Dur, Dur))),
+        BinaryOp::Mul => ("*", false),
+        BinaryOp::Div => ("/", false),
+        BinaryOp::Rem => ("%", false),
+        _ => return None,
+    };
+    (!fits).then_some(symbol)
+}
+
 /// The static result type of a binary operator.
 fn binary_type(op: BinaryOp, lhs: Option<Type>, rhs: Option<Type>) -> Option<Type> {
     match op {
@@ -271,6 +304,18 @@ fn binary_type(op: BinaryOp, lhs: Option<Type>, rhs: Option<Type>) -> Option<Typ
         | BinaryOp::Ge
         | BinaryOp::In => Some(Type::Bool),
         BinaryOp::Index => None,
+        BinaryOp::Add => match (lhs, rhs) {
+            (Some(Type::Timestamp), Some(Type::Duration))
+            | (Some(Type::Duration), Some(Type::Timestamp)) => Some(Type::Timestamp),
+            (Some(l), Some(r)) if l == r && l != Type::Timestamp => Some(l),
+            _ => None,
+        },
+        BinaryOp::Sub => match (lhs, rhs) {
+            (Some(Type::Timestamp), Some(Type::Timestamp)) => Some(Type::Duration),
+            (Some(Type::Timestamp), Some(Type::Duration)) => Some(Type::Timestamp),
+            (Some(l), Some(r)) if l == r => Some(l),
+            _ => None,
+        },
         _ => match (lhs, rhs) {
             (Some(l), Some(r)) if l == r => Some(l),
             _ => None,
