@@ -126,6 +126,7 @@ pub mod backend;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod jwt;
+pub mod model;
 
 pub use api_key::{ApiKeyConfig, ApiKeyLayer, ApiKeyService};
 pub use backend::{AuthToken, BackendAuthLayer, BackendAuthService};
@@ -135,6 +136,7 @@ pub use ext_authz::{ExtAuthConfig, ExtAuthLayer, ExtAuthService};
 pub use jwt::{JwtConfig, JwtLayer, JwtService};
 pub use location::{CredentialHeader, TokenLocation};
 pub use mode::Mode;
+pub use model::{BackendModelConfig, BackendModelLayer, BackendModelService};
 pub use secret::SecretRef;
 
 /// The response body of [`ApiKeyService`], [`JwtService`] and `ExtAuthService`: the inner

@@ -461,3 +461,56 @@ async fn per_core_workers_serve_reload_and_drain() {
         "a worker still accepts after shutdown"
     );
 }
+
+/// A chat request for `model`.
+fn chat_for(model: &str) -> String {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_backend_model_pins_the_model_every_layer_and_the_upstream_see() {
+    // The CEL rule asks for the pinned model: it passes only because the pin runs first, and
+    // the upstream (the mock answers with the model it was asked for) gets the same.
+    let h = Harness::start(
+        r#"
+routes:
+  - name: pinned
+    pathPrefix: /pinned
+    kind: llm
+    backend: {url: "${OPENAI}/v1", timeout: 2s, model: gpt-4}
+    policies:
+      rbac: {policy: {matchExpressions: ['request.body.model == "gpt-4"']}}
+  - name: listed
+    pathPrefix: /listed
+    kind: llm
+    backend: {url: "${OPENAI}/v1", timeout: 2s, allowedModels: [gpt-4o, gpt-4o-mini]}
+"#,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let send = |path: &str, model: &str| {
+        client
+            .post(h.url(path))
+            .header("content-type", "application/json")
+            .body(chat_for(model))
+            .send()
+    };
+
+    let res = send("/pinned/chat/completions", "gpt-3.5-turbo").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(json["model"], "gpt-4");
+
+    let res = send("/listed/chat/completions", "gpt-4o-mini").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(json["model"], "gpt-4o-mini");
+
+    let before = h.openai.request_count();
+    let res = send("/listed/chat/completions", "o1").await.unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "model_not_allowed", "{json}");
+    assert_eq!(h.openai.request_count(), before, "a refused model never reaches the upstream");
+}

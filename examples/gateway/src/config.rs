@@ -154,6 +154,12 @@ pub struct Backend {
     /// backends negotiate HTTP/2 through ALPN and refuse this field.
     #[serde(default)]
     pub http2: bool,
+    /// Seed 000's Backend `model`: every request's `model` becomes this one (`llm` routes).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The models a request may name (`llm` routes); any other is a 403 `model_not_allowed`.
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
 }
 
 /// Policies of a route, or of every route. Each block follows the field names of the seed's
@@ -341,6 +347,14 @@ impl Config {
                     "must be greater than zero",
                 ));
             }
+            let pins_model =
+                route.backend.model.is_some() || route.backend.allowed_models.is_some();
+            if pins_model && route.kind != Some(RouteKind::Llm) {
+                errors.push(ConfigError::new(
+                    at(if route.backend.model.is_some() { "backend.model" } else { "backend.allowedModels" }),
+                    "applies to llm routes (kind: llm)",
+                ));
+            }
             if route.backend.http2 && route.backend.url.starts_with("https://") {
                 errors.push(ConfigError::new(
                     at("backend.http2"),
@@ -439,6 +453,24 @@ routes:
         let errors = Config::from_yaml(&text).unwrap_err();
         assert!(errors.has_path("routes[0].backend.colour"), "{errors}");
         assert!(errors.to_string().contains("colour"), "{errors}");
+    }
+
+    #[test]
+    fn backend_models_need_an_llm_route() {
+        let llm = MINIMAL.replace("pathPrefix: /openai", "pathPrefix: /openai\n    kind: llm");
+        let config = Config::from_yaml(&llm.replace("timeout: 30s", "timeout: 30s\n      model: gpt-4"))
+            .unwrap();
+        assert_eq!(config.routes[0].backend.model.as_deref(), Some("gpt-4"));
+        let config = Config::from_yaml(
+            &llm.replace("timeout: 30s", "timeout: 30s\n      allowedModels: [gpt-4o, o1]"),
+        )
+        .unwrap();
+        assert_eq!(config.routes[0].backend.allowed_models.as_ref().unwrap().len(), 2);
+
+        let errors =
+            Config::from_yaml(&MINIMAL.replace("timeout: 30s", "timeout: 30s\n      model: gpt-4"))
+                .unwrap_err();
+        assert!(errors.has_path("routes[0].backend.model"), "{errors}");
     }
 
     #[test]

@@ -316,6 +316,18 @@ fn build_route(
             service = apply(kind, service, policies, &target, &mut errors, checks);
         }
     }
+    // The backend's model, outside every policy layer: they all see the model the upstream
+    // receives.
+    if route.backend.model.is_some() || route.backend.allowed_models.is_some() {
+        let config = agentgw_auth::BackendModelConfig {
+            model: route.backend.model.clone(),
+            allowed_models: route.backend.allowed_models.clone(),
+        };
+        match agentgw_auth::BackendModelLayer::from_config(&config) {
+            Ok(layer) => service = wrap(service, layer.body_limit(limit)),
+            Err(e) => errors.push(ConfigError::new(join(&backend_path, e.path()), e.reason())),
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
