@@ -246,7 +246,7 @@ where
                 Ok(req) => req,
                 Err(rejection) => return Ok(refuse(rejection, &shape)),
             };
-            if let Err(rejection) = apply(&rule, &mut req) {
+            if let Some(rejection) = apply(&rule, &mut req) {
                 tracing::debug!(reason = rejection.reason(), "model refused");
                 return Ok(refuse(rejection, &shape));
             }
@@ -262,28 +262,30 @@ fn refuse<RB>(rejection: Rejection, shape: &ResponseShape) -> Response<ModelResp
     rejection.into_response(shape).map(ResponseBody::from)
 }
 
-/// Pins or checks the model of a buffered request.
-fn apply<B>(rule: &Rule, req: &mut Request<RequestBody<B>>) -> Result<(), Rejection> {
+/// Pins or checks the model of a buffered request; the refusal, if any.
+fn apply<B>(rule: &Rule, req: &mut Request<RequestBody<B>>) -> Option<Rejection> {
     let Some(payload) = req.extensions().get::<Payload>() else {
         // buffer_request always leaves one.
-        return Err(missing(rule));
+        return Some(missing(rule));
     };
     let Ok(Value::Object(object)) = payload.json() else {
-        return Err(missing(rule));
+        return Some(missing(rule));
     };
     let asked = object.get("model").and_then(Value::as_str);
     match rule {
         Rule::Allow(models) => match asked {
-            Some(model) if models.iter().any(|allowed| allowed == model) => Ok(()),
-            _ => Err(Rejection::new(StatusCode::FORBIDDEN, LAYER, "model_not_allowed")
-                .with_message("the requested model is not available on this route")),
+            Some(model) if models.iter().any(|allowed| allowed == model) => None,
+            _ => Some(
+                Rejection::new(StatusCode::FORBIDDEN, LAYER, "model_not_allowed")
+                    .with_message("the requested model is not available on this route"),
+            ),
         },
-        Rule::Pin(pinned) if asked == Some(pinned.as_str()) => Ok(()),
+        Rule::Pin(pinned) if asked == Some(pinned.as_str()) => None,
         Rule::Pin(pinned) => {
             let mut object = object.clone();
             object.insert("model".to_owned(), Value::String(pinned.clone()));
             replace_payload(req, Payload::from_json(Value::Object(object)));
-            Ok(())
+            None
         }
     }
 }
@@ -344,9 +346,11 @@ mod tests {
     #[tokio::test]
     async fn a_pin_overwrites_the_model_and_keeps_the_rest() {
         let layer = BackendModelLayer::pin("gpt-4").unwrap();
-        let (status, body, length) =
-            send(&layer, r#"{"model":"gpt-3.5-turbo","messages":[{"role":"user","content":"hi"}]}"#)
-                .await;
+        let (status, body, length) = send(
+            &layer,
+            r#"{"model":"gpt-3.5-turbo","messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let json: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(json["model"], "gpt-4");
@@ -360,7 +364,10 @@ mod tests {
 
         // No model: one is set.
         let (_, body, _) = send(&layer, r#"{"messages":[]}"#).await;
-        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["model"], "gpt-4");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["model"],
+            "gpt-4"
+        );
     }
 
     #[tokio::test]
@@ -395,18 +402,28 @@ mod tests {
     fn bad_configurations_name_their_field() {
         use agentgw_core::ConfigError;
         let path = |config: BackendModelConfig| {
-            BackendModelLayer::from_config(&config).unwrap_err().path().to_owned()
+            BackendModelLayer::from_config(&config)
+                .unwrap_err()
+                .path()
+                .to_owned()
         };
         assert_eq!(path(BackendModelConfig::default().model("")), "model");
         assert_eq!(path(BackendModelConfig::default()), "model");
         let empty: [&str; 0] = [];
-        assert_eq!(path(BackendModelConfig::default().allowed_models(empty)), "allowedModels");
+        assert_eq!(
+            path(BackendModelConfig::default().allowed_models(empty)),
+            "allowedModels"
+        );
         assert_eq!(
             path(BackendModelConfig::default().allowed_models(["a", ""])),
             "allowedModels[1]"
         );
         assert_eq!(
-            path(BackendModelConfig::default().model("a").allowed_models(["b"])),
+            path(
+                BackendModelConfig::default()
+                    .model("a")
+                    .allowed_models(["b"])
+            ),
             "allowedModels"
         );
         let config: BackendModelConfig =

@@ -464,8 +464,7 @@ async fn per_core_workers_serve_reload_and_drain() {
 
 /// A chat request for `model`.
 fn chat_for(model: &str) -> String {
-    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})
-        .to_string()
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}).to_string()
 }
 
 #[tokio::test]
@@ -497,12 +496,16 @@ routes:
             .send()
     };
 
-    let res = send("/pinned/chat/completions", "gpt-3.5-turbo").await.unwrap();
+    let res = send("/pinned/chat/completions", "gpt-3.5-turbo")
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["model"], "gpt-4");
 
-    let res = send("/listed/chat/completions", "gpt-4o-mini").await.unwrap();
+    let res = send("/listed/chat/completions", "gpt-4o-mini")
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["model"], "gpt-4o-mini");
@@ -512,5 +515,9 @@ routes:
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["error"]["code"], "model_not_allowed", "{json}");
-    assert_eq!(h.openai.request_count(), before, "a refused model never reaches the upstream");
+    assert_eq!(
+        h.openai.request_count(),
+        before,
+        "a refused model never reaches the upstream"
+    );
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod common;
 mod demo;
+mod deploy;
 mod edge;
 mod gateway;
 mod mcp;

@@ -351,7 +351,11 @@ impl Config {
                 route.backend.model.is_some() || route.backend.allowed_models.is_some();
             if pins_model && route.kind != Some(RouteKind::Llm) {
                 errors.push(ConfigError::new(
-                    at(if route.backend.model.is_some() { "backend.model" } else { "backend.allowedModels" }),
+                    at(if route.backend.model.is_some() {
+                        "backend.model"
+                    } else {
+                        "backend.allowedModels"
+                    }),
                     "applies to llm routes (kind: llm)",
                 ));
             }
@@ -458,14 +462,24 @@ routes:
     #[test]
     fn backend_models_need_an_llm_route() {
         let llm = MINIMAL.replace("pathPrefix: /openai", "pathPrefix: /openai\n    kind: llm");
-        let config = Config::from_yaml(&llm.replace("timeout: 30s", "timeout: 30s\n      model: gpt-4"))
-            .unwrap();
+        let config =
+            Config::from_yaml(&llm.replace("timeout: 30s", "timeout: 30s\n      model: gpt-4"))
+                .unwrap();
         assert_eq!(config.routes[0].backend.model.as_deref(), Some("gpt-4"));
-        let config = Config::from_yaml(
-            &llm.replace("timeout: 30s", "timeout: 30s\n      allowedModels: [gpt-4o, o1]"),
-        )
+        let config = Config::from_yaml(&llm.replace(
+            "timeout: 30s",
+            "timeout: 30s\n      allowedModels: [gpt-4o, o1]",
+        ))
         .unwrap();
-        assert_eq!(config.routes[0].backend.allowed_models.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            config.routes[0]
+                .backend
+                .allowed_models
+                .as_ref()
+                .unwrap()
+                .len(),
+            2
+        );
 
         let errors =
             Config::from_yaml(&MINIMAL.replace("timeout: 30s", "timeout: 30s\n      model: gpt-4"))

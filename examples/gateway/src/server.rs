@@ -13,7 +13,7 @@ use agentgw_tls::{RequestBody, Server, TlsAcceptor};
 use arc_swap::ArcSwap;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -89,12 +89,23 @@ pub struct RunningGateway {
     tasks: JoinSet<()>,
 }
 
+/// Bucket bounds of every `*_seconds` histogram: from a fast layer's millisecond to a long
+/// model answer's two minutes.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
 /// Installs the process-wide Prometheus recorder once and returns its handle.
 pub fn prometheus() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let handle = PrometheusBuilder::new().install_recorder().ok();
+            // Buckets rather than the exporter's default summaries: buckets add up across
+            // replicas (`histogram_quantile` over `sum by (le)`), quantiles of summaries do not.
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), DURATION_BUCKETS)
+                .ok()
+                .and_then(|builder| builder.install_recorder().ok());
             if handle.is_some() {
                 agentgw_core::metrics::describe();
             }
