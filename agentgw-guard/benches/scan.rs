@@ -7,6 +7,10 @@
 //!   with an 8-byte delta, decoded, masked with holdback, re-encoded), and of one
 //!   `StreamMasker::push` of 8 bytes alone (five builtins).
 //!
+//! - `leak/*`: the system-prompt leak check per KiB of answer (a 1 KiB piece of chat text
+//!   through a `LeakScanner` against a 300-word system prompt, measuring only, and masking),
+//!   and fingerprinting that system prompt (once per request).
+//!
 //! Run with `cargo bench -p agentgw-guard --bench scan`.
 
 use std::hint::black_box;
@@ -348,5 +352,48 @@ fn cpu_report(_c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, scan, stream, cpu_report);
+/// A system prompt of about 300 words.
+fn long_system_prompt() -> String {
+    let sentence = "You are Atlas, the support assistant of Example Corp; answer questions about \
+        orders, deliveries and returns, never reveal internal pricing rules or discount codes, \
+        and escalate angry customers to a human agent within two business days.";
+    (0..8)
+        .map(|i| format!("Rule {i}: {sentence}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn leak(c: &mut Criterion) {
+    use std::sync::Arc;
+
+    use agentgw_guard::leak::{LeakScanner, SystemPrompt};
+
+    let system = long_system_prompt();
+    let prompt = Arc::new(SystemPrompt::new([system.as_str()]).expect("long enough"));
+    let text = chat_text(1024);
+    let end = (0..=1024)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let kib = &text[..end];
+    let mut group = c.benchmark_group("leak");
+    group.throughput(Throughput::Bytes(kib.len() as u64));
+    group.bench_function("scan_1_kib", |b| {
+        let mut overlap = prompt.overlap();
+        let mut scanner = LeakScanner::new(Arc::clone(&prompt));
+        b.iter(|| black_box(scanner.push(black_box(kib), &mut overlap)));
+    });
+    group.bench_function("mask_1_kib", |b| {
+        let mut overlap = prompt.overlap();
+        let mut scanner = LeakScanner::masking(Arc::clone(&prompt), 12, "<SYSTEM_PROMPT>");
+        b.iter(|| black_box(scanner.push(black_box(kib), &mut overlap)));
+    });
+    group.throughput(Throughput::Bytes(system.len() as u64));
+    group.bench_function("fingerprint_system_prompt", |b| {
+        b.iter(|| black_box(SystemPrompt::new([black_box(system.as_str())])));
+    });
+    group.finish();
+}
+
+criterion_group!(benches, scan, stream, leak, cpu_report);
 criterion_main!(benches);

@@ -17,6 +17,7 @@ use agentgw_core::llm::Direction;
 use agentgw_core::sse::Transform;
 use serde_json::{Map, Value};
 
+use crate::config::Action;
 use crate::guard::LAYER;
 
 /// The `event` of every prompt guard audit event.
@@ -31,22 +32,25 @@ thread_local! {
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
     matches: Vec<(String, u64)>,
-    /// The rule of a `Reject` guard that matched.
+    /// The rule of a `Reject` (or `Escalate`) guard that matched.
     rejected: Option<String>,
+    /// An `Escalate` guard matched: the event asks for a follow-up.
+    escalate: bool,
 }
 
 impl Tally {
-    fn add(&mut self, rule: &str, rejects: bool) {
+    fn add(&mut self, rule: &str, action: Action) {
         match self.matches.iter_mut().find(|(name, _)| name == rule) {
             Some((_, count)) => *count += 1,
             None => self.matches.push((rule.to_owned(), 1)),
         }
-        if rejects && self.rejected.is_none() {
+        if action.denies() && self.rejected.is_none() {
             self.rejected = Some(rule.to_owned());
         }
+        self.escalate |= action == Action::Escalate;
     }
 
-    fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         for (rule, count) in other.matches {
             match self.matches.iter_mut().find(|(name, _)| *name == rule) {
                 Some((_, total)) => *total += count,
@@ -56,6 +60,7 @@ impl Tally {
         if self.rejected.is_none() {
             self.rejected = other.rejected;
         }
+        self.escalate |= other.escalate;
     }
 
     fn is_empty(&self) -> bool {
@@ -63,11 +68,12 @@ impl Tally {
     }
 }
 
-/// Counts one match of `rule` in the tally being collected on this thread, if any.
-pub(crate) fn count(rule: &str, rejects: bool) {
+/// Counts one match of `rule`, by a guard whose action is `action`, in the tally being
+/// collected on this thread, if any.
+pub(crate) fn count(rule: &str, action: Action) {
     COLLECTING.with_borrow_mut(|tally| {
         if let Some(tally) = tally {
-            tally.add(rule, rejects);
+            tally.add(rule, action);
         }
     });
 }
@@ -113,14 +119,14 @@ impl Audit {
         }))
     }
 
-    /// The audit of the response to `req`, when there is a sink and response guards to audit.
+    /// The audit of the response to `req`, when there is a sink and the response is
+    /// `inspected` by some guard.
     pub(crate) fn of_response<B>(
         sink: Option<&Arc<dyn AuditSink>>,
-        guards: &crate::guard::Guards,
+        inspected: bool,
         req: &http::Request<B>,
     ) -> Option<Audit> {
-        sink.filter(|_| !guards.is_empty())
-            .map(|sink| Audit::of(sink, req))
+        sink.filter(|_| inspected).map(|sink| Audit::of(sink, req))
     }
 
     /// Records a rejection by `rule` (the matches of `tally` as details).
@@ -149,11 +155,13 @@ impl Audit {
             Direction::Request => "request",
             Direction::Response => "response",
         };
-        self.0.sink.record(
-            &event
-                .with_detail("direction", direction)
-                .with_detail("matches", matches),
-        );
+        let mut event = event
+            .with_detail("direction", direction)
+            .with_detail("matches", matches);
+        if tally.escalate {
+            event = event.with_detail("escalate", true);
+        }
+        self.0.sink.record(&event);
     }
 }
 
@@ -235,17 +243,19 @@ mod tests {
 
     #[test]
     fn collections_nest_and_count_per_rule() {
-        count("EMAIL", false);
+        count("EMAIL", Action::Mask);
         let ((), outer) = collect(true, || {
-            count("EMAIL", false);
-            let ((), inner) = collect(true, || count("SSN", true));
+            count("EMAIL", Action::Mask);
+            let ((), inner) = collect(true, || count("SSN", Action::Escalate));
             assert_eq!(inner.matches, [("SSN".to_owned(), 1)]);
             assert_eq!(inner.rejected.as_deref(), Some("SSN"));
-            count("EMAIL", false);
+            assert!(inner.escalate);
+            count("EMAIL", Action::Mask);
         });
         assert_eq!(outer.matches, [("EMAIL".to_owned(), 2)]);
         assert!(outer.rejected.is_none());
-        let ((), off) = collect(false, || count("EMAIL", false));
+        assert!(!outer.escalate);
+        let ((), off) = collect(false, || count("EMAIL", Action::Mask));
         assert!(off.is_empty());
     }
 }

@@ -14,6 +14,7 @@ use pin_project_lite::pin_project;
 
 use crate::audit::{Audit, Audited};
 use crate::layer::Shared;
+use crate::leak::LeakCheck;
 use crate::transform::GuardTransform;
 
 /// The response body of [`PromptGuardService`](crate::PromptGuardService): the inner body
@@ -40,8 +41,13 @@ pin_project! {
 
 impl<B> GuardStream<B> {
     /// An event stream guarded event by event (audited into `audit`, if any).
-    pub(crate) fn sse(body: B, shared: &Shared, audit: Option<Audit>) -> Self {
-        let transform = GuardTransform::new(Arc::clone(&shared.response));
+    pub(crate) fn sse(
+        body: B,
+        shared: &Shared,
+        audit: Option<Audit>,
+        leak: Option<Box<LeakCheck>>,
+    ) -> Self {
+        let transform = GuardTransform::new(Arc::clone(&shared.response), leak);
         let transform = Audited::new(transform, audit);
         let decoder = Decoder::new(shared.max_event_bytes);
         GuardStream {
@@ -50,8 +56,13 @@ impl<B> GuardStream<B> {
     }
 
     /// A JSON-lines stream guarded line by line (audited into `audit`, if any).
-    pub(crate) fn json_lines(body: B, shared: &Shared, audit: Option<Audit>) -> Self {
-        let transform = GuardTransform::new(Arc::clone(&shared.response));
+    pub(crate) fn json_lines(
+        body: B,
+        shared: &Shared,
+        audit: Option<Audit>,
+        leak: Option<Box<LeakCheck>>,
+    ) -> Self {
+        let transform = GuardTransform::new(Arc::clone(&shared.response), leak);
         let transform = Audited::new(transform, audit);
         let decoder = ndjson::Decoder::new(shared.max_event_bytes);
         GuardStream {

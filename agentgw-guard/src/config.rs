@@ -149,9 +149,10 @@ impl PromptGuardConfig {
 
 /// One guard: what to look for, what to do, how to answer a rejection.
 ///
-/// `regex` is required in YAML. The default guard has nothing to match, which
+/// A guard has a `regex`, or (response guards only) a `systemPromptLeak` instead. The
+/// default guard has nothing to match, which
 /// [`from_config`](crate::PromptGuardLayer::from_config) reports at `request[i].regex`: set
-/// [`regex`](Self::regex).
+/// [`regex`](Self::regex) or [`system_prompt_leak`](Self::system_prompt_leak).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -159,8 +160,18 @@ pub struct GuardConfig {
     /// A name for metrics and logs (default: `request[0]`, `response[1]`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// The rules and the action.
+    /// The rules and the action. Required, unless the guard is a
+    /// [`system_prompt_leak`](Self::system_prompt_leak) guard.
+    #[serde(default, skip_serializing_if = "RegexConfig::is_default")]
     pub regex: RegexConfig,
+    /// Instead of `regex`: flag answers that reproduce the request's system prompt (response
+    /// guards only). `true` is the default [`SystemPromptLeakConfig`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "leak_config"
+    )]
+    pub system_prompt_leak: Option<SystemPromptLeakConfig>,
     /// The answer to a rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<RejectResponse>,
@@ -183,6 +194,13 @@ impl GuardConfig {
     #[must_use]
     pub fn regex(mut self, regex: RegexConfig) -> Self {
         self.regex = regex;
+        self
+    }
+
+    /// Makes this a system-prompt leak guard (instead of `regex`).
+    #[must_use]
+    pub fn system_prompt_leak(mut self, leak: SystemPromptLeakConfig) -> Self {
+        self.system_prompt_leak = Some(leak);
         self
     }
 
@@ -255,6 +273,10 @@ impl Default for RegexConfig {
 }
 
 impl RegexConfig {
+    fn is_default(&self) -> bool {
+        *self == RegexConfig::default()
+    }
+
     /// Sets what a match does.
     #[must_use]
     pub fn action(mut self, action: Action) -> Self {
@@ -325,16 +347,133 @@ pub enum Action {
     Reject,
     /// Replace the matched text and let the traffic through.
     Mask,
+    /// Like `Reject`, and the audit event of the rejection carries `"escalate": true` for
+    /// whoever follows up on it (a sink, an alert on the audit log).
+    Escalate,
 }
 
 impl Action {
-    /// `"reject"` or `"mask"`, for metric labels.
+    /// `"reject"`, `"mask"` or `"escalate"`, for metric labels.
     pub const fn as_str(self) -> &'static str {
         match self {
             Action::Reject => "reject",
             Action::Mask => "mask",
+            Action::Escalate => "escalate",
         }
     }
+
+    /// Whether a match denies (`Reject` and `Escalate`).
+    pub const fn denies(self) -> bool {
+        !matches!(self, Action::Mask)
+    }
+}
+
+/// `systemPromptLeak`: a response guard that flags answers reproducing a substantial part of
+/// the request's system prompt (its `system` and `developer` messages, Responses
+/// `instructions`, Anthropic `system`).
+///
+/// ```yaml
+/// response:
+///   - systemPromptLeak: {action: Reject, minOverlap: 0.3, minWords: 12}
+/// ```
+///
+/// The answer reproduces a word of the system prompt when that word is part of a run of
+/// [`SHINGLE_WORDS`](crate::leak::SHINGLE_WORDS) consecutive words that the answer contains
+/// too (after normalization; see [`leak`](crate::leak)). `Reject` and `Escalate` fire when the
+/// answer reproduces at least `minWords` words **and** at least `minOverlap` of the prompt's
+/// words; `Mask` replaces every reproduced passage of at least `minWords` consecutive words.
+/// A request without a system prompt of at least `SHINGLE_WORDS` words is not inspected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SystemPromptLeakConfig {
+    /// What a leak does (default `Reject`).
+    #[serde(default = "SystemPromptLeakConfig::default_action")]
+    pub action: Action,
+    /// The fraction of the system prompt's words an answer must reproduce to be rejected,
+    /// from 0 to 1 (default 0.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_overlap: Option<f64>,
+    /// The fewest reproduced words that count as a leak (default 12): a rejection needs at
+    /// least this many words in all, a mask a passage of this many consecutive words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_words: Option<u32>,
+    /// The text that replaces a masked passage (default `<SYSTEM_PROMPT>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+}
+
+// `min_overlap` is checked to be a number from 0 to 1, never NaN.
+impl Eq for SystemPromptLeakConfig {}
+
+impl Default for SystemPromptLeakConfig {
+    /// `Reject` with the default thresholds (0.3 of the prompt, 12 words).
+    fn default() -> Self {
+        SystemPromptLeakConfig {
+            action: Action::Reject,
+            min_overlap: None,
+            min_words: None,
+            replacement: None,
+        }
+    }
+}
+
+impl SystemPromptLeakConfig {
+    /// The default `minOverlap`.
+    pub const DEFAULT_MIN_OVERLAP: f64 = 0.3;
+    /// The default `minWords`.
+    pub const DEFAULT_MIN_WORDS: u32 = 12;
+    /// The default `replacement`.
+    pub const DEFAULT_REPLACEMENT: &'static str = "<SYSTEM_PROMPT>";
+
+    fn default_action() -> Action {
+        Action::Reject
+    }
+
+    /// Sets what a leak does.
+    #[must_use]
+    pub fn action(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// Sets the fraction of the system prompt that must be reproduced (0 to 1).
+    #[must_use]
+    pub fn min_overlap(mut self, fraction: f64) -> Self {
+        self.min_overlap = Some(fraction);
+        self
+    }
+
+    /// Sets the fewest reproduced words that count.
+    #[must_use]
+    pub fn min_words(mut self, words: u32) -> Self {
+        self.min_words = Some(words);
+        self
+    }
+
+    /// Sets the text that replaces a masked passage.
+    #[must_use]
+    pub fn replacement(mut self, replacement: impl Into<String>) -> Self {
+        self.replacement = Some(replacement.into());
+        self
+    }
+}
+
+/// `systemPromptLeak: true` (the defaults), `false` (no leak guard) or the settings.
+fn leak_config<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SystemPromptLeakConfig>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Enabled(bool),
+        Config(SystemPromptLeakConfig),
+    }
+    Ok(match Repr::deserialize(deserializer)? {
+        Repr::Enabled(true) => Some(SystemPromptLeakConfig::default()),
+        Repr::Enabled(false) => None,
+        Repr::Config(config) => Some(config),
+    })
 }
 
 /// A custom pattern.

@@ -83,6 +83,15 @@ pub enum Error {
         /// The configured value.
         status: u16,
     },
+    /// A `systemPromptLeak` guard is misplaced or out of range: on the request side, beside a
+    /// `regex`, a second one, or a `minOverlap` outside 0..=1.
+    #[error("{}", display(path, self))]
+    InvalidSystemPromptLeak {
+        /// The field at fault.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl ConfigError for Error {
@@ -95,7 +104,8 @@ impl ConfigError for Error {
             | Error::EmptyPhrase { path }
             | Error::NothingToMatch { path }
             | Error::UnknownReplacement { path, .. }
-            | Error::InvalidStatus { path, .. } => path,
+            | Error::InvalidStatus { path, .. }
+            | Error::InvalidSystemPromptLeak { path, .. } => path,
         }
     }
 
@@ -124,6 +134,7 @@ impl ConfigError for Error {
             Error::InvalidStatus { status, .. } => {
                 format!("must be an HTTP error status between 400 and 599, got {status}")
             }
+            Error::InvalidSystemPromptLeak { message, .. } => message.clone(),
         }
     }
 }

@@ -9,7 +9,8 @@ use std::task::{Context, Poll, ready};
 
 use agentgw_core::body::RequestBody;
 use agentgw_core::llm::Direction;
-use agentgw_core::{BoxError, Rejection, ResponseShape, content};
+use agentgw_core::llm::{self as llm_view, DeltaKey, Format};
+use agentgw_core::{BoxError, Payload, Rejection, ResponseShape, content};
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -18,10 +19,11 @@ use http_body_util::Full;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::audit::{self, Audit};
+use crate::audit::{self, Audit, Tally};
 use crate::body::{GuardBody, GuardStream};
-use crate::guard::LAYER;
+use crate::guard::{Denial, LAYER, rewrite_strings};
 use crate::layer::Shared;
+use crate::leak::LeakCheck;
 use crate::service::{Verdict, guard_request};
 
 type Buffering<B> = agentgw_core::body::BufferFuture<B>;
@@ -66,6 +68,7 @@ pin_project! {
             shared: Arc<Shared>,
             shape: Option<ResponseShape>,
             audit: Option<Audit>,
+            leak: Option<Box<LeakCheck>>,
         },
         // Reading a JSON or text response whole, to guard it before its status is sent.
         Collecting {
@@ -77,6 +80,7 @@ pin_project! {
             shared: Arc<Shared>,
             shape: ResponseShape,
             audit: Option<Audit>,
+            leak: Option<Box<LeakCheck>>,
         },
     }
 }
@@ -98,6 +102,7 @@ where
         shared: Arc<Shared>,
         shape: ResponseShape,
         audit: Option<Audit>,
+        leak: Option<Box<LeakCheck>>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling {
@@ -105,6 +110,7 @@ where
                 shared,
                 shape: Some(shape),
                 audit,
+                leak,
             },
         }
     }
@@ -164,14 +170,20 @@ where
                         }
                         Verdict::Forward(req) => {
                             let shape = ResponseShape::for_request(&req);
-                            let audit =
-                                Audit::of_response(shared.audit.as_ref(), &shared.response, &req);
+                            // The system prompt the upstream gets (after request masks).
+                            let leak = shared.response.leak.as_ref().and_then(|guard| {
+                                let payload = req.extensions().get::<Payload>()?;
+                                guard.check(payload, req.uri().path())
+                            });
+                            let inspected = !shared.response.is_empty() || leak.is_some();
+                            let audit = Audit::of_response(shared.audit.as_ref(), inspected, &req);
                             let mut inner = inner.take().expect(POLLED_AFTER_COMPLETION);
                             State::Calling {
                                 fut: inner.call(req),
                                 shared: Arc::clone(shared),
                                 shape: Some(shape),
                                 audit,
+                                leak,
                             }
                         }
                     }
@@ -181,16 +193,18 @@ where
                     shared,
                     shape,
                     audit,
+                    leak,
                 } => {
                     let response = ready!(fut.poll(cx))?;
                     let shape = shape.take().expect(POLLED_AFTER_COMPLETION);
-                    match guard_response(shared, &shape, response, audit.take()) {
+                    match guard_response(shared, &shape, response, audit.take(), leak.take()) {
                         Guarded::Ready(response) => return Poll::Ready(Ok(response)),
                         Guarded::Collect {
                             parts,
                             body,
                             json,
                             audit,
+                            leak,
                         } => State::Collecting {
                             body,
                             parts: Some(parts),
@@ -199,6 +213,7 @@ where
                             shared: Arc::clone(shared),
                             shape,
                             audit,
+                            leak,
                         },
                     }
                 }
@@ -210,6 +225,7 @@ where
                     shared,
                     shape,
                     audit,
+                    leak,
                 } => loop {
                     match ready!(body.as_mut().poll_frame(cx)) {
                         Some(Ok(frame)) => match frame.into_data() {
@@ -233,6 +249,7 @@ where
                                 bytes,
                                 *json,
                                 audit.as_ref(),
+                                leak.as_deref_mut(),
                             )));
                         }
                     }
@@ -273,6 +290,7 @@ enum Guarded<B> {
         /// Read it as JSON (else as text).
         json: bool,
         audit: Option<Audit>,
+        leak: Option<Box<LeakCheck>>,
     },
 }
 
@@ -313,11 +331,12 @@ fn guard_response<B>(
     shape: &ResponseShape,
     res: Response<B>,
     audit: Option<Audit>,
+    leak: Option<Box<LeakCheck>>,
 ) -> Guarded<B>
 where
     B: Body<Data = Bytes>,
 {
-    if shared.response.is_empty() {
+    if shared.response.is_empty() && leak.is_none() {
         return Guarded::Ready(res.map(GuardBody::inner));
     }
     let (mut parts, body) = res.into_parts();
@@ -336,12 +355,12 @@ where
     let json = match kind(&parts.headers) {
         Kind::EventStream => {
             parts.headers.remove(CONTENT_LENGTH);
-            let stream = GuardStream::sse(body, shared, audit);
+            let stream = GuardStream::sse(body, shared, audit, leak);
             return Guarded::Ready(Response::from_parts(parts, GuardBody::transformed(stream)));
         }
         Kind::JsonLines => {
             parts.headers.remove(CONTENT_LENGTH);
-            let stream = GuardStream::json_lines(body, shared, audit);
+            let stream = GuardStream::json_lines(body, shared, audit, leak);
             return Guarded::Ready(Response::from_parts(parts, GuardBody::transformed(stream)));
         }
         Kind::Other => return Guarded::Ready(fail(shape, "response_not_text")),
@@ -356,6 +375,7 @@ where
         body,
         json,
         audit,
+        leak,
     }
 }
 
@@ -367,12 +387,34 @@ fn guard_collected<B>(
     bytes: Bytes,
     json: bool,
     audit: Option<&Audit>,
+    leak: Option<&mut LeakCheck>,
 ) -> Response<GuardBody<B>> {
     // Clients parse JSON without looking at the type (`response.json()`): a text body that
     // opens like JSON is read as JSON, or an escaped secret would pass a text scan.
     let json = json || content::starts_like_json(&bytes);
     let on = audit.is_some();
-    let (outcome, tally) = if json && crate::guard::lexical::unchanged(&bytes, &shared.response) {
+    // The leak guard reads the model's text first, before other guards mask it.
+    let (bytes, leaked, mut tally) = match leak {
+        None => (bytes, false, Tally::default()),
+        Some(leak) => match audit::collect(on, || check_leak(leak, &bytes, json)) {
+            (Ok(None), tally) => (bytes, false, tally),
+            (Ok(Some(masked)), tally) => (masked, true, tally),
+            (Err(LeakOutcome::Unreadable(reason)), _) => return fail(shape, reason),
+            (Err(LeakOutcome::Denied(denial)), tally) => {
+                if let Some(audit) = audit {
+                    audit.rejected(Direction::Response, &denial.rule, &tally);
+                }
+                return shared
+                    .response
+                    .rejection(&denial)
+                    .respond_in(shape)
+                    .map(GuardBody::from);
+            }
+        },
+    };
+    let (outcome, regex_tally) = if shared.response.is_empty() {
+        (Ok(None), Tally::default())
+    } else if json && crate::guard::lexical::unchanged(&bytes, &shared.response) {
         // Nothing any guard matches, in a document whose bytes are what a parser reads: the
         // tree, the walk and the rewrite would change nothing.
         (Ok(None), Default::default())
@@ -400,12 +442,12 @@ fn guard_collected<B>(
             Err(_) => return fail(shape, "response_invalid_utf8"),
         }
     };
+    tally.merge(regex_tally);
+    let mut masked = leaked;
     let bytes = match outcome {
         Ok(None) => bytes,
         Ok(Some(rewritten)) => {
-            if let Some(audit) = audit {
-                audit.masked(Direction::Response, &tally);
-            }
+            masked = true;
             rewritten
         }
         Err(denial) => {
@@ -414,14 +456,113 @@ fn guard_collected<B>(
             }
             return shared
                 .response
-                .get(denial.guard)
-                .rejection(&denial.rule)
+                .rejection(&denial)
                 .respond_in(shape)
                 .map(GuardBody::from);
         }
     };
+    if masked && let Some(audit) = audit {
+        audit.masked(Direction::Response, &tally);
+    }
     parts
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     Response::from_parts(parts, GuardBody::full(bytes))
+}
+
+/// Why the leak check of a buffered response did not let it through.
+enum LeakOutcome {
+    Denied(Denial),
+    /// The body could not be read (the reason, for the 502).
+    Unreadable(&'static str),
+}
+
+/// Checks a buffered response for a leak of the system prompt: the text segments of an LLM
+/// response (and its logprob tokens, per position), every string of other JSON, or the text.
+/// Returns the masked body when a mask changed it.
+fn check_leak(
+    leak: &mut LeakCheck,
+    bytes: &Bytes,
+    json: bool,
+) -> Result<Option<Bytes>, LeakOutcome> {
+    if !json {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| LeakOutcome::Unreadable("response_invalid_utf8"))?;
+        return Ok(leak
+            .text(text)
+            .map_err(LeakOutcome::Denied)?
+            .map(Bytes::from));
+    }
+    let mut json = agentgw_core::json::parse_unique_keys(bytes)
+        .map_err(|_| LeakOutcome::Unreadable("response_invalid_json"))?;
+    let mut denial = None;
+    let mut step = |text: &str| {
+        if denial.is_some() {
+            return None;
+        }
+        leak.text(text).unwrap_or_else(|d| {
+            denial = Some(d);
+            None
+        })
+    };
+    let format = Format::detect(&json, Direction::Response).filter(|format| {
+        let mut any = false;
+        llm_view::for_each_segment(&json, *format, Direction::Response, |_| any = true);
+        any
+    });
+    let mut changed = match format {
+        Some(format) => {
+            llm_view::rewrite_segments(&mut json, format, Direction::Response, |_, text| step(text))
+                > 0
+        }
+        None => rewrite_strings(&mut json, &mut step),
+    };
+    if let Some(denial) = denial {
+        return Err(LeakOutcome::Denied(denial));
+    }
+    // Logprob tokens spell the answer again, a token at a time: one scanner per position.
+    let mut remaining: Vec<(DeltaKey, usize)> = Vec::new();
+    llm_view::for_each_logprob_token(&json, |token| {
+        match remaining.iter_mut().find(|(key, _)| *key == token.key) {
+            Some((_, n)) => *n += 1,
+            None => remaining.push((token.key, 1)),
+        }
+    });
+    if !remaining.is_empty() {
+        let mut scanners: Vec<(DeltaKey, crate::leak::LeakScanner)> = Vec::new();
+        let mut denial = None;
+        let rewritten = llm_view::rewrite_logprob_tokens(&mut json, |key, text| {
+            if denial.is_some() {
+                return None;
+            }
+            let index = match scanners.iter().position(|(k, _)| *k == key) {
+                Some(index) => index,
+                None => {
+                    scanners.push((key, leak.scanner()));
+                    scanners.len() - 1
+                }
+            };
+            let left = remaining.iter_mut().find(|(k, _)| *k == key).map(|(_, n)| {
+                *n = n.saturating_sub(1);
+                *n
+            });
+            match leak.feed(&mut scanners[index].1, text, left == Some(0)) {
+                Ok(out) => (out != text).then_some(out),
+                Err(d) => {
+                    denial = Some(d);
+                    None
+                }
+            }
+        });
+        if let Some(denial) = denial {
+            return Err(LeakOutcome::Denied(denial));
+        }
+        changed |= rewritten > 0;
+    }
+    if !changed {
+        return Ok(None);
+    }
+    serde_json::to_vec(&json)
+        .map(|bytes| Some(Bytes::from(bytes)))
+        .map_err(|_| LeakOutcome::Unreadable("response_invalid_json"))
 }

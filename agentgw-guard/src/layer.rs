@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use agentgw_core::audit::AuditSink;
 use agentgw_core::body::BodyLimit;
+use agentgw_core::config::ConfigWarning;
 use agentgw_core::llm::Direction;
 use agentgw_core::sse::DEFAULT_MAX_EVENT_BYTES;
 use tower_layer::Layer;
@@ -28,6 +29,7 @@ use crate::service::PromptGuardService;
 #[derive(Clone)]
 pub struct PromptGuardLayer {
     pub(crate) shared: Arc<Shared>,
+    warnings: Arc<[ConfigWarning]>,
 }
 
 /// What every service of one layer shares.
@@ -50,15 +52,49 @@ impl PromptGuardLayer {
         let limit = config.max_body_bytes.map_or(BodyLimit::DEFAULT, |bytes| {
             BodyLimit::new(usize::try_from(bytes).unwrap_or(usize::MAX))
         });
+        let request = Guards::compile(&config.request, Direction::Request)?;
+        let response = Guards::compile(&config.response, Direction::Response)?;
+        let warnings: Arc<[ConfigWarning]> = response
+            .guards
+            .iter()
+            .flat_map(|guard| {
+                let hold_back = guard.set.stream_hold_back();
+                guard.set.unbounded_patterns().iter().map(move |path| {
+                    ConfigWarning::new(
+                        path.clone(),
+                        format!(
+                            "can match text of unbounded length: buffered responses are masked \
+                             with the full pattern, streamed ones hold back at most {hold_back} \
+                             bytes of a potential match, so a longer match may be released \
+                             partly unmasked (set repetitionLimit to bound the pattern)"
+                        ),
+                    )
+                })
+            })
+            .collect();
+        for warning in warnings.iter() {
+            tracing::warn!(field = %warning.path, "promptGuard: {}", warning.message);
+        }
         Ok(PromptGuardLayer {
             shared: Arc::new(Shared {
-                request: Guards::compile(&config.request, Direction::Request)?,
-                response: Arc::new(Guards::compile(&config.response, Direction::Response)?),
+                request,
+                response: Arc::new(response),
                 limit,
                 max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
                 audit: None,
             }),
+            warnings,
         })
+    }
+
+    /// The fields of the configuration that load but do not do exactly what they seem to say,
+    /// each with its path relative to the `promptGuard` block: a response pattern of unbounded
+    /// length (`\w+@\w+`), which masks buffered responses with the full pattern but holds back
+    /// at most [`DEFAULT_STREAM_HOLD_BACK`](crate::pattern_set::DEFAULT_STREAM_HOLD_BACK)
+    /// bytes of a streamed one (see [`stream`](crate::stream)). Each is also logged with
+    /// `tracing::warn!` when the layer is built.
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
     }
 
     /// Records a `prompt_guard` event in `sink` for every request or response a guard rejects
@@ -101,6 +137,7 @@ impl PromptGuardLayer {
         });
         PromptGuardLayer {
             shared: Arc::new(f(shared)),
+            warnings: self.warnings,
         }
     }
 }

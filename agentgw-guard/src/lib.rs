@@ -20,6 +20,9 @@
 //!   suffix that could become a match is held back ([`stream`]).
 //! - **Evasion-resistant.** `Reject` rules match a normalized skeleton of the text (zero-width
 //!   characters, homoglyphs, full-width letters, case and whitespace folded; [`normalize`](mod@normalize)).
+//! - **System-prompt leaks.** A `systemPromptLeak` response guard rejects, masks or escalates
+//!   answers that reproduce a substantial part of the request's system prompt, buffered or
+//!   streamed, with bounded state ([`leak`]).
 //! - **Fails closed.** A response a response guard cannot inspect (compressed, binary, invalid
 //!   JSON, over the size limit) is answered 502; a stream that cannot be masked ends with an
 //!   error. Matched text never appears in rejections, logs or metrics.
@@ -225,6 +228,7 @@ mod error;
 mod future;
 mod guard;
 mod layer;
+pub mod leak;
 pub mod normalize;
 pub mod pattern_set;
 mod service;
@@ -235,7 +239,7 @@ pub use body::{GuardBody, GuardStream};
 pub use builtin::{Builtin, UnknownBuiltin};
 pub use config::{
     Action, GuardConfig, MatchConfig, NamedPhrase, PhraseConfig, PromptGuardConfig, RegexConfig,
-    RejectResponse, ScopeName,
+    RejectResponse, ScopeName, SystemPromptLeakConfig,
 };
 pub use error::Error;
 pub use future::ResponseFuture;

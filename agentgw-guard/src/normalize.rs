@@ -234,7 +234,7 @@ fn is_ascii_space(b: u8) -> bool {
 }
 
 /// Appends the skeleton of one non-ASCII, non-ignorable, non-whitespace character.
-fn push_skeleton(c: char, out: &mut String, prev_space: &mut bool) {
+pub(crate) fn push_skeleton(c: char, out: &mut String, prev_space: &mut bool) {
     decompose_compatible(c, |d| {
         if is_combining_mark(d) || is_ignorable(d) {
             return;
@@ -257,7 +257,7 @@ fn push_skeleton(c: char, out: &mut String, prev_space: &mut bool) {
 }
 
 /// Default-ignorable code points and bidi controls: invisible, removed before matching.
-fn is_ignorable(c: char) -> bool {
+pub(crate) fn is_ignorable(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'

@@ -66,13 +66,15 @@ where
         if let Err(error) = canonicalize_request(&mut req) {
             return ResponseFuture::denied(error.into_rejection(LAYER).respond_to(&req));
         }
-        if shared.request.is_empty() {
+        // A leak guard reads the request's system prompt: the body is read then too.
+        if shared.request.is_empty() && shared.response.leak.is_none() {
             let mut req = req.map(RequestBody::streaming);
             prefer_identity_encoding(&shared, &mut req);
             let shape = ResponseShape::for_request(&req);
-            let audit = Audit::of_response(shared.audit.as_ref(), &shared.response, &req);
+            let audit =
+                Audit::of_response(shared.audit.as_ref(), !shared.response.is_empty(), &req);
             let fut = self.inner.call(req);
-            return ResponseFuture::calling(fut, shared, shape, audit);
+            return ResponseFuture::calling(fut, shared, shape, audit, None);
         }
         // The body is read asynchronously first: use the instance that was polled ready and
         // leave a fresh clone in its place.
@@ -100,6 +102,9 @@ pub(crate) enum Verdict<B> {
 /// Guards a buffered request.
 pub(crate) fn guard_request<B>(shared: &Shared, mut req: Request<RequestBody<B>>) -> Verdict<B> {
     prefer_identity_encoding(shared, &mut req);
+    if shared.request.is_empty() {
+        return Verdict::Forward(req);
+    }
     let Some(payload) = req.extensions().get::<Payload>().cloned() else {
         return Verdict::Forward(req);
     };
@@ -134,15 +139,14 @@ pub(crate) fn guard_request<B>(shared: &Shared, mut req: Request<RequestBody<B>>
             if let Some(sink) = &shared.audit {
                 Audit::of(sink, &req).rejected(Direction::Request, &denial.rule, &tally);
             }
-            let guard = shared.request.get(denial.guard);
-            Verdict::Deny(guard.rejection(&denial.rule).respond_to(&req))
+            Verdict::Deny(shared.request.rejection(&denial).respond_to(&req))
         }
     }
 }
 
 /// Response guards cannot read compressed bodies: ask the upstream for none.
 fn prefer_identity_encoding<B>(shared: &Shared, req: &mut Request<B>) {
-    if !shared.response.is_empty() {
+    if !shared.response.is_empty() || shared.response.leak.is_some() {
         req.headers_mut()
             .insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }

@@ -7,6 +7,26 @@
 //! Matches are masked in the released text. Whatever the chunking, the concatenated output is
 //! the output of [`PatternSet::mask`] on the whole text.
 //!
+//! # Patterns of unbounded length
+//!
+//! A pattern with `+`, `*` or `{n,}` (and no `repetitionLimit`), such as the seed's
+//! `\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b`, could make a stream hold back
+//! without end. The masker then holds back at most [`PatternSet::stream_hold_back`] bytes
+//! ([`DEFAULT_STREAM_HOLD_BACK`](crate::pattern_set::DEFAULT_STREAM_HOLD_BACK), 1 KiB, unless
+//! the builder says otherwise) of a potential match, and the guard warns at load. Exactly:
+//!
+//! - Text further than the hold-back from the end of what has arrived is released: the
+//!   matches that start in it and are complete in what has arrived are masked (up to where
+//!   they end so far), the rest of it goes out as it is.
+//! - So every match no longer than the hold-back is masked, as in the whole text: it is
+//!   complete before any of it is released. A longer match is not: the part that outgrew the
+//!   hold-back before the match was complete goes out unmasked, and the rest is masked only
+//!   where the pattern matches it on its own (a pattern that starts at `\b` does not match in
+//!   the middle of a word, so a 2 KiB e-mail address streamed in small pieces goes out
+//!   whole). Bound the pattern (`repetitionLimit`, or `{1,64}` for `+`) where that matters.
+//! - Whole texts ([`PatternSet::mask`], a buffered response) are matched with the full
+//!   pattern.
+//!
 //! ```
 //! use agentgw_guard::{Builtin, PatternSet};
 //!
@@ -45,8 +65,9 @@ const MAX_HELD: usize = 64 * 1024;
 /// Masks a text that arrives in pieces; see the [module docs](self). Built by
 /// [`PatternSet::stream_masker`].
 ///
-/// Memory is bounded: the held-back text is shorter than the longest possible match plus a
-/// few bytes of look-ahead, and a fixed amount of released text is kept as context. (For a
+/// Memory is bounded: the held-back text is shorter than the longest possible match (or the
+/// set's [`stream_hold_back`](PatternSet::stream_hold_back) with patterns of unbounded length)
+/// plus a few bytes of look-ahead, and a fixed amount of released text is kept as context. (For a
 /// normalizing set the bound is on the skeleton; a flood of more than 64 KiB of invisible
 /// characters inside one potential match is flushed as if the text ended there.)
 pub struct StreamMasker {

@@ -9,4 +9,5 @@ mod edge;
 mod gateway;
 mod mcp;
 mod parity;
+mod prompt_leak;
 mod tls;

@@ -4,7 +4,7 @@
 mod json;
 pub(crate) mod lexical;
 
-pub(crate) use json::{Visited, apply_rewrites};
+pub(crate) use json::{Visited, apply_rewrites, rewrite_strings};
 
 use std::borrow::Cow;
 
@@ -13,8 +13,11 @@ use agentgw_core::llm::{Direction, Scope};
 use agentgw_core::metrics::PROMPT_GUARD_MATCHES_TOTAL;
 use http::StatusCode;
 
-use crate::config::{Action, GuardConfig};
+use std::sync::Arc;
+
+use crate::config::{Action, GuardConfig, RegexConfig};
 use crate::error::Error;
+use crate::leak::LeakGuard;
 use crate::pattern_set::{PatternSet, RuleId};
 use crate::stream::StreamMasker;
 
@@ -53,7 +56,7 @@ impl Guard {
     ) -> Result<Guard, Error> {
         let regex = &config.regex;
         let regex_path = format!("{path}.regex");
-        let normalize = regex.normalize.unwrap_or(regex.action == Action::Reject);
+        let normalize = regex.normalize.unwrap_or(regex.action.denies());
         let mut builder = PatternSet::builder()
             .path(regex_path.clone())
             .normalize(normalize)
@@ -93,17 +96,7 @@ impl Guard {
             set.stream_masker()?;
         }
 
-        let response = config.response.clone().unwrap_or_default();
-        let status = match response.status_code {
-            None => StatusCode::FORBIDDEN,
-            Some(code) => StatusCode::from_u16(code)
-                .ok()
-                .filter(|s| s.is_client_error() || s.is_server_error())
-                .ok_or_else(|| Error::InvalidStatus {
-                    path: format!("{path}.response.statusCode"),
-                    status: code,
-                })?,
-        };
+        let (status, message) = reject_response(config, path)?;
         let scopes = match &config.scopes {
             None => u8::MAX,
             Some(scopes) => scopes
@@ -117,7 +110,7 @@ impl Guard {
             scopes,
             all_scopes: config.scopes.is_none(),
             status,
-            message: response.message,
+            message,
             direction,
         })
     }
@@ -153,7 +146,7 @@ impl Guard {
             direction = ?self.direction,
             "prompt guard rule matched"
         );
-        crate::audit::count(rule, self.action == Action::Reject);
+        crate::audit::count(rule, self.action);
     }
 
     /// The rejection a denial of this guard answers with.
@@ -187,10 +180,35 @@ impl From<Option<Scope>> for Reach {
     }
 }
 
+/// The status and message of a guard's rejections, from its `response`.
+pub(crate) fn reject_response(
+    config: &GuardConfig,
+    path: &str,
+) -> Result<(StatusCode, Option<String>), Error> {
+    let response = config.response.clone().unwrap_or_default();
+    let status = match response.status_code {
+        None => StatusCode::FORBIDDEN,
+        Some(code) => StatusCode::from_u16(code)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .ok_or_else(|| Error::InvalidStatus {
+                path: format!("{path}.response.statusCode"),
+                status: code,
+            })?,
+    };
+    Ok((status, response.message))
+}
+
+/// The `guard` of a [`Denial`] by the system-prompt leak guard.
+pub(crate) const LEAK_GUARD: usize = usize::MAX;
+
 /// Guards of one direction, applied in order.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Guards {
     pub(crate) guards: Vec<Guard>,
+    /// The `systemPromptLeak` guard (response guards only). It reads the model's text before
+    /// the other guards mask it, wherever it sits in the list.
+    pub(crate) leak: Option<Arc<LeakGuard>>,
 }
 
 impl Guards {
@@ -199,18 +217,53 @@ impl Guards {
             Direction::Request => "request",
             Direction::Response => "response",
         };
-        let guards = configs
-            .iter()
-            .enumerate()
-            .map(|(i, config)| {
-                let label = config
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("{side}[{i}]"));
-                Guard::compile(config, &format!("{side}[{i}]"), label, direction)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Guards { guards })
+        let mut guards = Vec::new();
+        let mut leak: Option<Arc<LeakGuard>> = None;
+        for (i, config) in configs.iter().enumerate() {
+            let path = format!("{side}[{i}]");
+            let label = config.name.clone().unwrap_or_else(|| path.clone());
+            let Some(leak_config) = &config.system_prompt_leak else {
+                guards.push(Guard::compile(config, &path, label, direction)?);
+                continue;
+            };
+            let invalid = |message: &str| Error::InvalidSystemPromptLeak {
+                path: format!("{path}.systemPromptLeak"),
+                message: message.to_owned(),
+            };
+            if direction == Direction::Request {
+                return Err(invalid(
+                    "is a response guard: it reads the model's answer; move it under `response`",
+                ));
+            }
+            if config.regex != RegexConfig::default() {
+                return Err(invalid(
+                    "a guard has either `regex` or `systemPromptLeak`; make them two guards",
+                ));
+            }
+            if let Some(first) = &leak {
+                return Err(invalid(&format!(
+                    "only one `systemPromptLeak` guard per route; `{}` is one already",
+                    first.label
+                )));
+            }
+            let (status, message) = reject_response(config, &path)?;
+            leak = Some(Arc::new(LeakGuard::compile(
+                leak_config,
+                &path,
+                label,
+                status,
+                message,
+            )?));
+        }
+        Ok(Guards { guards, leak })
+    }
+
+    /// The rejection that answers `denial`.
+    pub(crate) fn rejection(&self, denial: &Denial) -> Rejection {
+        match (&self.leak, denial.guard) {
+            (Some(leak), LEAK_GUARD) => leak.rejection(),
+            _ => self.get(denial.guard).rejection(&denial.rule),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -242,7 +295,7 @@ impl Guards {
                 continue;
             }
             match guard.action {
-                Action::Reject => {
+                Action::Reject | Action::Escalate => {
                     if let Some(m) = guard.set.find(&current) {
                         guard.record(m.rule());
                         return Err(Denial {
@@ -296,7 +349,7 @@ impl Guards {
             let mut hit = None;
             let mut on_match = |rule| {
                 guard.record(rule);
-                if guard.action == Action::Reject {
+                if guard.action.denies() {
                     hit.get_or_insert(rule);
                 }
             };

@@ -79,6 +79,10 @@ use crate::stream::StreamMasker;
 pub(crate) use tracker::Tracker;
 use walk::Walker;
 
+/// How much text, in bytes, a stream holds back for a potential match of a pattern of
+/// unbounded length, unless [`PatternSetBuilder::stream_hold_back`] says otherwise: 1 KiB.
+pub const DEFAULT_STREAM_HOLD_BACK: usize = 1024;
+
 /// Identifies a rule of a [`PatternSet`]; see [`PatternSet::rule`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleId(u32);
@@ -175,8 +179,10 @@ pub(crate) struct Inner {
     phrases: Option<Phrases>,
     normalize: bool,
     max_match_len: Option<usize>,
-    /// Field path of the first pattern of unbounded length, for the streaming error.
-    unbounded: Option<String>,
+    /// Field paths of the patterns of unbounded length.
+    unbounded: Vec<String>,
+    /// How much text a stream holds back for a potential match of an unbounded pattern.
+    stream_hold_back: usize,
     path: String,
     tracker: OnceLock<Result<Tracker, Error>>,
 }
@@ -417,9 +423,27 @@ impl PatternSet {
     }
 
     /// The longest text (in bytes, of the matched text or its skeleton) any rule can match, or
-    /// `None` when a pattern is unbounded (`.*`). Streaming needs a bound.
+    /// `None` when a pattern is unbounded (`.*`); streams then hold back at most
+    /// [`stream_hold_back`](Self::stream_hold_back) bytes.
     pub fn max_match_len(&self) -> Option<usize> {
         self.inner.max_match_len
+    }
+
+    /// The field paths of the patterns that can match text of unbounded length (`+`, `*`,
+    /// `{n,}` without a `repetitionLimit`), such as `response[0].regex.matches[0].pattern`.
+    /// Whole texts are matched with the full patterns; streams with a bounded hold-back.
+    pub fn unbounded_patterns(&self) -> &[String] {
+        &self.inner.unbounded
+    }
+
+    /// The most text (in bytes, of the text or its skeleton) a [`StreamMasker`] holds back
+    /// for a potential match: the longest match when every pattern is bounded, else the
+    /// builder's [`stream_hold_back`](PatternSetBuilder::stream_hold_back)
+    /// ([`DEFAULT_STREAM_HOLD_BACK`] by default).
+    pub fn stream_hold_back(&self) -> usize {
+        self.inner
+            .max_match_len
+            .unwrap_or(self.inner.stream_hold_back)
     }
 
     /// Iterates over the matches in `text`, leftmost first, without overlap.
@@ -480,11 +504,13 @@ impl PatternSet {
         Cow::Owned(out)
     }
 
-    /// A masker for text that arrives in pieces; see [`StreamMasker`].
+    /// A masker for text that arrives in pieces; see [`StreamMasker`]. With patterns of
+    /// unbounded length it holds back at most [`stream_hold_back`](Self::stream_hold_back)
+    /// bytes (see the [`stream`](crate::stream) module for what that means for longer matches).
     ///
     /// # Errors
     ///
-    /// [`Error::UnboundedStreamPattern`] when a pattern can match text of unbounded length.
+    /// [`Error::TooLarge`] when the streaming automata exceed their size limits.
     pub fn stream_masker(&self) -> Result<StreamMasker, Error> {
         self.tracker()?;
         Ok(StreamMasker::new(self.clone()))
@@ -494,16 +520,12 @@ impl PatternSet {
         self.inner
             .tracker
             .get_or_init(|| {
-                let Some(max_len) = self.inner.max_match_len else {
-                    return Err(Error::UnboundedStreamPattern {
-                        path: self.inner.unbounded.clone().unwrap_or_default(),
-                    });
-                };
                 Tracker::new(
                     &self.inner.hirs,
                     self.inner.phrases.as_ref().map(|p| p.texts.as_slice()),
                     !self.inner.normalize,
-                    max_len,
+                    self.stream_hold_back(),
+                    self.inner.max_match_len.is_none(),
                     &self.inner.path,
                 )
             })
@@ -704,6 +726,7 @@ pub struct PatternSetBuilder {
     normalize: bool,
     streaming: bool,
     repetition_limit: Option<u32>,
+    stream_hold_back: Option<usize>,
     /// Compiles every pattern into one automaton (tests compare it with the split engines).
     single_engine: bool,
 }
@@ -759,8 +782,10 @@ impl PatternSetBuilder {
         self
     }
 
-    /// Requires every pattern to have a bounded match length, so that the set can mask streams
-    /// ([`PatternSet::stream_masker`]); building fails otherwise.
+    /// Marks the set as one that masks streams ([`PatternSet::stream_masker`]). A pattern of
+    /// unbounded length is accepted: whole texts are matched with it as written, streams with
+    /// a hold-back of at most [`stream_hold_back`](Self::stream_hold_back) bytes; the guard
+    /// warns about it at load ([`PatternSet::unbounded_patterns`]).
     pub fn streaming(mut self, yes: bool) -> Self {
         self.streaming = yes;
         self
@@ -770,6 +795,14 @@ impl PatternSetBuilder {
     /// `limit` repetitions beyond its minimum, making every pattern usable on streams.
     pub fn repetition_limit(mut self, limit: u32) -> Self {
         self.repetition_limit = Some(limit);
+        self
+    }
+
+    /// The most text, in bytes, a stream holds back for a potential match of a pattern of
+    /// unbounded length (default [`DEFAULT_STREAM_HOLD_BACK`], 1 KiB; at least 1). Without
+    /// unbounded patterns the hold-back is the longest match and this has no effect.
+    pub fn stream_hold_back(mut self, bytes: usize) -> Self {
+        self.stream_hold_back = Some(bytes.max(1));
         self
     }
 
@@ -790,14 +823,13 @@ impl PatternSetBuilder {
     /// # Errors
     ///
     /// An invalid or empty-matching pattern, an empty phrase, a replacement for an unknown
-    /// rule, automata over the size limits, or (with [`streaming`](Self::streaming)) a pattern
-    /// of unbounded length; see [`Error`].
+    /// rule, or automata over the size limits; see [`Error`].
     pub fn build(self) -> Result<PatternSet, Error> {
         let mut rules = Vec::new();
         let mut patterns = Vec::new();
         let mut hirs = Vec::new();
         let mut max_len = Some(0usize);
-        let mut unbounded = None;
+        let mut unbounded = Vec::new();
 
         let builtin_parser = || ParserBuilder::new().unicode(false).utf8(true).build();
         let mut builtins = self.builtins.clone();
@@ -851,11 +883,8 @@ impl PatternSetBuilder {
             match props.maximum_len() {
                 Some(len) => max_len = max_len.map(|m| m.max(len)),
                 None => {
-                    if self.streaming {
-                        return Err(Error::UnboundedStreamPattern { path });
-                    }
                     max_len = None;
-                    unbounded.get_or_insert(path);
+                    unbounded.push(path);
                 }
             }
             let rule = push_rule(&mut rules, name, RuleKind::Pattern);
@@ -902,7 +931,7 @@ impl PatternSetBuilder {
         let all: Vec<&Hir> = hirs.iter().collect();
         let walk = !self.single_engine;
         let regex = Engines::build(&all, &patterns, &self.path, walk)?;
-        let split = if unbounded.is_some() {
+        let split = if !unbounded.is_empty() {
             let (mut open, mut closed) = (Vec::new(), Vec::new());
             let mut closed_patterns = Vec::new();
             for (hir, pattern) in hirs.iter().zip(&patterns) {
@@ -930,6 +959,7 @@ impl PatternSetBuilder {
                 normalize: self.normalize,
                 max_match_len: max_len,
                 unbounded,
+                stream_hold_back: self.stream_hold_back.unwrap_or(DEFAULT_STREAM_HOLD_BACK),
                 path: self.path,
                 tracker: OnceLock::new(),
             }),

@@ -59,22 +59,22 @@ fn invalid_patterns_name_their_field() {
             path: "matches[0].pattern".into()
         }
     );
-    let err = PatternSet::builder()
+    // An unbounded pattern streams with the default hold-back, and says so.
+    let set = PatternSet::builder()
         .pattern("a", "x+")
         .streaming(true)
         .build()
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::UnboundedStreamPattern {
-            path: "matches[0].pattern".into()
-        }
-    );
-    let set = PatternSet::builder().pattern("a", "x+").build().unwrap();
-    assert!(matches!(
-        set.stream_masker(),
-        Err(Error::UnboundedStreamPattern { .. })
-    ));
+        .unwrap();
+    assert_eq!(set.max_match_len(), None);
+    assert_eq!(set.unbounded_patterns(), ["matches[0].pattern"]);
+    assert_eq!(set.stream_hold_back(), super::DEFAULT_STREAM_HOLD_BACK);
+    assert!(set.stream_masker().is_ok());
+    let set = PatternSet::builder()
+        .pattern("a", "x+")
+        .stream_hold_back(4096)
+        .build()
+        .unwrap();
+    assert_eq!(set.stream_hold_back(), 4096);
     let set = PatternSet::builder()
         .pattern("a", "x+")
         .repetition_limit(8)
@@ -288,6 +288,40 @@ proptest! {
         prop_assert_eq!(stream(&set, &text, &cuts), set.mask(&text).into_owned());
     }
 
+    /// The seed's unbounded email pattern next to the builtins: every match no longer than the
+    /// hold-back is masked as in the whole text, however the stream is cut.
+    #[test]
+    fn unbounded_streaming_equals_buffered_masking_within_the_hold_back(text in text(), cuts in prop::collection::vec(0usize..200, 0..12)) {
+        let set = unbounded_pii(1024);
+        prop_assert!(text.len() < 1024);
+        prop_assert_eq!(stream(&set, &text, &cuts), set.mask(&text).into_owned());
+    }
+
+    /// Longer than the hold-back: what a stream releases never contains an unmasked match of
+    /// at most the hold-back's length that whole-text masking would have masked, and the
+    /// held text stays bounded.
+    #[test]
+    fn unbounded_streaming_never_releases_a_short_match(
+        local in 1usize..60,
+        padding in 0usize..80,
+        hold_back in 16usize..48,
+        cuts in prop::collection::vec(0usize..400, 0..16),
+    ) {
+        let set = unbounded_pii(hold_back);
+        let long = format!("{}@example.com", "a".repeat(hold_back + padding));
+        let short = format!("{}@ex.org", "b".repeat(local.min(hold_back.saturating_sub(8)).max(1)));
+        let text = format!("first {long} then {short} end");
+        let out = stream(&set, &text, &cuts);
+        prop_assert!(!out.contains(&short), "{out}");
+        prop_assert!(out.ends_with(" then <EMAIL> end"), "{out}");
+        let mut masker = set.stream_masker().unwrap();
+        for c in text.chars() {
+            masker.push(c.encode_utf8(&mut [0; 4]));
+            // Builtins keep their own (bounded) look-ahead beside the hold-back.
+            prop_assert!(masker.held() <= hold_back + 400, "{}", masker.held());
+        }
+    }
+
     #[test]
     fn holdback_stays_bounded(text in text()) {
         let set = pii();
@@ -392,4 +426,38 @@ proptest! {
         let text = pieces.concat();
         prop_assert_eq!(SETS.0.scan(&text), SETS.1.scan(&text));
     }
+}
+
+/// The builtins and the seed's unbounded email pattern, streamed with `hold_back` bytes.
+fn unbounded_pii(hold_back: usize) -> PatternSet {
+    let mut builder = PatternSet::builder()
+        .pattern(
+            "email-custom",
+            r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,}\b",
+        )
+        .replacement("email-custom", "<EMAIL>")
+        .streaming(true)
+        .stream_hold_back(hold_back);
+    for b in Builtin::ALL {
+        builder = builder.builtin(b);
+    }
+    builder.build().unwrap()
+}
+
+#[test]
+fn an_unbounded_match_longer_than_the_hold_back_is_released_as_it_streams() {
+    let set = unbounded_pii(32);
+    let long = format!("{}@example.com", "a".repeat(100));
+    assert_eq!(set.mask(&long), "<EMAIL>");
+    // Streamed a byte at a time, the local part outgrows the hold-back before the `@` comes:
+    // its start is released, and the rest cannot match on its own (the pattern starts at a
+    // word boundary), so the address goes out as it is.
+    let cuts: Vec<usize> = (0..long.len()).collect();
+    assert_eq!(stream(&set, &long, &cuts), long);
+    // Pushed in one piece, the whole match is in view: masked whole.
+    assert_eq!(stream(&set, &long, &[]), "<EMAIL>");
+    // Within the hold-back, byte by byte: masked.
+    let short = format!("see {}@example.com.", "a".repeat(16));
+    let cuts: Vec<usize> = (0..short.len()).collect();
+    assert_eq!(stream(&set, &short, &cuts), "see <EMAIL>.");
 }

@@ -27,6 +27,9 @@ pub(crate) struct Tracker {
     /// Bytes after a start position beyond which nothing starting there can be alive: the
     /// longest match plus the look-ahead validators use.
     horizon: usize,
+    /// With patterns of unbounded length: a start more than this many bytes before the end of
+    /// the text is no longer alive, whatever the automata say (the stream's hold-back).
+    cap: Option<usize>,
 }
 
 impl Tracker {
@@ -35,6 +38,7 @@ impl Tracker {
         phrases: Option<&[String]>,
         ascii_case_insensitive: bool,
         max_match_len: usize,
+        capped: bool,
         path: &str,
     ) -> Result<Tracker, Error> {
         let too_large = |message: String| Error::TooLarge {
@@ -74,6 +78,7 @@ impl Tracker {
             caches: Mutex::new(Vec::new()),
             phrases,
             horizon: max_match_len + 2,
+            cap: capped.then_some(max_match_len),
         })
     }
 
@@ -93,6 +98,11 @@ impl Tracker {
         });
         let bytes = hay.as_bytes();
         let mut found = None;
+        // A potential match of an unbounded pattern is held back for `cap` bytes at most.
+        let from = match self.cap {
+            Some(cap) => from.max(bytes.len().saturating_sub(cap)),
+            None => from,
+        };
         for start in from..bytes.len() {
             if !hay.is_char_boundary(start) {
                 continue;

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use self::events::{Ending, ending, is_delta_kind, synthesize};
 use self::frames::Unit;
 use crate::guard::{Denial, Guards, Reach, Visited, apply_rewrites};
+use crate::leak::{LeakCheck, LeakScanner};
 use crate::stream::StreamMasker;
 
 /// Stream positions (choices, content blocks, tool calls) one stream may open; a stream with
@@ -36,12 +37,16 @@ const MAX_POSITIONS: usize = 256;
 /// `Reject` match cuts the stream with an error event (an error line).
 pub(crate) struct GuardTransform {
     guards: Arc<Guards>,
+    /// The leak check of this response, when the request had a system prompt to protect.
+    leak: Option<Box<LeakCheck>>,
     positions: Vec<(DeltaKey, Position)>,
     raw: Option<Position>,
     blocked: bool,
 }
 
 struct Position {
+    /// Reads the model's text first, before the maskers.
+    leak: Option<LeakScanner>,
     maskers: Vec<Option<StreamMasker>>,
     template: Option<Template>,
 }
@@ -53,9 +58,10 @@ struct Template {
     delta_kind: bool,
 }
 impl GuardTransform {
-    pub(crate) fn new(guards: Arc<Guards>) -> GuardTransform {
+    pub(crate) fn new(guards: Arc<Guards>, leak: Option<Box<LeakCheck>>) -> GuardTransform {
         GuardTransform {
             guards,
+            leak,
             positions: Vec::new(),
             raw: None,
             blocked: false,
@@ -65,6 +71,7 @@ impl GuardTransform {
     /// A masker chain for a new position.
     fn new_position(&self, scope: Option<llm::Scope>) -> Position {
         Position {
+            leak: self.leak.as_ref().map(|leak| leak.scanner()),
             maskers: self.guards.stream_maskers(Reach::from(scope)),
             template: None,
         }
@@ -85,18 +92,26 @@ impl GuardTransform {
         Ok(&mut self.positions[index].1)
     }
 
-    /// Runs `text` through the position's masker chain; `last` ends the position.
+    /// Runs `text` through the position's leak scanner and masker chain; `last` ends the
+    /// position.
     fn feed(
         guards: &Guards,
+        leak: Option<&mut LeakCheck>,
         position: &mut Position,
         text: &str,
         last: bool,
     ) -> Result<String, Denial> {
-        guards.feed(&mut position.maskers, text, last)
+        match (leak, &mut position.leak) {
+            (Some(leak), Some(scanner)) => {
+                let text = leak.feed(scanner, text, last)?;
+                guards.feed(&mut position.maskers, &text, last)
+            }
+            _ => guards.feed(&mut position.maskers, text, last),
+        }
     }
 
     fn block<U: Unit>(&mut self, denial: &Denial, out: &mut Vec<U::Frame>) {
-        let rejection = self.guards.get(denial.guard).rejection(&denial.rule);
+        let rejection = self.guards.rejection(denial);
         rejection.record();
         tracing::debug!(rule = %denial.rule, "prompt guard cut a response stream");
         let kind = if rejection.status().is_client_error() {
@@ -128,7 +143,7 @@ impl GuardTransform {
                 continue;
             }
             let (key, mut position) = self.positions.swap_remove(i);
-            let text = Self::feed(&guards, &mut position, "", true)?;
+            let text = Self::feed(&guards, self.leak.as_deref_mut(), &mut position, "", true)?;
             if !text.is_empty()
                 && let Some((name, data)) = synthesize(position.template.as_ref(), key, text)
             {
@@ -144,7 +159,7 @@ impl GuardTransform {
     /// Releases what the raw text stream still holds.
     fn flush_raw<U: Unit>(&mut self, out: &mut Vec<U::Frame>) -> Result<(), Denial> {
         if let Some(mut raw) = self.raw.take() {
-            let text = Self::feed(&self.guards, &mut raw, "", true)?;
+            let text = Self::feed(&self.guards, self.leak.as_deref_mut(), &mut raw, "", true)?;
             if !text.is_empty() {
                 out.push(U::raw(text).into());
             }
@@ -239,11 +254,24 @@ impl GuardTransform {
             if denial.is_some() {
                 return None;
             }
-            guards
-                .apply(Some(scope), text)
-                .map_err(|d| denial = Some(d))
-                .ok()
-                .flatten()
+            // A complete text an event repeats: checked whole (what it reproduces counts once).
+            let leaked = match self.leak.as_deref_mut().map(|leak| leak.text(text)) {
+                Some(Err(d)) => {
+                    denial = Some(d);
+                    return None;
+                }
+                Some(Ok(masked)) => masked,
+                None => None,
+            };
+            let text = leaked.as_deref().unwrap_or(text);
+            match guards.apply(Some(scope), text) {
+                Ok(Some(masked)) => Some(masked),
+                Ok(None) => leaked,
+                Err(d) => {
+                    denial = Some(d);
+                    None
+                }
+            }
         });
         changed += llm::rewrite_deltas(&mut json, |key, text| {
             if denial.is_some() {
@@ -260,7 +288,13 @@ impl GuardTransform {
                     self.positions.len() - 1
                 }
             };
-            let result = Self::feed(&guards, &mut self.positions[index].1, text, last);
+            let result = Self::feed(
+                &guards,
+                self.leak.as_deref_mut(),
+                &mut self.positions[index].1,
+                text,
+                last,
+            );
             if last {
                 self.positions.swap_remove(index);
             }
@@ -303,7 +337,13 @@ impl GuardTransform {
             Some(raw) => raw,
             None => self.new_position(None),
         };
-        let result = Self::feed(&self.guards, &mut raw, &input, false);
+        let result = Self::feed(
+            &self.guards,
+            self.leak.as_deref_mut(),
+            &mut raw,
+            &input,
+            false,
+        );
         self.raw = Some(raw);
         match result {
             Ok(text) => out.push(event.with_raw(text).into()),
@@ -373,9 +413,10 @@ mod tests {
 
     fn transform(yaml: &str) -> GuardTransform {
         let config: PromptGuardConfig = serde_saphyr::from_str(yaml).unwrap();
-        GuardTransform::new(Arc::new(
-            Guards::compile(&config.response, Direction::Response).unwrap(),
-        ))
+        GuardTransform::new(
+            Arc::new(Guards::compile(&config.response, Direction::Response).unwrap()),
+            None,
+        )
     }
 
     const MASK: &str = "response:\n  - regex: {action: Mask, builtins: [CREDIT_CARD, EMAIL]}\n";
