@@ -128,6 +128,7 @@ pub mod extract;
 pub mod jwt;
 pub mod model;
 
+pub use agentgw_core::config::{DEFAULT_SECRETS_DIR, SecretName};
 pub use api_key::{ApiKeyConfig, ApiKeyLayer, ApiKeyService};
 pub use backend::{AuthToken, BackendAuthLayer, BackendAuthService};
 pub use error::Error;
@@ -137,7 +138,7 @@ pub use jwt::{JwtConfig, JwtLayer, JwtService};
 pub use location::{CredentialHeader, TokenLocation};
 pub use mode::Mode;
 pub use model::{BackendModelConfig, BackendModelLayer, BackendModelService};
-pub use secret::SecretRef;
+pub use secret::{DEFAULT_SECRET_KEY, SecretRef};
 
 /// The response body of [`ApiKeyService`], [`JwtService`] and `ExtAuthService`: the inner
 /// service's body passed through, or the denial the layer produced. The authentication layers

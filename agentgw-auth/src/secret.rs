@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentgw_core::config::SecretName;
 use agentgw_core::reload::{self, Reloading};
 use serde::Deserialize;
 
@@ -13,17 +14,95 @@ use crate::error::Error;
 
 /// Where a secret is read from.
 ///
-/// In YAML: `{env: OPENAI_API_KEY}` or `{file: /var/run/secrets/openai/api-key}`. A file is
-/// re-read when it changes (a rotated Kubernetes or External Secrets mount takes effect without
-/// a restart); surrounding whitespace, such as the trailing newline, is not part of the secret.
-/// The variable name and the path are not secret and appear in errors; the value never does.
+/// In YAML: `{env: OPENAI_API_KEY}`, `{file: /var/run/secrets/openai/api-key}`, or a Kubernetes
+/// Secret by name as the seed writes it, `{name: openai-secret}` or `{name: openai-secret, key:
+/// api-key}`: the file `SECRETS_DIR/openai-secret/KEY`, where Kubernetes mounts the Secret
+/// (see [`SecretName`]; `SECRETS_DIR` is [`DEFAULT_SECRETS_DIR`](crate::DEFAULT_SECRETS_DIR) unless set with
+/// [`SecretRef::in_dir`], and `KEY` is [`DEFAULT_SECRET_KEY`], `Authorization`, unless given).
+/// A file is re-read when it changes (a rotated Kubernetes or External Secrets mount takes
+/// effect without a restart); surrounding whitespace, such as the trailing newline, is not part
+/// of the secret. The variable name, the Secret's name and the path are not secret and appear
+/// in errors; the value never does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "RawSecretRef")]
 pub enum SecretRef {
     /// An environment variable of the gateway process, read once at start-up.
     Env(String),
     /// A file, re-read when it changes.
     File(PathBuf),
+    /// A Kubernetes Secret mounted as a directory of files, re-read when it changes.
+    Kubernetes(SecretName),
+}
+
+/// The key of a Kubernetes Secret read when `secretRef` names none: `Authorization`, the key
+/// kgateway reads a Backend's token from (and the one the seed's ExternalSecret writes).
+pub const DEFAULT_SECRET_KEY: &str = "Authorization";
+
+/// The YAML shape of a [`SecretRef`]: exactly one of `env`, `file`, `name` (with `key`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSecretRef {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    file: Option<PathBuf>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+impl TryFrom<RawSecretRef> for SecretRef {
+    type Error = String;
+
+    fn try_from(raw: RawSecretRef) -> Result<Self, String> {
+        match raw {
+            RawSecretRef {
+                env: Some(env),
+                file: None,
+                name: None,
+                key: None,
+            } => Ok(SecretRef::Env(env)),
+            RawSecretRef {
+                env: None,
+                file: Some(file),
+                name: None,
+                key: None,
+            } => Ok(SecretRef::File(file)),
+            RawSecretRef {
+                env: None,
+                file: None,
+                name: Some(name),
+                key,
+            } => Ok(SecretRef::Kubernetes(SecretName {
+                name,
+                key,
+                dir: None,
+            })),
+            RawSecretRef {
+                key: Some(_),
+                name: None,
+                ..
+            } => Err("`key` needs the Secret's `name`".to_owned()),
+            _ => Err(
+                "a secretRef is exactly one of {env: VARIABLE}, {file: PATH} or {name: SECRET, \
+                 key: KEY}"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl SecretRef {
+    /// The same reference with a Kubernetes Secret read from `dir` (the directory the Secrets
+    /// are mounted in) instead of [`DEFAULT_SECRETS_DIR`](crate::DEFAULT_SECRETS_DIR); other references are unchanged.
+    #[must_use]
+    pub fn in_dir(self, dir: impl Into<PathBuf>) -> SecretRef {
+        match self {
+            SecretRef::Kubernetes(secret) => SecretRef::Kubernetes(secret.in_dir(dir)),
+            other => other,
+        }
+    }
 }
 
 /// A value derived from a secret: fixed (from the environment) or following a file.
@@ -83,6 +162,18 @@ impl<T: Send + Sync + 'static> Loaded<T> {
                 &format!("{field}.file"),
                 move |bytes| parse(trim(bytes)),
             )?)),
+            SecretRef::Kubernetes(secret) => {
+                let path = secret
+                    .path(DEFAULT_SECRET_KEY)
+                    .map_err(|reason| Error::invalid(format!("{field}.name"), reason))?;
+                Ok(Loaded::File(crate::reload::watch_file(
+                    &path,
+                    reload_interval,
+                    what,
+                    &format!("{field}.name"),
+                    move |bytes| parse(trim(bytes)),
+                )?))
+            }
         }
     }
 }
@@ -103,6 +194,10 @@ impl SecretRef {
         match self {
             SecretRef::Env(name) => format!("env:{name}"),
             SecretRef::File(path) => format!("file:{}", path.display()),
+            SecretRef::Kubernetes(secret) => match secret.path(DEFAULT_SECRET_KEY) {
+                Ok(path) => format!("secret:{} ({})", secret.name, path.display()),
+                Err(_) => format!("secret:{}", secret.name),
+            },
         }
     }
 }
@@ -170,6 +265,54 @@ mod tests {
         assert_eq!(env, SecretRef::Env("OPENAI_API_KEY".into()));
         let file: SecretRef = serde_saphyr::from_str("file: /run/key").unwrap();
         assert_eq!(file, SecretRef::File("/run/key".into()));
-        assert!(serde_saphyr::from_str::<SecretRef>("name: openai-secret").is_err());
+        let named: SecretRef = serde_saphyr::from_str("name: openai-secret").unwrap();
+        assert_eq!(
+            named,
+            SecretRef::Kubernetes(SecretName::new("openai-secret"))
+        );
+        let keyed: SecretRef =
+            serde_saphyr::from_str("{name: openai-secret, key: api-key}").unwrap();
+        assert_eq!(
+            keyed,
+            SecretRef::Kubernetes(SecretName::new("openai-secret").key("api-key"))
+        );
+        for bad in [
+            "{env: A, file: /b}",
+            "key: api-key",
+            "{}",
+            "{name: a, colour: b}",
+        ] {
+            assert!(serde_saphyr::from_str::<SecretRef>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_secret_is_a_file_under_the_secrets_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("openai-secret")).unwrap();
+        std::fs::write(dir.path().join("openai-secret/Authorization"), "sk-one\n").unwrap();
+        std::fs::write(dir.path().join("openai-secret/api-key"), "sk-two\n").unwrap();
+        let secret = SecretRef::Kubernetes(SecretName::new("openai-secret")).in_dir(dir.path());
+        let loaded = Loaded::load(&secret, Duration::ZERO, "secret", "secretRef", text).unwrap();
+        assert_eq!(&*loaded.get(), "sk-one");
+        let secret = SecretRef::Kubernetes(SecretName::new("openai-secret").key("api-key"))
+            .in_dir(dir.path());
+        let loaded = Loaded::load(&secret, Duration::ZERO, "secret", "secretRef", text).unwrap();
+        assert_eq!(&*loaded.get(), "sk-two");
+
+        let missing = SecretRef::Kubernetes(SecretName::new("other-secret")).in_dir(dir.path());
+        let err = Loaded::load(&missing, Duration::ZERO, "secret", "secretRef", text)
+            .err()
+            .unwrap();
+        assert_eq!(err.path(), "secretRef.name");
+        assert!(
+            err.to_string().contains("other-secret/Authorization"),
+            "{err}"
+        );
+        let escaping = SecretRef::Kubernetes(SecretName::new("../etc")).in_dir(dir.path());
+        let err = Loaded::load(&escaping, Duration::ZERO, "secret", "secretRef", text)
+            .err()
+            .unwrap();
+        assert_eq!(err.path(), "secretRef.name");
     }
 }

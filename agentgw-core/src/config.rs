@@ -109,6 +109,155 @@ pub fn join(prefix: &str, path: &str) -> String {
     }
 }
 
+/// A configuration that loads but does something other than it seems to say: a field that
+/// has no effect where it is, or a limit the layer applies in a weaker form (a streamed
+/// response masked with a bounded hold-back). Layers log each one with `tracing::warn!` when
+/// they are built and list them (`warnings()`), so that a checker such as the gateway's
+/// `--check-config` can print them with their full path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The path of the field, relative to the layer's block (as [`ConfigError::path`]).
+    pub path: String,
+    /// What the layer does instead, without the path.
+    pub message: String,
+}
+
+impl ConfigWarning {
+    /// A warning about the field at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigWarning {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same warning with its path prefixed by `prefix` (see [`join`]).
+    #[must_use]
+    pub fn at(&self, prefix: &str) -> ConfigWarning {
+        ConfigWarning::new(join(prefix, &self.path), self.message.clone())
+    }
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Where a Kubernetes Secret named in configuration is read, when no directory is configured:
+/// each secret `NAME` is a directory `DEFAULT_SECRETS_DIR/NAME` holding one file per key, the
+/// way Kubernetes mounts a Secret volume (`mountPath: /var/run/secrets/agentgw/NAME`).
+pub const DEFAULT_SECRETS_DIR: &str = "/var/run/secrets/agentgw";
+
+/// A Kubernetes Secret by name, as the seed writes it: `secretRef: {name: openai-secret}` or
+/// `secretRef: {name: openai-secret, key: Authorization}`.
+///
+/// The gateway reads it from files, the way Kubernetes mounts a Secret as a volume: key `KEY`
+/// of secret `NAME` is the file `SECRETS_DIR/NAME/KEY`. The secrets directory is
+/// [`DEFAULT_SECRETS_DIR`] unless the embedding application sets its own with
+/// [`in_dir`](Self::in_dir) (the gateway's top-level `secretsDir`). Each use has its own
+/// default key, the one Kubernetes and kgateway use: `Authorization` for a backend token,
+/// `ca.crt` for certificate authorities, `tls.crt`/`tls.key` for a certificate.
+///
+/// ```
+/// use std::path::Path;
+/// use agentgw_core::config::SecretName;
+///
+/// let secret: SecretName = serde_json::from_str(r#"{"name": "openai-secret"}"#).unwrap();
+/// assert_eq!(
+///     secret.path("Authorization").unwrap(),
+///     Path::new("/var/run/secrets/agentgw/openai-secret/Authorization")
+/// );
+/// let secret = secret.in_dir("/etc/agentgw/secrets");
+/// assert_eq!(
+///     secret.path("Authorization").unwrap(),
+///     Path::new("/etc/agentgw/secrets/openai-secret/Authorization")
+/// );
+/// let bad: SecretName = serde_json::from_str(r#"{"name": "../etc"}"#).unwrap();
+/// assert!(bad.path("Authorization").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretName {
+    /// The Secret's name (a DNS subdomain name: lowercase letters, digits, `-` and `.`).
+    pub name: String,
+    /// The key within the Secret; each use has its default.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The directory the Secrets are mounted in; [`DEFAULT_SECRETS_DIR`] when `None`.
+    #[serde(skip)]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl SecretName {
+    /// The secret `name`, with the default key and directory.
+    pub fn new(name: impl Into<String>) -> Self {
+        SecretName {
+            name: name.into(),
+            key: None,
+            dir: None,
+        }
+    }
+
+    /// Sets the key.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Reads the secret from `dir` instead of [`DEFAULT_SECRETS_DIR`].
+    #[must_use]
+    pub fn in_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// The file holding `key` (or `default_key` when no key is set).
+    ///
+    /// # Errors
+    ///
+    /// A name that is not a Kubernetes object name, or a key with characters other than
+    /// letters, digits, `-`, `_` and `.` (so that neither can leave the secrets directory).
+    pub fn path(&self, default_key: &str) -> Result<std::path::PathBuf, String> {
+        let name = self.name.as_str();
+        let name_ok = !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !name_ok {
+            return Err(format!(
+                "{name:?} is not a Kubernetes Secret name (lowercase letters, digits, '-' and \
+                 '.', starting and ending with a letter or digit)"
+            ));
+        }
+        let key = self.key.as_deref().unwrap_or(default_key);
+        let key_ok = !key.is_empty()
+            && key != "."
+            && key != ".."
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if !key_ok {
+            return Err(format!(
+                "{key:?} is not a Secret key (letters, digits, '-', '_' and '.')"
+            ));
+        }
+        let dir = self
+            .dir
+            .as_deref()
+            .unwrap_or(std::path::Path::new(DEFAULT_SECRETS_DIR));
+        Ok(dir.join(name).join(key))
+    }
+}
+
 /// Parses a duration: humantime units (`500ms`, `30s`, `1h 30m`) or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();

@@ -33,6 +33,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use agentgw_core::config::SecretName;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
@@ -362,6 +363,16 @@ pub struct UpstreamTlsConfig {
     /// PEM private key of the client certificate (`MUTUAL` only).
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// The seed's spelling of `caFile`: a Kubernetes Secret holding the certificate
+    /// authorities, `caCertificates: {secretRef: {name: internal-ca-cert}}`, read from the
+    /// mounted file `SECRETS_DIR/NAME/ca.crt` (or `/KEY` with `key`); see [`SecretName`].
+    #[serde(default)]
+    pub ca_certificates: Option<CertificateSecret>,
+    /// The seed's spelling of `certFile` and `keyFile` (`MUTUAL` only): a Kubernetes TLS
+    /// Secret, `clientCertificate: {secretRef: {name: client-cert}}`, read from the mounted
+    /// files `SECRETS_DIR/NAME/tls.crt` and `SECRETS_DIR/NAME/tls.key`.
+    #[serde(default)]
+    pub client_certificate: Option<CertificateSecret>,
     /// How often the client certificate files are checked for changes (default
     /// [`DEFAULT_RELOAD_INTERVAL`]); `0s` turns reloading off.
     #[serde(
@@ -378,7 +389,28 @@ impl Default for UpstreamTlsConfig {
             ca_file: None,
             cert_file: None,
             key_file: None,
+            ca_certificates: None,
+            client_certificate: None,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
+        }
+    }
+}
+
+/// A certificate (or certificate authorities) in a Kubernetes Secret: `{secretRef: {name,
+/// key}}`, as the seed's `BackendConfigPolicy` writes `caCertificates` and
+/// `clientCertificate`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateSecret {
+    /// The Secret, read from the directory Kubernetes mounts it in.
+    pub secret_ref: SecretName,
+}
+
+impl CertificateSecret {
+    /// The Secret named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        CertificateSecret {
+            secret_ref: SecretName::new(name),
         }
     }
 }
@@ -440,6 +472,33 @@ impl UpstreamTlsConfig {
     #[must_use]
     pub fn reload_interval(mut self, interval: Duration) -> Self {
         self.reload_interval = interval;
+        self
+    }
+
+    /// Sets `caCertificates`: the certificate authorities from a Kubernetes Secret.
+    #[must_use]
+    pub fn ca_certificates(mut self, secret: CertificateSecret) -> Self {
+        self.ca_certificates = Some(secret);
+        self
+    }
+
+    /// Sets `clientCertificate`: the client certificate from a Kubernetes TLS Secret.
+    #[must_use]
+    pub fn client_certificate(mut self, secret: CertificateSecret) -> Self {
+        self.client_certificate = Some(secret);
+        self
+    }
+
+    /// Reads the Secrets of `caCertificates` and `clientCertificate` from `dir` (where they
+    /// are mounted) instead of [`DEFAULT_SECRETS_DIR`](agentgw_core::config::DEFAULT_SECRETS_DIR).
+    #[must_use]
+    pub fn secrets_dir(mut self, dir: &std::path::Path) -> Self {
+        for secret in [&mut self.ca_certificates, &mut self.client_certificate]
+            .into_iter()
+            .flatten()
+        {
+            secret.secret_ref.dir = Some(dir.to_path_buf());
+        }
         self
     }
 }

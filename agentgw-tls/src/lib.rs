@@ -182,7 +182,8 @@ mod suites;
 mod upstream;
 
 pub use config::{
-    ClientAuthConfig, ClientAuthMode, TlsConfig, TlsVersion, UpstreamTlsConfig, UpstreamTlsMode,
+    CertificateSecret, ClientAuthConfig, ClientAuthMode, TlsConfig, TlsVersion, UpstreamTlsConfig,
+    UpstreamTlsMode,
 };
 pub use error::Error;
 pub use identity::{connection_identity, peer_identity};

@@ -1,6 +1,7 @@
 //! TLS towards upstreams: a `rustls::ClientConfig` trusting a custom CA (or the operating
 //! system's roots) and presenting an optional, hot-reloaded client certificate.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::ClientConfig;
@@ -33,34 +34,32 @@ impl UpstreamTls {
     /// relative to the `tls` block.
     pub fn from_config(config: &UpstreamTlsConfig) -> Result<Self, Error> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let files = Files::of(config)?;
         let client_cert = match config.mode {
             UpstreamTlsMode::Simple => {
-                for (field, value) in [
-                    ("certFile", &config.cert_file),
-                    ("keyFile", &config.key_file),
-                ] {
-                    if value.is_some() {
-                        return Err(Error::config(
-                            field,
-                            "a client certificate is only presented with mode: MUTUAL",
-                        ));
-                    }
+                if let Some((field, _)) = files.cert.as_ref().or(files.key.as_ref()) {
+                    return Err(Error::config(
+                        *field,
+                        "a client certificate is only presented with mode: MUTUAL",
+                    ));
                 }
                 None
             }
             UpstreamTlsMode::Mutual => {
-                let cert = config
-                    .cert_file
-                    .clone()
-                    .ok_or_else(|| Error::config("certFile", "mode: MUTUAL needs certFile"))?;
-                let key = config
-                    .key_file
+                let (cert_field, cert) = files.cert.clone().ok_or_else(|| {
+                    Error::config(
+                        "certFile",
+                        "mode: MUTUAL needs certFile and keyFile, or clientCertificate",
+                    )
+                })?;
+                let (key_field, key) = files
+                    .key
                     .clone()
                     .ok_or_else(|| Error::config("keyFile", "mode: MUTUAL needs keyFile"))?;
                 let resolver = Arc::new(ReloadingCertResolver::load(
                     cert,
                     key,
-                    ("certFile", "keyFile"),
+                    (cert_field, key_field),
                     "client",
                     provider.clone(),
                 )?);
@@ -75,9 +74,9 @@ impl UpstreamTls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::config("mode", format!("cannot enable TLS 1.2 and 1.3: {e}")))?;
-        let builder = match &config.ca_file {
-            Some(path) => {
-                let roots = load::root_store("caFile", path, &load::read("caFile", path)?)?;
+        let builder = match &files.ca {
+            Some((field, path)) => {
+                let roots = load::root_store(field, path, &load::read(field, path)?)?;
                 let verifier = server_verifier(roots, provider)?;
                 builder.with_webpki_verifier(verifier)
             }
@@ -122,6 +121,72 @@ impl UpstreamTls {
     }
 }
 
+/// The files of a configuration, each with the field it comes from: `caFile` or
+/// `caCertificates` (a Kubernetes Secret's mounted `ca.crt`), `certFile`/`keyFile` or
+/// `clientCertificate` (`tls.crt`/`tls.key`).
+struct Files {
+    ca: Option<(&'static str, PathBuf)>,
+    cert: Option<(&'static str, PathBuf)>,
+    key: Option<(&'static str, PathBuf)>,
+}
+
+impl Files {
+    fn of(config: &UpstreamTlsConfig) -> Result<Files, Error> {
+        const CA: &str = "caCertificates.secretRef.name";
+        const CLIENT: &str = "clientCertificate.secretRef.name";
+        let ca = match (&config.ca_file, &config.ca_certificates) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "caCertificates",
+                    "give the certificate authorities once: caFile or caCertificates",
+                ));
+            }
+            (Some(path), None) => Some(("caFile", path.clone())),
+            (None, Some(secret)) => Some((
+                CA,
+                secret
+                    .secret_ref
+                    .path("ca.crt")
+                    .map_err(|reason| Error::config(CA, reason))?,
+            )),
+            (None, None) => None,
+        };
+        let (cert, key) = match &config.client_certificate {
+            Some(_) if config.cert_file.is_some() || config.key_file.is_some() => {
+                return Err(Error::config(
+                    "clientCertificate",
+                    "give the client certificate once: certFile and keyFile, or \
+                     clientCertificate",
+                ));
+            }
+            Some(secret) if secret.secret_ref.key.is_some() => {
+                return Err(Error::config(
+                    "clientCertificate.secretRef.key",
+                    "a client certificate Secret is a Kubernetes TLS Secret: its keys are \
+                     tls.crt and tls.key; remove `key`",
+                ));
+            }
+            Some(secret) => {
+                let path = |key| {
+                    secret
+                        .secret_ref
+                        .path(key)
+                        .map_err(|reason| Error::config(CLIENT, reason))
+                };
+                (
+                    Some((CLIENT, path("tls.crt")?)),
+                    Some((CLIENT, path("tls.key")?)),
+                )
+            }
+            None => (
+                config.cert_file.clone().map(|p| ("certFile", p)),
+                config.key_file.clone().map(|p| ("keyFile", p)),
+            ),
+        };
+        Ok(Files { ca, cert, key })
+    }
+}
+
 /// The `rustls::ClientConfig` for `config`: shorthand for
 /// `UpstreamTls::from_config(config)?.client_config()`, ready for
 /// `reqwest::ClientBuilder::tls_backend_preconfigured`.
@@ -146,6 +211,7 @@ fn server_verifier(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CertificateSecret;
     use agentgw_core::ConfigError;
     use std::path::PathBuf;
 
@@ -170,6 +236,49 @@ mod tests {
     fn missing_ca_file_is_named() {
         let err = UpstreamTls::from_config(&UpstreamTlsConfig::simple("/nope/ca.pem")).unwrap_err();
         assert_eq!(err.path(), "caFile");
+    }
+
+    #[test]
+    fn seed_secret_names_read_the_mounted_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client.example".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        for (file, text) in [
+            ("ca-cert/ca.crt", cert.pem()),
+            ("client-cert/tls.crt", cert.pem()),
+            ("client-cert/tls.key", key.serialize_pem()),
+        ] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        // The seed's mTLS BackendConfigPolicy `tls`, as written.
+        let seed = "mode: MUTUAL\nclientCertificate:\n  secretRef:\n    name: client-cert\ncaCertificates:\n  secretRef:\n    name: ca-cert\n";
+        let config: UpstreamTlsConfig = serde_saphyr::from_str(seed).unwrap();
+        let config = config.reload_interval(std::time::Duration::ZERO);
+        let tls = UpstreamTls::from_config(&config.clone().secrets_dir(dir.path())).unwrap();
+        assert!(tls.client_certificate().is_some());
+
+        // Under the default directory the files are missing: the error names the field.
+        let err = UpstreamTls::from_config(&config).unwrap_err();
+        assert!(err.path().ends_with(".secretRef.name"), "{err}");
+        let both =
+            UpstreamTlsConfig::simple("ca.pem").ca_certificates(CertificateSecret::new("ca-cert"));
+        assert_eq!(
+            UpstreamTls::from_config(&both).unwrap_err().path(),
+            "caCertificates"
+        );
+        let keyed: UpstreamTlsConfig = serde_saphyr::from_str(
+            "mode: MUTUAL\nclientCertificate: {secretRef: {name: client-cert, key: tls.crt}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            UpstreamTls::from_config(&keyed).unwrap_err().path(),
+            "clientCertificate.secretRef.key"
+        );
     }
 
     #[test]

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use agentgw_core::audit::AuditSink;
 use agentgw_core::body::BodyLimit;
+use agentgw_core::config::ConfigWarning;
 use tower_layer::Layer;
 
 use crate::audit::Auditor;
-use crate::config::ToolSecurityConfig;
+use crate::config::{AuditLevel, ToolSecurityConfig};
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::service::ToolSecurityService;
@@ -27,6 +28,7 @@ pub struct ToolSecurityLayer {
     pub(crate) auditor: Arc<Auditor>,
     pub(crate) body_limit: BodyLimit,
     pub(crate) response_limit: BodyLimit,
+    pub(crate) warnings: Arc<[ConfigWarning]>,
 }
 
 impl ToolSecurityLayer {
@@ -38,14 +40,34 @@ impl ToolSecurityLayer {
     ///
     /// An [`Error`] naming the field at fault relative to the `toolSecurity` block, e.g.
     /// `inputValidation.rules[0].arguments[1].reject[0].pattern: invalid regex: ...` or
-    /// `sandbox.limits.networkAccess: not supported for HTTP upstreams: ...`.
+    /// `audit.destination.address: ...`.
+    ///
+    /// Fields that load but have no effect where they are (see [`warnings`](Self::warnings))
+    /// are logged with `tracing::warn!`.
     pub fn from_config(config: &ToolSecurityConfig) -> Result<Self, Error> {
-        Ok(Self {
+        let layer = Self {
             policy: Arc::new(Policy::from_config(config)?),
             auditor: Arc::new(Auditor::from_config(config.audit.as_ref())?),
             body_limit: BodyLimit::DEFAULT,
             response_limit: DEFAULT_RESPONSE_LIMIT,
-        })
+            warnings: config_warnings(config).into(),
+        };
+        for warning in layer.warnings.iter() {
+            tracing::warn!(field = %warning.path, "toolSecurity: {}", warning.message);
+        }
+        Ok(layer)
+    }
+
+    /// The fields of the configuration that load but do not do what they seem to say, each
+    /// with its path relative to the `toolSecurity` block:
+    ///
+    /// - `sandbox.limits.networkAccess` and `sandbox.limits.fileSystemAccess` apply to stdio
+    ///   tool servers the gateway launches; on an HTTP upstream they have no effect (its limits
+    ///   are `maxExecutionTime` and `maxOutputSize`).
+    /// - `audit.includeArguments` and `audit.includeResponse` below `audit.level: full`: the
+    ///   level wins, arguments and results are not recorded.
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
     }
 
     /// Sends audit events to `sink` when the configuration names no `audit.destination`
@@ -78,6 +100,49 @@ impl ToolSecurityLayer {
     pub fn reset_pins(&self, upstream: Option<&str>) {
         self.policy.reset(upstream);
     }
+}
+
+/// See [`ToolSecurityLayer::warnings`].
+pub(crate) fn config_warnings(config: &ToolSecurityConfig) -> Vec<ConfigWarning> {
+    let mut warnings = Vec::new();
+    if let Some(sandbox) = &config.sandbox {
+        for (set, field) in [
+            (sandbox.limits.network_access.is_some(), "networkAccess"),
+            (
+                sandbox.limits.file_system_access.is_some(),
+                "fileSystemAccess",
+            ),
+        ] {
+            if set {
+                warnings.push(ConfigWarning::new(
+                    format!("sandbox.limits.{field}"),
+                    "applies to stdio tool servers the gateway launches, not to an HTTP \
+                     upstream: ignored here (the limits of an HTTP upstream are \
+                     maxExecutionTime and maxOutputSize)",
+                ));
+            }
+        }
+    }
+    if let Some(audit) = &config.audit
+        && audit.level != AuditLevel::Full
+    {
+        for (set, field, what) in [
+            (audit.include_arguments, "includeArguments", "arguments"),
+            (audit.include_response, "includeResponse", "results"),
+        ] {
+            if set {
+                warnings.push(ConfigWarning::new(
+                    format!("audit.{field}"),
+                    format!(
+                        "has no effect below level: full (the level is {}): tool {what} are not \
+                         recorded",
+                        audit.level.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 impl Default for ToolSecurityLayer {

@@ -211,8 +211,9 @@
 //! **Limits** (`sandbox.limits`): `maxExecutionTime` cancels a call (the client gets error
 //! -32004, the server a `notifications/cancelled`); `maxOutputSize` replaces a larger result by
 //! error -32013. `mode: permissive` only records violations. `networkAccess` and
-//! `fileSystemAccess` apply to stdio servers the gateway would launch and are refused with a
-//! "not supported for HTTP upstreams" error.
+//! `fileSystemAccess` apply to stdio servers the gateway would launch: on an HTTP upstream they
+//! load with a warning ([`ToolSecurityLayer::warnings`], logged with `tracing::warn!`) and have
+//! no effect.
 //!
 //! **Audit** (`audit`), see [`audit`]: one event per tool call and per validation decision,
 //! with identity, tool, decision, rule and latency; arguments and results only with

@@ -10,4 +10,5 @@ mod gateway;
 mod mcp;
 mod parity;
 mod prompt_leak;
+mod seed_000;
 mod tls;

@@ -22,8 +22,10 @@ use crate::mode::Mode;
 ///       sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 ///       team: platform
 ///       role: admin
-///       allowedModels: [gpt-4o, claude-sonnet-4]
-///       expiresAt: 2027-01-01T00:00:00Z
+///       allowedModels: [gpt-4o, claude-sonnet-4]   # data for policies (apiKey.allowedModels)
+///       expiresAt: 2027-01-01T00:00:00Z   # refused from then on: 401 expired_api_key
+///       routes: [openai]                  # usable on these routes only: 403 otherwise
+///       models: [gpt-4o, "gpt-4o-mini*"]  # may request only these models: 403 otherwise
 ///   file: /etc/agentgw/api-keys.yaml   # `keys:` in the same shape; re-read when it changes
 ///   reloadInterval: 1s                 # how often the file is checked (the default)
 ///   passthrough: false                 # keep the key on the upstream request
@@ -76,8 +78,22 @@ pub struct ApiKeyConfig {
 }
 
 /// One API key and its metadata. Everything but the key is visible to policies as `apiKey.*`
-/// (`apiKey.name`, `apiKey.team`, `apiKey.role`, `apiKey.allowedModels`, `apiKey.expiresAt` and
-/// each `metadata` entry).
+/// (`apiKey.name`, `apiKey.team`, `apiKey.role`, `apiKey.allowedModels`, `apiKey.expiresAt`,
+/// `apiKey.routes`, `apiKey.models` and each `metadata` entry).
+///
+/// Three fields scope what the key may do, enforced by the layer itself:
+///
+/// - `expiresAt`: from this instant on the key is refused (`401`, `expired_api_key`);
+/// - `routes`: the names of the routes the key may be used on (the layer's
+///   [`route`](super::ApiKeyLayer::route)); elsewhere it is refused (`403`,
+///   `api_key_route_not_allowed`). Absent: every route;
+/// - `models`: the models the key may request, by the `model` field of the JSON request body,
+///   exactly or by a prefix ending in `*` (`gpt-4o*`; `*` alone allows any). A request naming
+///   another model, or a request body without a `model`, is refused (`403`,
+///   `api_key_model_not_allowed`); a request without a body and the messages of an MCP route
+///   name no model and pass. Absent: every model, and the body is not read for this key.
+///
+/// `allowedModels`, unlike `models`, is only data for policies (`apiKey.allowedModels`).
 ///
 /// `Default` is an entry without name and key, for the builders:
 /// `ApiKeyEntry::default().name("ci-bot").sha256(HEX).team("platform")`.
@@ -105,6 +121,13 @@ pub struct ApiKeyEntry {
     /// RFC 3339 instant from which the key is rejected (`2027-01-01T00:00:00Z`).
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// Names of the routes the key may be used on (`apiKey.routes`); `None`: every route.
+    #[serde(default)]
+    pub routes: Option<Vec<String>>,
+    /// Models the key may request (`apiKey.models`): exact ids, or prefixes ending in `*`;
+    /// `None`: every model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
     /// Further fields for policies (`apiKey.<field>`).
     #[serde(default)]
     pub metadata: Map<String, Value>,
@@ -258,6 +281,20 @@ impl ApiKeyEntry {
         self
     }
 
+    /// Restricts the key to the routes named `routes`.
+    #[must_use]
+    pub fn routes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, routes: I) -> Self {
+        self.routes = Some(routes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Restricts the key to requests for `models` (exact ids, or prefixes ending in `*`).
+    #[must_use]
+    pub fn models<I: IntoIterator<Item = S>, S: Into<String>>(mut self, models: I) -> Self {
+        self.models = Some(models.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Adds a metadata field.
     #[must_use]
     pub fn metadata(mut self, field: impl Into<String>, value: impl Into<Value>) -> Self {
@@ -312,7 +349,7 @@ reloadInterval: 5s
             r#"
 mode: Optional
 location: {header: {name: authorization, prefix: "Bearer "}}
-keys: [{name: ci-bot, sha256: "00", team: platform, role: admin, allowedModels: [gpt-4o], expiresAt: "2027-01-01T00:00:00Z", metadata: {tier: gold}}]
+keys: [{name: ci-bot, sha256: "00", team: platform, role: admin, allowedModels: [gpt-4o], expiresAt: "2027-01-01T00:00:00Z", routes: [openai], models: [gpt-4o, "o3*"], metadata: {tier: gold}}]
 file: /etc/keys.yaml
 reloadInterval: 5s
 passthrough: true
@@ -327,6 +364,8 @@ passthrough: true
                 .role("admin")
                 .allowed_models(["gpt-4o"])
                 .expires_at("2027-01-01T00:00:00Z")
+                .routes(["openai"])
+                .models(["gpt-4o", "o3*"])
                 .metadata("tier", "gold")])
             .file("/etc/keys.yaml")
             .reload_interval(Duration::from_secs(5))

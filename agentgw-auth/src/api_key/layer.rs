@@ -2,17 +2,19 @@
 
 use std::sync::Arc;
 
-use agentgw_core::Attributes;
-use agentgw_core::Rejection;
 use agentgw_core::audit::{AuditEvent, AuditSink, Decision};
+use agentgw_core::body::BodyLimit;
 use agentgw_core::identity::ApiKeyInfo;
+use agentgw_core::rejection::RouteKind;
 use agentgw_core::reload::Reloading;
+use agentgw_core::{Attributes, Payload, Rejection};
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Request, StatusCode};
 use tower_layer::Layer;
 
 use super::config::ApiKeyConfig;
 use super::error::ApiKeyError;
+use super::scope::{ModelBody, Scope};
 use super::service::ApiKeyService;
 use super::store::{KeyHash, KeyTable, Record};
 use crate::denial::Denial;
@@ -29,6 +31,27 @@ pub(super) const LAYER: &str = "api_key";
 pub struct ApiKeyLayer {
     shared: Arc<Shared>,
     audit: Option<Arc<dyn AuditSink>>,
+    route: Option<Arc<str>>,
+    body_limit: BodyLimit,
+}
+
+/// What one service of the layer needs per request: the keys, the route it guards, the body
+/// limit of a model check and the audit sink.
+pub(super) struct Checker {
+    pub(super) shared: Arc<Shared>,
+    audit: Option<Arc<dyn AuditSink>>,
+    route: Option<Arc<str>>,
+    pub(super) body_limit: BodyLimit,
+}
+
+/// What to do with a request once its key is checked.
+pub(super) enum Outcome {
+    /// Call the inner service.
+    Forward,
+    /// Answer with this denial (boxed: denials are rare, forwarding is the hot path).
+    Deny(Box<Denial>),
+    /// Read the body (bounded) and check its `model` against the key's scope first.
+    CheckModel(Arc<Scope>),
 }
 
 pub(super) struct Shared {
@@ -47,6 +70,8 @@ impl std::fmt::Debug for ApiKeyLayer {
             .field("passthrough", &self.shared.passthrough)
             .field("keys", &self.shared.keys.len())
             .field("file", &self.shared.file.as_ref().map(file_of))
+            .field("route", &self.route)
+            .field("body_limit", &self.body_limit.bytes())
             .field("audit", &self.audit.is_some())
             .finish()
     }
@@ -90,7 +115,28 @@ impl ApiKeyLayer {
                 file,
             }),
             audit: None,
+            route: None,
+            body_limit: BodyLimit::DEFAULT,
         })
+    }
+
+    /// Names the route this layer guards, for keys with `routes`: such a key is accepted only
+    /// when `name` is one of them (`403`, `api_key_route_not_allowed` otherwise). A layer
+    /// without a route name refuses every key that has `routes`. The example gateway sets it to
+    /// the name of each route (`routes[].name`).
+    #[must_use]
+    pub fn route(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.route = Some(name.into());
+        self
+    }
+
+    /// The most bytes read of a request body to find its `model`, for keys with `models`
+    /// (default [`BodyLimit::DEFAULT`], 16 MiB; larger bodies are a `413`). Requests of other
+    /// keys are never read.
+    #[must_use]
+    pub fn body_limit(mut self, limit: BodyLimit) -> Self {
+        self.body_limit = limit;
+        self
     }
 
     /// Records an `authentication` event in `sink` for every request this layer rejects (rule:
@@ -102,9 +148,10 @@ impl ApiKeyLayer {
         self
     }
 
-    /// Checks one key: its metadata when it is configured and not expired.
+    /// Checks one key: its metadata when it is configured and not expired. Its `routes` and
+    /// `models` are not checked here (the service checks them against the request).
     pub fn check(&self, key: &str) -> Result<ApiKeyInfo, ApiKeyError> {
-        self.shared.check(key)
+        self.shared.check(key).map(|record| record.info)
     }
 
     /// The configured mode.
@@ -114,7 +161,8 @@ impl ApiKeyLayer {
 }
 
 impl Shared {
-    fn check(&self, key: &str) -> Result<ApiKeyInfo, ApiKeyError> {
+    /// The record of a configured, unexpired key.
+    fn check(&self, key: &str) -> Result<Record, ApiKeyError> {
         let hash = KeyHash::of(key);
         let record: Record = match self.keys.lookup(&hash) {
             Some(record) => record.clone(),
@@ -124,13 +172,14 @@ impl Shared {
                 .and_then(|file| file.current().lookup(&hash).cloned())
                 .ok_or(ApiKeyError::UnknownKey)?,
         };
+        // The clock is read only for keys that expire.
         if record
             .expires_at
             .is_some_and(|expires| crate::unix_now() >= expires)
         {
             return Err(ApiKeyError::Expired);
         }
-        Ok(record.info)
+        Ok(record)
     }
 
     fn challenge(&self, error: Option<ApiKeyError>) -> HeaderValue {
@@ -140,53 +189,113 @@ impl Shared {
             (false, _) => HeaderValue::from_static("ApiKey"),
         }
     }
+}
 
-    /// Checks the request's key; the denial to send, if any.
-    pub(super) fn authenticate<B>(
-        &self,
-        req: &mut Request<B>,
-        audit: Option<&dyn AuditSink>,
-    ) -> Option<Denial> {
-        let result = match self.locator.find(req.headers(), req.uri()) {
+impl Checker {
+    /// Checks the request's key and, when the key has `routes`, the route: what to do next.
+    pub(super) fn authenticate<B>(&self, req: &mut Request<B>) -> Outcome {
+        let shared = &*self.shared;
+        let result = match shared.locator.find(req.headers(), req.uri()) {
             Found::Absent => None,
             Found::Many => Some(Err(ApiKeyError::MultipleKeys)),
             Found::Malformed => Some(Err(ApiKeyError::Malformed)),
-            Found::One(key) => Some(self.check(&key)),
+            Found::One(key) => Some(shared.check(&key)),
         };
-        let info = match result {
-            None if self.mode.rejects_missing() => {
+        let record = match result {
+            None if shared.mode.rejects_missing() => {
                 let rejection = Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "missing_api_key")
                     .with_message("API key required")
-                    .with_header(WWW_AUTHENTICATE, self.challenge(None));
-                audit_denial(audit, req, "missing_api_key");
-                return Some(Denial::new(rejection));
+                    .with_header(WWW_AUTHENTICATE, shared.challenge(None));
+                audit_denial(self.audit.as_deref(), req, "missing_api_key");
+                return Outcome::Deny(Box::new(Denial::new(rejection)));
             }
-            None => return None,
-            Some(Ok(info)) => Some(info),
-            Some(Err(error)) if self.mode.rejects_invalid() => {
-                audit_denial(audit, req, error.reason());
-                // The client learns only that the key was not accepted; metrics and logs, why.
-                let rejection = Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "invalid_api_key")
-                    .with_message("invalid API key")
-                    .with_header(WWW_AUTHENTICATE, self.challenge(Some(error)));
-                return Some(Denial::counted_as(rejection, error.reason()));
-            }
-            Some(Err(error)) => {
-                tracing::debug!(
-                    reason = error.reason(),
-                    "api_key: invalid key ignored (Permissive)"
-                );
-                None
-            }
+            None => None,
+            Some(Ok(record)) => match record
+                .scope
+                .as_deref()
+                .map(|scope| scope.check_route(self.route.as_deref()))
+            {
+                Some(Err(error)) => {
+                    // A genuine key used off its routes: its name goes into the audit event.
+                    req.extensions_mut().insert(record.info);
+                    match self.refuse(req, error) {
+                        Some(denial) => return Outcome::Deny(Box::new(denial)),
+                        None => None,
+                    }
+                }
+                _ => Some(record),
+            },
+            Some(Err(error)) => match self.refuse(req, error) {
+                Some(denial) => return Outcome::Deny(Box::new(denial)),
+                None => None,
+            },
         };
-        if !self.passthrough {
-            self.locator.remove_from(req);
+        if !shared.passthrough {
+            shared.locator.remove_from(req);
         }
-        if let Some(info) = info {
-            tracing::trace!(key = info.name(), "api_key: authenticated");
-            req.extensions_mut().insert(info);
+        let Some(Record { info, scope, .. }) = record else {
+            return Outcome::Forward;
+        };
+        tracing::trace!(key = info.name(), "api_key: authenticated");
+        req.extensions_mut().insert(info);
+        match scope {
+            // MCP messages select no model.
+            Some(scope)
+                if scope.restricts_models()
+                    && req.extensions().get::<RouteKind>() != Some(&RouteKind::Mcp) =>
+            {
+                Outcome::CheckModel(scope)
+            }
+            _ => Outcome::Forward,
         }
-        None
+    }
+
+    /// Checks the `model` of a request whose body is buffered (a [`Payload`] extension)
+    /// against `scope`: the denial to send, if any.
+    pub(super) fn check_model<B>(&self, scope: &Scope, req: &mut Request<B>) -> Option<Denial> {
+        let body = match req.extensions().get::<Payload>() {
+            None => ModelBody::NotJson,
+            Some(payload) if payload.is_empty() => ModelBody::Empty,
+            Some(payload) => payload.json().map_or(ModelBody::NotJson, ModelBody::Json),
+        };
+        let error = scope.check_model(body).err()?;
+        self.refuse(req, error)
+    }
+
+    /// The denial of a key that was not accepted for `error`, or `None` in `Permissive` mode,
+    /// where the request goes on anonymously (without an [`ApiKeyInfo`]).
+    fn refuse<B>(&self, req: &mut Request<B>, error: ApiKeyError) -> Option<Denial> {
+        let shared = &*self.shared;
+        if !shared.mode.rejects_invalid() {
+            tracing::debug!(
+                reason = error.reason(),
+                "api_key: key not accepted, ignored (Permissive)"
+            );
+            req.extensions_mut().remove::<ApiKeyInfo>();
+            return None;
+        }
+        audit_denial(self.audit.as_deref(), req, error.reason());
+        let rejection = match error {
+            ApiKeyError::RouteNotAllowed => {
+                Rejection::new(StatusCode::FORBIDDEN, LAYER, "api_key_route_not_allowed")
+                    .with_message("this API key may not be used on this route")
+            }
+            ApiKeyError::ModelNotAllowed => {
+                Rejection::new(StatusCode::FORBIDDEN, LAYER, "api_key_model_not_allowed")
+                    .with_message("this API key may not use the requested model")
+            }
+            // Only a holder of this very key learns that it expired.
+            ApiKeyError::Expired => {
+                Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "expired_api_key")
+                    .with_message("API key expired")
+                    .with_header(WWW_AUTHENTICATE, shared.challenge(Some(error)))
+            }
+            // The client learns only that the key was not accepted; metrics and logs, why.
+            _ => Rejection::new(StatusCode::UNAUTHORIZED, LAYER, "invalid_api_key")
+                .with_message("invalid API key")
+                .with_header(WWW_AUTHENTICATE, shared.challenge(Some(error))),
+        };
+        Some(Denial::counted_as(rejection, error.reason()))
     }
 }
 
@@ -205,6 +314,12 @@ impl<S> Layer<S> for ApiKeyLayer {
     type Service = ApiKeyService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ApiKeyService::new(inner, Arc::clone(&self.shared), self.audit.clone())
+        let checker = Checker {
+            shared: Arc::clone(&self.shared),
+            audit: self.audit.clone(),
+            route: self.route.clone(),
+            body_limit: self.body_limit,
+        };
+        ApiKeyService::new(inner, Arc::new(checker))
     }
 }

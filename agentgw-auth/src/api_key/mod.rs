@@ -8,10 +8,55 @@
 //! unless `passthrough` is set. The key is read from `x-api-key` by default, or from any
 //! [`TokenLocation`](crate::TokenLocation) such as `Authorization: Bearer`.
 //!
-//! The three [`Mode`](crate::Mode)s work as for JWTs. A rejection is a `401` shaped for the
-//! route's protocol, with reason `missing_api_key` or `invalid_api_key`; the detailed reason
-//! ([`ApiKeyError::reason`]) goes to logs and to
-//! `agentgateway_rejected_requests_total{layer="api_key", reason}`.
+//! The three [`Mode`](crate::Mode)s work as for JWTs. A rejection is shaped for the route's
+//! protocol: a `401` with reason `missing_api_key`, `invalid_api_key` or `expired_api_key`, or a
+//! `403` for a key used outside its scope (`api_key_route_not_allowed`,
+//! `api_key_model_not_allowed`); the detailed reason ([`ApiKeyError::reason`]) goes to logs,
+//! audit events and `agentgateway_rejected_requests_total{layer="api_key", reason}`.
+//!
+//! # Scoped keys
+//!
+//! A key may be limited to routes ([`ApiKeyEntry::routes`], checked against the layer's
+//! [`route`](ApiKeyLayer::route)) and to models ([`ApiKeyEntry::models`], checked against the
+//! `model` of the JSON request body), and may expire ([`ApiKeyEntry::expires_at`]). Only the
+//! requests of a key with `models` are read, bounded by [`ApiKeyLayer::body_limit`], and the body
+//! read is left as a [`Payload`](agentgw_core::Payload) for the layers after this one.
+//!
+//! ```
+//! use agentgw_auth::api_key::{ApiKeyConfig, ApiKeyEntry, ApiKeyLayer};
+//! use axum::{Router, body::Body, routing::post};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = ApiKeyLayer::from_config(
+//!     &ApiKeyConfig::default()
+//!         .key(ApiKeyEntry::new("ml-team", "sk-ml").routes(["openai"]).models(["gpt-4o-mini*"]))
+//!         .key(ApiKeyEntry::new("batch", "sk-batch").routes(["batch"])),
+//! )?
+//! .route("openai");
+//! let app = Router::new()
+//!     .route("/v1/chat/completions", post(|| async { "ok" }))
+//!     .layer(keys);
+//!
+//! let call = |key: &'static str, model: &str| {
+//!     Request::post("/v1/chat/completions")
+//!         .header("x-api-key", key)
+//!         .header("content-type", "application/json")
+//!         .body(Body::from(format!(r#"{{"model":"{model}","messages":[]}}"#)))
+//! };
+//! // In scope: the right route and an allowed model.
+//! let res = app.clone().oneshot(call("sk-ml", "gpt-4o-mini")?).await?;
+//! assert_eq!(res.status(), StatusCode::OK);
+//! // Another model, or a key for another route: 403.
+//! let res = app.clone().oneshot(call("sk-ml", "gpt-4o")?).await?;
+//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
+//! let res = app.oneshot(call("sk-batch", "gpt-4o-mini")?).await?;
+//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Example
 //!
@@ -52,6 +97,7 @@ mod config;
 mod error;
 mod future;
 mod layer;
+mod scope;
 mod service;
 mod store;
 

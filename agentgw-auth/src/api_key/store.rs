@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
 
 use agentgw_core::identity::ApiKeyInfo;
 use secrecy::ExposeSecret;
@@ -10,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::config::{ApiKeyEntry, KeyFile};
+use super::scope::Scope;
 
 /// SHA-256 of an API key. Equality is constant-time.
 #[derive(Clone, Copy)]
@@ -62,6 +64,8 @@ pub(crate) struct Record {
     pub(crate) info: ApiKeyInfo,
     /// Unix seconds from which the key is rejected.
     pub(crate) expires_at: Option<u64>,
+    /// The key's `routes` and `models`; `None` for a key usable everywhere.
+    pub(crate) scope: Option<Arc<Scope>>,
 }
 
 /// Keys by hash.
@@ -74,7 +78,15 @@ pub(crate) struct KeyTable {
 /// contains the key.
 pub(crate) type EntryError = (String, String);
 
-const RESERVED: [&str; 5] = ["name", "team", "role", "allowedModels", "expiresAt"];
+const RESERVED: [&str; 7] = [
+    "name",
+    "team",
+    "role",
+    "allowedModels",
+    "expiresAt",
+    "routes",
+    "models",
+];
 
 impl KeyTable {
     /// Builds a table from `entries`; `field` is the list's path (`keys`), `other` a table whose
@@ -144,6 +156,9 @@ impl KeyTable {
                         })?,
                 ),
             };
+            let scope = Scope::build(entry.routes.as_deref(), entry.models.as_deref())
+                .map_err(|(sub, reason)| (at(&sub), reason))?
+                .map(Arc::new);
             if let Some(field) = entry
                 .metadata
                 .keys()
@@ -170,11 +185,17 @@ impl KeyTable {
                     .map(|m| Value::Array(m.iter().cloned().map(Value::String).collect())),
             );
             set("expiresAt", entry.expires_at.clone().map(Value::String));
+            let strings = |list: &Vec<String>| {
+                Value::Array(list.iter().cloned().map(Value::String).collect())
+            };
+            set("routes", entry.routes.as_ref().map(strings));
+            set("models", entry.models.as_ref().map(strings));
             table.by_hash.insert(
                 hash,
                 Record {
                     info: ApiKeyInfo::new(entry.name.as_str(), metadata),
                     expires_at,
+                    scope,
                 },
             );
         }
@@ -266,6 +287,34 @@ mod tests {
     }
 
     #[test]
+    fn only_scoped_keys_carry_a_scope_and_policies_see_it() {
+        let table = KeyTable::build(
+            &[
+                ApiKeyEntry::new("open", "sk-open").allowed_models(["gpt-4o"]),
+                ApiKeyEntry::new("scoped", "sk-scoped")
+                    .routes(["openai"])
+                    .models(["gpt-4o*"]),
+            ],
+            "keys",
+            None,
+        )
+        .unwrap();
+        let open = table.lookup(&KeyHash::of("sk-open")).unwrap();
+        assert!(open.scope.is_none(), "allowedModels alone scopes nothing");
+        assert_eq!(open.info.get("models"), None);
+        let scoped = table.lookup(&KeyHash::of("sk-scoped")).unwrap();
+        assert!(scoped.scope.as_ref().unwrap().restricts_models());
+        assert_eq!(
+            scoped.info.get("routes"),
+            Some(&serde_json::json!(["openai"]))
+        );
+        assert_eq!(
+            scoped.info.get("models"),
+            Some(&serde_json::json!(["gpt-4o*"]))
+        );
+    }
+
+    #[test]
     fn entry_errors_name_the_field_and_never_the_key() {
         let cases = [
             (vec![ApiKeyEntry::new("", "k")], "keys[0].name"),
@@ -289,6 +338,21 @@ mod tests {
             (
                 vec![ApiKeyEntry::new("a", "k").metadata("team", "x")],
                 "keys[0].metadata.team",
+            ),
+            (
+                vec![ApiKeyEntry::new("a", "k").metadata("models", "x")],
+                "keys[0].metadata.models",
+            ),
+            (
+                vec![
+                    ApiKeyEntry::new("a", "k1"),
+                    ApiKeyEntry::new("b", "k2").routes(Vec::<String>::new()),
+                ],
+                "keys[1].routes",
+            ),
+            (
+                vec![ApiKeyEntry::new("a", "k").models(["gpt-4o", "g*t"])],
+                "keys[0].models[1]",
             ),
         ];
         for (entries, field) in cases {

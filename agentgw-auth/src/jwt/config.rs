@@ -65,6 +65,10 @@ pub struct JwtConfig {
     #[serde(default)]
     pub mode: Mode,
     /// Token issuers; a token is verified by the provider whose `issuer` equals its `iss`.
+    /// At least one is needed to build the layer; absent in YAML (the seed's summary block
+    /// writes `jwtAuthentication: {mode: Strict}`), an embedding application may supply them
+    /// (the gateway takes them from the block at the other level, global or route).
+    #[serde(default)]
     pub providers: Vec<JwtProvider>,
     /// Where the token is read.
     #[serde(default = "TokenLocation::bearer")]

@@ -11,24 +11,39 @@ use agentgw_core::identity::PeerIdentity;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use tower::{Layer, ServiceExt, service_fn};
+use tower::{Layer, ServiceExt};
 
 use crate::common::*;
 
-type Reply = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
-type Inner = tower::util::ServiceFn<fn(Request<Full<Bytes>>) -> Reply>;
+/// A service that answers 200 to a request with any body (the API key layer hands its inner
+/// service a `RequestBody`, the JWT layer the body as it came).
+#[derive(Clone)]
+struct Ok200;
+
+impl<B> tower::Service<Request<B>> for Ok200 {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<B>) -> Self::Future {
+        std::future::ready(Ok(Response::new(Full::default())))
+    }
+}
 
 /// The status `layer` answers `req` with, in front of a service that answers 200.
 async fn status<L, B>(layer: &L, req: Request<Full<Bytes>>) -> StatusCode
 where
-    L: Layer<Inner>,
+    L: Layer<Ok200>,
     L::Service: tower::Service<Request<Full<Bytes>>, Response = Response<B>, Error = Infallible>,
 {
-    fn ok(_: Request<Full<Bytes>>) -> Reply {
-        std::future::ready(Ok(Response::new(Full::default())))
-    }
-    let inner: Inner = service_fn(ok as fn(Request<Full<Bytes>>) -> Reply);
-    layer.layer(inner).oneshot(req).await.unwrap().status()
+    layer.layer(Ok200).oneshot(req).await.unwrap().status()
 }
 
 fn request(header: Option<(&str, &str)>) -> Request<Full<Bytes>> {
@@ -84,6 +99,57 @@ async fn api_key_failures_are_audited_without_the_key() {
         for secret in ["sk-live", "query-secret"] {
             assert!(!line.contains(secret), "{secret} leaked into {line}");
         }
+    }
+}
+
+#[tokio::test]
+async fn api_key_scope_denials_are_audited_with_the_key_name_and_their_reason() {
+    let sink = MemorySink::default();
+    let config = ApiKeyConfig::default()
+        .key(ApiKeyEntry::new("team-a", "sk-team-a").routes(["anthropic"]))
+        .key(ApiKeyEntry::new("team-b", "sk-team-b").models(["claude-*"]))
+        .key(ApiKeyEntry::new("old", "sk-old").expires_at("2020-01-01T00:00:00Z"));
+    let layer = ApiKeyLayer::from_config(&config)
+        .unwrap()
+        .route("openai")
+        .audit_sink(Arc::new(sink.clone()));
+    let chat = |key: &str, model: &str| {
+        Request::post("/v1/chat/completions")
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .body(Full::from(format!(
+                r#"{{"model":"{model}","messages":[]}}"#
+            )))
+            .unwrap()
+    };
+    assert_eq!(
+        status(&layer, chat("sk-team-b", "claude-sonnet-4")).await,
+        StatusCode::OK
+    );
+    assert!(sink.events().is_empty(), "an accepted key is not audited");
+    assert_eq!(
+        status(&layer, chat("sk-team-a", "gpt-4o")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(&layer, chat("sk-team-b", "gpt-4o")).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(&layer, chat("sk-old", "gpt-4o")).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let events = sink.take();
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_authentication_denial(&events[0], "api_key", "route_not_allowed");
+    assert_eq!(events[0].subject.as_deref(), Some("team-a"));
+    assert_authentication_denial(&events[1], "api_key", "model_not_allowed");
+    assert_eq!(events[1].subject.as_deref(), Some("team-b"));
+    assert_authentication_denial(&events[2], "api_key", "expired_key");
+    for event in &events {
+        let line = event.to_json_line();
+        assert!(!line.contains("sk-"), "a key leaked into {line}");
     }
 }
 

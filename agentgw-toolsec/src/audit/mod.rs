@@ -77,23 +77,9 @@ impl Auditor {
     }
 
     pub(crate) fn from_config(config: Option<&AuditConfig>) -> Result<Self, Error> {
-        const BASE: &str = "audit";
         let Some(config) = config else {
             return Ok(Self::off());
         };
-        if config.level != AuditLevel::Full {
-            for (on, field) in [
-                (config.include_arguments, "includeArguments"),
-                (config.include_response, "includeResponse"),
-            ] {
-                if on {
-                    return Err(Error::NoEffect {
-                        path: format!("{BASE}.{field}"),
-                        detail: "unless audit.level is full",
-                    });
-                }
-            }
-        }
         // Checked even when auditing is off, so that turning it on cannot surface an error.
         let sink = config
             .destination
@@ -181,12 +167,32 @@ mod tests {
     }
 
     #[test]
+    fn included_details_below_level_full_are_left_out_with_a_warning() {
+        for level in ["none", "basic"] {
+            let yaml = format!("level: {level}\nincludeArguments: true\nincludeResponse: true\n");
+            let auditor = audit(&yaml).unwrap();
+            assert!(!auditor.includes_arguments() && !auditor.includes_response());
+            let config: crate::config::ToolSecurityConfig = serde_saphyr::from_str(&format!(
+                "audit:\n  level: {level}\n  includeArguments: true\n"
+            ))
+            .unwrap();
+            let warnings = crate::layer::config_warnings(&config);
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert_eq!(warnings[0].path, "audit.includeArguments");
+            assert!(
+                warnings[0].message.contains("level: full"),
+                "{}",
+                warnings[0]
+            );
+        }
+        let config: crate::config::ToolSecurityConfig =
+            serde_saphyr::from_str("audit:\n  level: full\n  includeArguments: true\n").unwrap();
+        assert!(crate::layer::config_warnings(&config).is_empty());
+    }
+
+    #[test]
     fn configuration_errors_name_the_field() {
         let path = |yaml: &str| audit(yaml).unwrap_err().path().to_owned();
-        assert_eq!(
-            path("level: basic\nincludeArguments: true\n"),
-            "audit.includeArguments"
-        );
         assert_eq!(
             path("destination: {type: syslog}\n"),
             "audit.destination.address"

@@ -61,14 +61,14 @@ impl AuditConfig {
         self
     }
 
-    /// Sets `includeArguments` (needs `level: full`).
+    /// Sets `includeArguments` (recorded at `level: full`; below it, a load-time warning).
     #[must_use]
     pub fn include_arguments(mut self, on: bool) -> Self {
         self.include_arguments = on;
         self
     }
 
-    /// Sets `includeResponse` (needs `level: full`).
+    /// Sets `includeResponse` (recorded at `level: full`; below it, a load-time warning).
     #[must_use]
     pub fn include_response(mut self, on: bool) -> Self {
         self.include_response = on;
@@ -95,6 +95,17 @@ pub enum AuditLevel {
     Basic,
     /// As `basic`, plus arguments and results where `includeArguments` / `includeResponse`.
     Full,
+}
+
+impl AuditLevel {
+    /// The level as written in YAML: `none`, `basic`, `full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditLevel::None => "none",
+            AuditLevel::Basic => "basic",
+            AuditLevel::Full => "full",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,12 +81,12 @@ pub struct SandboxLimits {
     /// The largest `tools/call` response, in bytes (`1Mi`, `512Ki`, `10M`, `65536`).
     #[serde(default, with = "agentgw_core::config::option_byte_size")]
     pub max_output_size: Option<u64>,
-    /// Only for stdio servers the gateway launches (not implemented): parsed so that it is
-    /// refused by name.
+    /// Only for stdio servers the gateway launches (not implemented): on an HTTP upstream it
+    /// loads with a warning and has no effect.
     #[serde(default)]
     pub network_access: Option<IgnoredAny>,
-    /// Only for stdio servers the gateway launches (not implemented): parsed so that it is
-    /// refused by name.
+    /// Only for stdio servers the gateway launches (not implemented): on an HTTP upstream it
+    /// loads with a warning and has no effect.
     #[serde(default)]
     pub file_system_access: Option<IgnoredAny>,
 }
@@ -121,7 +121,7 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(sandbox.limits.max_output_size, Some(1 << 20));
-        // Parsed, so that `from_config` can refuse them by name.
+        // Parsed, so that the layer can warn about them by name.
         assert!(sandbox.limits.network_access.is_some());
         assert!(sandbox.limits.file_system_access.is_some());
     }

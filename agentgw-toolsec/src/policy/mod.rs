@@ -165,21 +165,6 @@ impl Policy {
         let limits = match &config.sandbox {
             Some(sandbox) => {
                 let path = "sandbox.limits";
-                const STDIO_ONLY: &str = "it applies to stdio tool servers the gateway launches, which \
-                    agentgw does not do yet; remove the key (limits for HTTP upstreams are \
-                    maxExecutionTime and maxOutputSize)";
-                if sandbox.limits.network_access.is_some() {
-                    return Err(Error::Unsupported {
-                        path: format!("{path}.networkAccess"),
-                        detail: STDIO_ONLY,
-                    });
-                }
-                if sandbox.limits.file_system_access.is_some() {
-                    return Err(Error::Unsupported {
-                        path: format!("{path}.fileSystemAccess"),
-                        detail: STDIO_ONLY,
-                    });
-                }
                 if sandbox
                     .limits
                     .max_execution_time
@@ -259,7 +244,6 @@ impl Policy {
 mod tests {
     use super::*;
     use crate::config::tests::{SEED_SANDBOX, seed};
-    use agentgw_core::ConfigError;
     use serde_json::json;
 
     pub(super) fn tool(name: &str, description: &str) -> Value {
@@ -285,20 +269,23 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_keys_for_stdio_servers_are_refused() {
-        let error = Policy::from_config(&seed(SEED_SANDBOX)).unwrap_err();
-        assert_eq!(error.path(), "sandbox.limits.networkAccess");
-        assert!(
-            error
-                .to_string()
-                .contains("not supported for HTTP upstreams"),
-            "{error}"
+    fn sandbox_keys_for_stdio_servers_are_accepted_with_a_warning() {
+        // The seed's block loads: its HTTP limits apply, the stdio keys only warn.
+        let policy = Policy::from_config(&seed(SEED_SANDBOX)).unwrap();
+        assert_eq!(
+            policy.limits.max_execution_time,
+            Some(Duration::from_secs(30))
         );
-        let config = seed(
-            "sandbox:\n  limits:\n    maxExecutionTime: 30s\n    fileSystemAccess: readOnly\n",
+        let warnings = crate::layer::config_warnings(&seed(SEED_SANDBOX));
+        let paths: Vec<&str> = warnings.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "sandbox.limits.networkAccess",
+                "sandbox.limits.fileSystemAccess"
+            ]
         );
-        let error = Policy::from_config(&config).unwrap_err();
-        assert_eq!(error.path(), "sandbox.limits.fileSystemAccess");
+        assert!(warnings[0].message.contains("stdio"), "{}", warnings[0]);
         let config = seed(
             "sandbox:\n  mode: strict\n  limits:\n    maxExecutionTime: 30s\n    maxOutputSize: 1Mi\n",
         );

@@ -22,6 +22,25 @@
 //! Unknown fields are errors that name their path; durations accept `30s`, `5m`, `1h`. After
 //! the structure is read, [`Config::validate`] checks the values and reports every problem it
 //! finds, each with its field path.
+//!
+//! # Seed 000 as written
+//!
+//! Every gateway fragment of seed 000 loads unchanged:
+//!
+//! - A `TrafficPolicy`'s `spec` is a route's `policies` (its `targetRefs` are accepted and not
+//!   used: the route or the global block it sits in is its target).
+//! - A `Backend`'s `spec` (`type: AI`, `ai.llm.openai: {authToken, model}`) is a route's
+//!   `backend`: `authToken` and `model` become the backend's own, the URL defaults to
+//!   `https://api.openai.com/v1`, and the route is an `llm` route.
+//! - A `BackendConfigPolicy`'s `spec.tls` is a backend's `tls` (`caCertificates`,
+//!   `clientCertificate` as Kubernetes Secrets).
+//! - `secretRef: {name, key}` reads the Secret mounted under `secretsDir` (default
+//!   `/var/run/secrets/agentgw`): the file `secretsDir/NAME/KEY`.
+//! - The flat "defense in depth" block (`jwtAuthentication`, `rbac`, `promptGuard` side by
+//!   side) is a `policies` block: `jwtAuthentication`, `apiKeyAuthentication` and `extAuth`
+//!   there are `traffic.*`, `promptGuard` and `toolSecurity` are `ai.*`. A `jwtAuthentication`
+//!   without `providers` takes them from the block at the other level (the global block's
+//!   from each route's, or a route's from the global one); the modes must agree.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -72,6 +91,10 @@ pub struct Config {
     /// absent; a `toolSecurity.audit.destination` of its own still wins for tool security.
     #[serde(default)]
     pub audit: Option<agentgw_core::audit::AuditConfig>,
+    /// Where Kubernetes Secrets named by `secretRef: {name, key}` are mounted: key `KEY` of
+    /// Secret `NAME` is the file `secretsDir/NAME/KEY` (default `/var/run/secrets/agentgw`).
+    #[serde(default = "default_secrets_dir")]
+    pub secrets_dir: std::path::PathBuf,
     /// Policies applied to every route (before the route's own).
     #[serde(default)]
     pub policies: Policies,
@@ -128,7 +151,9 @@ impl From<RouteKind> for agentgw_core::rejection::RouteKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backend {
-    /// Base URL; the request path after the route prefix is appended to its path.
+    /// Base URL; the request path after the route prefix is appended to its path. Required,
+    /// except with `ai.llm.openai` (default `https://api.openai.com/v1`).
+    #[serde(default)]
     pub url: String,
     /// How long to wait for the upstream's response headers (a streamed body may take longer).
     #[serde(
@@ -160,13 +185,64 @@ pub struct Backend {
     /// The models a request may name (`llm` routes); any other is a 403 `model_not_allowed`.
     #[serde(default)]
     pub allowed_models: Option<Vec<String>>,
+    /// Seed 000's Backend `type`: `AI` (only with `ai`).
+    #[serde(default, rename = "type")]
+    pub backend_type: Option<BackendType>,
+    /// Seed 000's Backend `ai` block: `ai: {llm: {openai: {authToken, model}}}`. Its
+    /// `authToken` and `model` become the backend's own (giving either twice is an error), the
+    /// URL defaults to the provider's, and the route is an `llm` route.
+    #[serde(default)]
+    pub ai: Option<AiBackend>,
 }
+
+/// Seed 000's Backend `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum BackendType {
+    /// An LLM provider (`ai.llm`).
+    #[serde(rename = "AI")]
+    Ai,
+}
+
+/// `backend.ai`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AiBackend {
+    /// `ai.llm`: the provider.
+    pub llm: LlmBackend,
+}
+
+/// `backend.ai.llm`: one provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LlmBackend {
+    /// OpenAI (`https://api.openai.com/v1` unless `url` says otherwise).
+    pub openai: LlmProviderBackend,
+}
+
+/// A provider of `backend.ai.llm`: its credential and model.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LlmProviderBackend {
+    /// The credential sent upstream, as `backend.authToken`.
+    #[serde(default)]
+    pub auth_token: Option<agentgw_auth::AuthToken>,
+    /// The model every request gets, as `backend.model`.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// The URL of `ai.llm.openai` when the backend gives none.
+pub const OPENAI_URL: &str = "https://api.openai.com/v1";
 
 /// Policies of a route, or of every route. Each block follows the field names of the seed's
 /// `TrafficPolicy.spec`; each layer crate adds its block here.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Policies {
+    /// A seed TrafficPolicy's `targetRefs`: accepted so that a `spec` loads as written, and not
+    /// used (the route, or the global block, the policies sit in is their target).
+    #[serde(default)]
+    pub target_refs: Option<Vec<serde::de::IgnoredAny>>,
     /// `traffic`: authentication blocks.
     #[serde(default)]
     pub traffic: TrafficPolicies,
@@ -176,6 +252,81 @@ pub struct Policies {
     /// `ai`: prompt guards and tool security.
     #[serde(default)]
     pub ai: AiPolicies,
+    /// The flat spelling of the seed's "defense in depth" block: `traffic.jwtAuthentication`.
+    #[serde(default)]
+    pub jwt_authentication: Option<agentgw_auth::JwtConfig>,
+    /// The flat spelling of `traffic.apiKeyAuthentication`.
+    #[serde(default)]
+    pub api_key_authentication: Option<agentgw_auth::ApiKeyConfig>,
+    /// The flat spelling of `traffic.extAuth`.
+    #[serde(default)]
+    pub ext_auth: Option<agentgw_auth::ext_authz::ExtAuthConfig>,
+    /// The flat spelling of `ai.promptGuard`.
+    #[serde(default)]
+    pub prompt_guard: Option<agentgw_guard::PromptGuardConfig>,
+    /// The flat spelling of `ai.toolSecurity`.
+    #[serde(default)]
+    pub tool_security: Option<agentgw_toolsec::ToolSecurityConfig>,
+}
+
+impl Policies {
+    /// Moves the flat blocks to their places (`jwtAuthentication` to
+    /// `traffic.jwtAuthentication`, ...); a block given both ways is an error at `path`.
+    fn unflatten(&mut self, path: &str, errors: &mut Vec<ConfigError>) {
+        fn place<T>(
+            flat: &mut Option<T>,
+            nested: &mut Option<T>,
+            path: &str,
+            (flat_name, nested_name): (&str, &str),
+            errors: &mut Vec<ConfigError>,
+        ) {
+            if let Some(block) = flat.take() {
+                if nested.is_some() {
+                    errors.push(ConfigError::new(
+                        format!("{path}.{flat_name}"),
+                        format!("given twice: here and as {path}.{nested_name}; keep one"),
+                    ));
+                } else {
+                    *nested = Some(block);
+                }
+            }
+        }
+        place(
+            &mut self.jwt_authentication,
+            &mut self.traffic.jwt_authentication,
+            path,
+            ("jwtAuthentication", "traffic.jwtAuthentication"),
+            errors,
+        );
+        place(
+            &mut self.api_key_authentication,
+            &mut self.traffic.api_key_authentication,
+            path,
+            ("apiKeyAuthentication", "traffic.apiKeyAuthentication"),
+            errors,
+        );
+        place(
+            &mut self.ext_auth,
+            &mut self.traffic.ext_auth,
+            path,
+            ("extAuth", "traffic.extAuth"),
+            errors,
+        );
+        place(
+            &mut self.prompt_guard,
+            &mut self.ai.prompt_guard,
+            path,
+            ("promptGuard", "ai.promptGuard"),
+            errors,
+        );
+        place(
+            &mut self.tool_security,
+            &mut self.ai.tool_security,
+            path,
+            ("toolSecurity", "ai.toolSecurity"),
+            errors,
+        );
+    }
 }
 
 /// `policies.traffic`.
@@ -203,6 +354,10 @@ pub struct AiPolicies {
     /// MCP tool security.
     #[serde(default)]
     pub tool_security: Option<agentgw_toolsec::ToolSecurityConfig>,
+}
+
+fn default_secrets_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(agentgw_auth::DEFAULT_SECRETS_DIR)
 }
 
 fn default_listen() -> SocketAddr {
@@ -293,10 +448,119 @@ impl Config {
                 err.into_inner()
             })
         });
-        let config =
+        let mut config =
             parsed.map_err(|err| ConfigError::new(path, clean_yaml_error(&err.to_string())))?;
+        config.resolve_seed_shapes()?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Turns the seed's spellings into the gateway's own (see the [module docs](self)): flat
+    /// policy blocks, `ai.llm` backends, `jwtAuthentication` without providers.
+    fn resolve_seed_shapes(&mut self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        self.policies.unflatten("policies", &mut errors);
+        for (i, route) in self.routes.iter_mut().enumerate() {
+            route
+                .policies
+                .unflatten(&format!("routes[{i}].policies"), &mut errors);
+            let backend = &mut route.backend;
+            let at = |field: &str| format!("routes[{i}].backend.{field}");
+            if backend.backend_type.is_some() && backend.ai.is_none() {
+                errors.push(ConfigError::new(at("type"), "type: AI needs an `ai` block"));
+            }
+            if let Some(ai) = backend.ai.take() {
+                let openai = ai.llm.openai;
+                if let Some(token) = openai.auth_token {
+                    if backend.auth_token.is_some() {
+                        errors.push(ConfigError::new(
+                            at("ai.llm.openai.authToken"),
+                            "given twice: here and as backend.authToken; keep one",
+                        ));
+                    }
+                    backend.auth_token = Some(token);
+                }
+                if let Some(model) = openai.model {
+                    if backend.model.is_some() {
+                        errors.push(ConfigError::new(
+                            at("ai.llm.openai.model"),
+                            "given twice: here and as backend.model; keep one",
+                        ));
+                    }
+                    backend.model = Some(model);
+                }
+                if backend.url.is_empty() {
+                    OPENAI_URL.clone_into(&mut backend.url);
+                }
+                match route.kind {
+                    None => route.kind = Some(RouteKind::Llm),
+                    Some(RouteKind::Llm) => {}
+                    Some(_) => errors.push(ConfigError::new(
+                        format!("routes[{i}].kind"),
+                        "an ai.llm backend serves an llm route",
+                    )),
+                }
+            } else if backend.url.is_empty() {
+                errors.push(ConfigError::new(at("url"), "required"));
+            }
+        }
+        self.complete_jwt_providers(&mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// A `jwtAuthentication` without providers takes them from the block at the other level:
+    /// the global block's from each route's, a route's from the global one. The modes must
+    /// agree; the global block then authenticates through each route's.
+    fn complete_jwt_providers(&mut self, errors: &mut Vec<ConfigError>) {
+        let global = self.policies.traffic.jwt_authentication.clone();
+        const FIELD: &str = "traffic.jwtAuthentication";
+        for (i, route) in self.routes.iter_mut().enumerate() {
+            let own = &mut route.policies.traffic.jwt_authentication;
+            match (&global, own.as_mut()) {
+                (Some(global), Some(own))
+                    if global.providers.is_empty() || own.providers.is_empty() =>
+                {
+                    if global.mode != own.mode {
+                        errors.push(ConfigError::new(
+                            format!("routes[{i}].policies.{FIELD}.mode"),
+                            format!(
+                                "is {:?} while policies.{FIELD} (which shares its providers \
+                                 with this route) says {:?}",
+                                own.mode, global.mode
+                            ),
+                        ));
+                    }
+                    if own.providers.is_empty() {
+                        own.providers.clone_from(&global.providers);
+                    }
+                }
+                (Some(global), None) if global.providers.is_empty() => {
+                    errors.push(ConfigError::new(
+                        format!("policies.{FIELD}.providers"),
+                        format!(
+                            "none here, and route {:?} has no jwtAuthentication of its own to \
+                             take them from",
+                            route.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let global_without_providers = self
+            .policies
+            .traffic
+            .jwt_authentication
+            .as_ref()
+            .is_some_and(|jwt| jwt.providers.is_empty());
+        if global_without_providers && !self.routes.is_empty() {
+            // Every route authenticates with the global mode and its own providers.
+            self.policies.traffic.jwt_authentication = None;
+        }
     }
 
     /// Reads, parses and validates a YAML file.
@@ -578,6 +842,84 @@ routes:
         let text = format!("{MINIMAL}    policies:\n      magic: {{}}\n");
         let errors = Config::from_yaml(&text).unwrap_err();
         assert!(errors.has_path("routes[0].policies.magic"), "{errors}");
+    }
+
+    #[test]
+    fn seed_backend_spec_becomes_the_backend() {
+        let text = "secretsDir: /etc/agentgw/secrets\nroutes:\n  - name: openai\n    pathPrefix: /openai\n    backend:\n      type: AI\n      ai:\n        llm:\n          openai:\n            authToken:\n              kind: SecretRef\n              secretRef:\n                name: openai-secret\n            model: \"gpt-4\"\n";
+        let config = Config::from_yaml(text).unwrap();
+        let route = &config.routes[0];
+        assert_eq!(route.backend.url, OPENAI_URL);
+        assert_eq!(route.backend.model.as_deref(), Some("gpt-4"));
+        assert_eq!(route.kind, Some(RouteKind::Llm));
+        assert!(route.backend.auth_token.is_some());
+        assert_eq!(config.secrets_dir, Path::new("/etc/agentgw/secrets"));
+
+        let twice = text.replace("type: AI", "type: AI\n      model: o1");
+        let errors = Config::from_yaml(&twice).unwrap_err();
+        assert!(
+            errors.has_path("routes[0].backend.ai.llm.openai.model"),
+            "{errors}"
+        );
+        let errors = Config::from_yaml(
+            "routes:\n  - name: a\n    pathPrefix: /a\n    backend: {timeout: 5s}\n",
+        )
+        .unwrap_err();
+        assert!(errors.has_path("routes[0].backend.url"), "{errors}");
+        assert_eq!(
+            Config::from_yaml(MINIMAL).unwrap().secrets_dir,
+            Path::new(agentgw_auth::DEFAULT_SECRETS_DIR)
+        );
+    }
+
+    #[test]
+    fn flat_policy_blocks_and_target_refs_are_accepted() {
+        let text = format!(
+            "policies:\n  targetRefs: [{{kind: Gateway, name: agentgateway}}]\n  promptGuard:\n    request:\n      - regex: {{action: Reject, matches: [{{pattern: \"ignore.*instructions\"}}]}}\n{MINIMAL}"
+        );
+        let config = Config::from_yaml(&text).unwrap();
+        assert!(config.policies.ai.prompt_guard.is_some());
+        assert!(config.policies.prompt_guard.is_none());
+        let twice = text.replace(
+            "  promptGuard:",
+            "  ai: {promptGuard: {request: []}}\n  promptGuard:",
+        );
+        let errors = Config::from_yaml(&twice).unwrap_err();
+        assert!(errors.has_path("policies.promptGuard"), "{errors}");
+    }
+
+    #[test]
+    fn jwt_without_providers_takes_them_from_the_other_level() {
+        let route_jwt = "    policies:\n      traffic:\n        jwtAuthentication:\n          mode: MODE\n          providers:\n            - issuer: https://issuer.example\n              jwks: {local: {inline: '{\"keys\": []}'}}\n";
+        let text = format!(
+            "policies:\n  jwtAuthentication:\n    mode: Strict\n{MINIMAL}{}",
+            route_jwt.replace("MODE", "Strict")
+        );
+        let config = Config::from_yaml(&text).unwrap();
+        assert!(config.policies.traffic.jwt_authentication.is_none());
+        let own = config.routes[0]
+            .policies
+            .traffic
+            .jwt_authentication
+            .as_ref()
+            .unwrap();
+        assert_eq!(own.providers.len(), 1);
+
+        let text = format!(
+            "policies:\n  jwtAuthentication:\n    mode: Strict\n{MINIMAL}{}",
+            route_jwt.replace("MODE", "Permissive")
+        );
+        let errors = Config::from_yaml(&text).unwrap_err();
+        assert!(
+            errors.has_path("routes[0].policies.traffic.jwtAuthentication.mode"),
+            "{errors}"
+        );
+        let text = format!("policies:\n  jwtAuthentication:\n    mode: Strict\n{MINIMAL}");
+        let errors = Config::from_yaml(&text).unwrap_err();
+        assert!(
+            errors.has_path("policies.traffic.jwtAuthentication.providers"),
+            "{errors}"
+        );
     }
 
     #[test]

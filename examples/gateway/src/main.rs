@@ -218,7 +218,8 @@ fn init_logging(format: LogFormat) {
 }
 
 /// `--check-config`: parse, validate, and build every layer (regexes, CEL, keys), reporting every
-/// error with its path.
+/// error with its path, and every warning (a field that loads but applies differently than it
+/// reads) on stderr.
 fn check_config(path: &std::path::Path) -> ExitCode {
     let checked = Config::load(path).and_then(|config| {
         // Some layers start background work (JWKS refresh) when built: give them a runtime.
@@ -231,10 +232,15 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                     format!("cannot start a runtime: {e}"),
                 )
             })?;
-        runtime.block_on(async { agentgw_gateway::stack::Stack::build(&config).map(drop) })
+        runtime.block_on(async {
+            agentgw_gateway::stack::Stack::build(&config).map(|stack| stack.warnings().to_vec())
+        })
     });
     match checked {
-        Ok(()) => {
+        Ok(warnings) => {
+            for warning in &warnings {
+                eprintln!("  warning: {warning}");
+            }
             println!("{}: configuration is valid", path.display());
             ExitCode::SUCCESS
         }

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use agentgw_core::audit::AuditSink;
 use agentgw_core::body::BodyLimit;
-use agentgw_core::config::{ConfigError as _, join};
+use agentgw_core::config::{ConfigError as _, ConfigWarning, join};
 use agentgw_core::health::Dependency;
 use agentgw_core::identity::BackendName;
 use agentgw_core::tool_metrics::ToolMetricsLayer;
@@ -154,6 +154,7 @@ impl StackOptions {
 pub struct Stack {
     routes: Vec<CompiledRoute>,
     health: Vec<RouteHealth>,
+    warnings: Vec<ConfigWarning>,
 }
 
 impl Stack {
@@ -165,6 +166,7 @@ impl Stack {
     /// [`Stack::build`] with options.
     pub fn build_with(config: &Config, options: &StackOptions) -> Result<Stack, ConfigErrors> {
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         let mut routes = Vec::new();
         let mut health = Vec::new();
         // One sink for every layer of every route (remote ones share one queue and connection).
@@ -176,7 +178,11 @@ impl Stack {
         });
         for (i, route) in config.routes.iter().enumerate() {
             let mut checks = Vec::new();
-            let built = build_route(config, options, route, i, audit.as_ref(), &mut checks);
+            let mut found = Found {
+                checks: &mut checks,
+                warnings: &mut warnings,
+            };
+            let built = build_route(config, options, route, i, audit.as_ref(), &mut found);
             health.push(RouteHealth {
                 name: Arc::from(route.name.as_str()),
                 required: route.required_for_readiness,
@@ -202,7 +208,25 @@ impl Stack {
         }
         // Longest prefix first, so the first match is the most specific.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        Ok(Stack { routes, health })
+        // The global block's warnings were found once per route.
+        let mut seen = std::collections::HashSet::new();
+        warnings.retain(|w: &ConfigWarning| seen.insert(w.path.clone()));
+        for warning in &warnings {
+            tracing::warn!(field = %warning.path, "configuration: {}", warning.message);
+        }
+        Ok(Stack {
+            routes,
+            health,
+            warnings,
+        })
+    }
+
+    /// What the configuration asks for that loads but is applied differently than it reads
+    /// (each with its full field path): a streamed response pattern of unbounded length,
+    /// `includeArguments` below `audit.level: full`, sandbox keys for stdio servers on an HTTP
+    /// upstream. `--check-config` prints them; each is also logged when the stack is built.
+    pub fn warnings(&self) -> &[ConfigWarning] {
+        &self.warnings
     }
 
     /// The route serving `path`: the longest prefix that matches on a segment boundary.
@@ -237,7 +261,7 @@ fn build_route(
     route: &Route,
     index: usize,
     audit: Option<&Arc<dyn AuditSink>>,
-    checks: &mut Vec<DependencyCheck>,
+    found: &mut Found<'_>,
 ) -> Result<RouteService, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let backend_path = format!("routes[{index}].backend");
@@ -249,9 +273,11 @@ fn build_route(
         ));
     }
     let tls = match &route.backend.tls {
-        Some(tls) => Some(agentgw_tls::client_config(tls).map_err(|e| {
-            ConfigError::new(join(&format!("{backend_path}.tls"), e.path()), e.reason())
-        })),
+        Some(tls) => Some(
+            agentgw_tls::client_config(&tls.clone().secrets_dir(&config.secrets_dir)).map_err(
+                |e| ConfigError::new(join(&format!("{backend_path}.tls"), e.path()), e.reason()),
+            ),
+        ),
         // An https:// backend without a `tls` block: verified against the system's roots.
         None if https => Some(
             agentgw_tls::client_config(&agentgw_tls::UpstreamTlsConfig::system_roots())
@@ -287,7 +313,7 @@ fn build_route(
     };
 
     if let Some(token) = &route.backend.auth_token {
-        match agentgw_auth::BackendAuthLayer::from_config(token) {
+        match agentgw_auth::BackendAuthLayer::from_config(&with_secrets_dir(token, config)) {
             Ok(layer) => service = wrap(service, layer),
             Err(e) => errors.push(ConfigError::new(
                 join(&format!("{backend_path}.authToken"), e.path()),
@@ -309,11 +335,12 @@ fn build_route(
         for (policies, path) in blocks {
             let target = Target {
                 path,
+                route: &route.name,
                 limit,
                 route_kind: route.kind,
                 audit,
             };
-            service = apply(kind, service, policies, &target, &mut errors, checks);
+            service = apply(kind, service, policies, &target, &mut errors, found);
         }
     }
     // The backend's model, outside every policy layer: they all see the model the upstream
@@ -345,6 +372,25 @@ fn build_route(
         service = buffer_body(service, BodyLimit::new(config.max_body_bytes));
     }
     Ok(service)
+}
+
+/// `token` with its Kubernetes Secret (`secretRef: {name}`) read from the configured
+/// `secretsDir`.
+fn with_secrets_dir(token: &agentgw_auth::AuthToken, config: &Config) -> agentgw_auth::AuthToken {
+    match token.clone() {
+        agentgw_auth::AuthToken::SecretRef {
+            secret_ref,
+            provider,
+            header,
+            reload_interval,
+        } => agentgw_auth::AuthToken::SecretRef {
+            secret_ref: secret_ref.in_dir(&config.secrets_dir),
+            provider,
+            header,
+            reload_interval,
+        },
+        other => other,
+    }
 }
 
 /// Reads the request body into a [`agentgw_core::Payload`] before `service` sees it.
@@ -388,10 +434,19 @@ impl LayerKind {
     ];
 }
 
+/// What building a route reports beside its service: its layers' run-time dependencies and
+/// their configuration warnings.
+struct Found<'a> {
+    checks: &'a mut Vec<DependencyCheck>,
+    warnings: &'a mut Vec<ConfigWarning>,
+}
+
 /// Where a policy block is applied: its config path, the body limit, the route's kind and the
 /// audit sink of `audit.destinations`.
 struct Target<'a> {
     path: &'a str,
+    /// The route's name (`routes[].name`), for API keys scoped to routes.
+    route: &'a str,
     limit: BodyLimit,
     route_kind: Option<RouteKind>,
     audit: Option<&'a Arc<dyn AuditSink>>,
@@ -414,8 +469,9 @@ fn apply(
     policies: &Policies,
     target: &Target<'_>,
     errors: &mut Vec<ConfigError>,
-    checks: &mut Vec<DependencyCheck>,
+    found: &mut Found<'_>,
 ) -> RouteService {
+    let checks = &mut *found.checks;
     let (path, limit) = (target.path, target.limit);
     // A layer's error names a field relative to its block; `fail(block, &e)` puts it in place.
     let mut fail = |block: &str, field: &str, message: String| {
@@ -427,7 +483,13 @@ fn apply(
     match kind {
         LayerKind::ToolSecurity => match &policies.ai.tool_security {
             Some(config) => match agentgw_toolsec::ToolSecurityLayer::from_config(config) {
-                Ok(layer) => wrap(service, audited!(layer.body_limit(limit), target)),
+                Ok(layer) => {
+                    let block = format!("{path}.ai.toolSecurity");
+                    found
+                        .warnings
+                        .extend(layer.warnings().iter().map(|w| w.at(&block)));
+                    wrap(service, audited!(layer.body_limit(limit), target))
+                }
                 Err(e) => {
                     fail("ai.toolSecurity", e.path(), e.reason());
                     service
@@ -437,7 +499,13 @@ fn apply(
         },
         LayerKind::PromptGuard => match &policies.ai.prompt_guard {
             Some(config) => match agentgw_guard::PromptGuardLayer::from_config(config) {
-                Ok(layer) => wrap(service, audited!(layer.body_limit(limit), target)),
+                Ok(layer) => {
+                    let block = format!("{path}.ai.promptGuard");
+                    found
+                        .warnings
+                        .extend(layer.warnings().iter().map(|w| w.at(&block)));
+                    wrap(service, audited!(layer.body_limit(limit), target))
+                }
                 Err(e) => {
                     fail("ai.promptGuard", e.path(), e.reason());
                     service
@@ -485,7 +553,10 @@ fn apply(
         },
         LayerKind::ApiKey => match &policies.traffic.api_key_authentication {
             Some(config) => match agentgw_auth::ApiKeyLayer::from_config(config) {
-                Ok(layer) => wrap(service, audited!(layer, target)),
+                Ok(layer) => {
+                    let layer = layer.route(target.route).body_limit(limit);
+                    wrap(service, audited!(layer, target))
+                }
                 Err(e) => {
                     fail("traffic.apiKeyAuthentication", e.path(), e.reason());
                     service

@@ -42,6 +42,22 @@ fn check_config_accepts_a_valid_file() {
 }
 
 #[test]
+fn check_config_prints_warnings_and_accepts_the_file() {
+    let out = check_config(
+        "routes:\n  - name: a\n    pathPrefix: /a\n    kind: mcp\n    backend: {url: \"http://127.0.0.1:1\"}\n    policies:\n      ai:\n        toolSecurity:\n          sandbox: {limits: {networkAccess: false}}\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: routes[0].policies.ai.toolSecurity.sandbox.limits.networkAccess: applies to stdio"
+        ),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration is valid"));
+}
+
+#[test]
 fn check_config_lists_every_error_with_its_path() {
     let out = check_config(
         "routes:\n  - name: a\n    pathPrefix: a\n    backend: {url: \"ftp://x\"}\n  - name: a\n    pathPrefix: /b\n    backend: {url: \"http://h\", timeout: 0s}\n",
