@@ -151,7 +151,7 @@ impl ApiKeyLayer {
     /// Checks one key: its metadata when it is configured and not expired. Its `routes` and
     /// `models` are not checked here (the service checks them against the request).
     pub fn check(&self, key: &str) -> Result<ApiKeyInfo, ApiKeyError> {
-        self.shared.check(key).map(|record| record.info)
+        self.shared.check(key, |record| record.info.clone())
     }
 
     /// The configured mode.
@@ -161,25 +161,29 @@ impl ApiKeyLayer {
 }
 
 impl Shared {
-    /// The record of a configured, unexpired key.
-    fn check(&self, key: &str) -> Result<Record, ApiKeyError> {
+    /// What `take` takes from the record of a configured, unexpired key, read in place: nothing
+    /// of the record is cloned but what `take` returns.
+    fn check<R>(&self, key: &str, take: impl FnOnce(&Record) -> R) -> Result<R, ApiKeyError> {
         let hash = KeyHash::of(key);
-        let record: Record = match self.keys.lookup(&hash) {
-            Some(record) => record.clone(),
-            None => self
-                .file
-                .as_ref()
-                .and_then(|file| file.current().lookup(&hash).cloned())
-                .ok_or(ApiKeyError::UnknownKey)?,
+        let read = |record: &Record| {
+            // The clock is read only for keys that expire.
+            if record
+                .expires_at
+                .is_some_and(|expires| crate::unix_now() >= expires)
+            {
+                Err(ApiKeyError::Expired)
+            } else {
+                Ok(take(record))
+            }
         };
-        // The clock is read only for keys that expire.
-        if record
-            .expires_at
-            .is_some_and(|expires| crate::unix_now() >= expires)
-        {
-            return Err(ApiKeyError::Expired);
+        match (self.keys.lookup(&hash), &self.file) {
+            (Some(record), _) => read(record),
+            (None, Some(file)) => file
+                .current()
+                .lookup(&hash)
+                .map_or(Err(ApiKeyError::UnknownKey), read),
+            (None, None) => Err(ApiKeyError::UnknownKey),
         }
-        Ok(record)
     }
 
     fn challenge(&self, error: Option<ApiKeyError>) -> HeaderValue {
@@ -199,7 +203,7 @@ impl Checker {
             Found::Absent => None,
             Found::Many => Some(Err(ApiKeyError::MultipleKeys)),
             Found::Malformed => Some(Err(ApiKeyError::Malformed)),
-            Found::One(key) => Some(shared.check(&key)),
+            Found::One(key) => Some(shared.check(&key, |r| (r.info.clone(), r.scope.clone()))),
         };
         let record = match result {
             None if shared.mode.rejects_missing() => {
@@ -210,20 +214,19 @@ impl Checker {
                 return Outcome::Deny(Box::new(Denial::new(rejection)));
             }
             None => None,
-            Some(Ok(record)) => match record
-                .scope
+            Some(Ok((info, scope))) => match scope
                 .as_deref()
                 .map(|scope| scope.check_route(self.route.as_deref()))
             {
                 Some(Err(error)) => {
                     // A genuine key used off its routes: its name goes into the audit event.
-                    req.extensions_mut().insert(record.info);
+                    req.extensions_mut().insert(info);
                     match self.refuse(req, error) {
                         Some(denial) => return Outcome::Deny(Box::new(denial)),
                         None => None,
                     }
                 }
-                _ => Some(record),
+                _ => Some((info, scope)),
             },
             Some(Err(error)) => match self.refuse(req, error) {
                 Some(denial) => return Outcome::Deny(Box::new(denial)),
@@ -233,7 +236,7 @@ impl Checker {
         if !shared.passthrough {
             shared.locator.remove_from(req);
         }
-        let Some(Record { info, scope, .. }) = record else {
+        let Some((info, scope)) = record else {
             return Outcome::Forward;
         };
         tracing::trace!(key = info.name(), "api_key: authenticated");
