@@ -1,7 +1,7 @@
 //! System-prompt leak detection: does the model's answer reproduce the request's system prompt?
 //!
 //! A [`SystemPrompt`] is built once per request from its system (and developer) instructions:
-//! the text is reduced to normalized words (the skeleton of [`normalize`](crate::normalize):
+//! the text is reduced to normalized words (the skeleton of [`normalize`](fn@crate::normalize):
 //! invisible characters removed, homoglyphs, full-width letters and case folded; punctuation,
 //! markdown and whitespace only separate words) and every run of [`SHINGLE_WORDS`] consecutive
 //! words (a *shingle*) is hashed into a set. The answer is read the same way, word by word, as
