@@ -17,6 +17,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::Full;
 use pin_project_lite::pin_project;
+use serde_json::Value;
 use tower_service::Service;
 
 use crate::audit::{self, Audit, Tally};
@@ -393,51 +394,73 @@ fn guard_collected<B>(
     // opens like JSON is read as JSON, or an escaped secret would pass a text scan.
     let json = json || content::starts_like_json(&bytes);
     let on = audit.is_some();
+    let reject = |denial: &Denial, tally: &Tally| {
+        if let Some(audit) = audit {
+            audit.rejected(Direction::Response, &denial.rule, tally);
+        }
+        shared
+            .response
+            .rejection(denial)
+            .respond_in(shape)
+            .map(GuardBody::from)
+    };
+    // A JSON body is parsed at most once: the leak guard and the regex guards share the tree.
+    let mut tree: Option<Value> = None;
     // The leak guard reads the model's text first, before other guards mask it.
     let (bytes, leaked, mut tally) = match leak {
         None => (bytes, false, Tally::default()),
-        Some(leak) => match audit::collect(on, || check_leak(leak, &bytes, json)) {
+        Some(leak) if json => {
+            let Ok(mut parsed) = agentgw_core::json::parse_unique_keys(&bytes) else {
+                return fail(shape, "response_invalid_json");
+            };
+            match audit::collect(on, || check_leak_json(leak, &mut parsed)) {
+                (Ok(changed), tally) => {
+                    tree = Some(parsed);
+                    (bytes, changed, tally)
+                }
+                (Err(denial), tally) => return reject(&denial, &tally),
+            }
+        }
+        Some(leak) => match audit::collect(on, || check_leak_text(leak, &bytes)) {
             (Ok(None), tally) => (bytes, false, tally),
             (Ok(Some(masked)), tally) => (masked, true, tally),
             (Err(LeakOutcome::Unreadable(reason)), _) => return fail(shape, reason),
-            (Err(LeakOutcome::Denied(denial)), tally) => {
-                if let Some(audit) = audit {
-                    audit.rejected(Direction::Response, &denial.rule, &tally);
-                }
-                return shared
-                    .response
-                    .rejection(&denial)
-                    .respond_in(shape)
-                    .map(GuardBody::from);
-            }
+            (Err(LeakOutcome::Denied(denial)), tally) => return reject(&denial, &tally),
         },
     };
     let (outcome, regex_tally) = if shared.response.is_empty() {
         (Ok(None), Tally::default())
-    } else if json && crate::guard::lexical::unchanged(&bytes, &shared.response) {
+    } else if json && !leaked && crate::guard::lexical::unchanged(&bytes, &shared.response) {
         // Nothing any guard matches, in a document whose bytes are what a parser reads: the
         // tree, the walk and the rewrite would change nothing.
         (Ok(None), Default::default())
     } else if json {
-        match agentgw_core::json::parse_unique_keys(&bytes) {
-            Ok(json) => audit::collect(on, || {
-                shared
-                    .response
-                    .apply_json(&json, None, Direction::Response)
-                    .map(|json| {
-                        json.and_then(|j| serde_json::to_vec(&j).ok())
-                            .map(Bytes::from)
-                    })
-            }),
-            Err(_) => return fail(shape, "response_invalid_json"),
+        let parsed = match tree.take() {
+            Some(parsed) => parsed,
+            None => match agentgw_core::json::parse_unique_keys(&bytes) {
+                Ok(parsed) => parsed,
+                Err(_) => return fail(shape, "response_invalid_json"),
+            },
+        };
+        let outcome = audit::collect(on, || {
+            shared
+                .response
+                .apply_json(&parsed, None, Direction::Response)
+        });
+        // Unchanged by the regex guards: the leak guard's tree, if it masked, is the answer.
+        if let (Ok(None), _) = outcome
+            && leaked
+        {
+            tree = Some(parsed);
         }
+        (outcome.0.map(|json| json.or(tree.take())), outcome.1)
     } else {
         match std::str::from_utf8(&bytes) {
             Ok(text) => audit::collect(on, || {
                 shared
                     .response
                     .apply(None, text)
-                    .map(|text| text.map(Bytes::from))
+                    .map(|text| text.map(Value::String))
             }),
             Err(_) => return fail(shape, "response_invalid_utf8"),
         }
@@ -445,21 +468,26 @@ fn guard_collected<B>(
     tally.merge(regex_tally);
     let mut masked = leaked;
     let bytes = match outcome {
-        Ok(None) => bytes,
+        Ok(None) => match tree {
+            // Masked by the leak guard only (a JSON body whose regex guards had nothing to do).
+            Some(json) if leaked => match serde_json::to_vec(&json) {
+                Ok(out) => Bytes::from(out),
+                Err(_) => return fail(shape, "response_invalid_json"),
+            },
+            _ => bytes,
+        },
         Ok(Some(rewritten)) => {
             masked = true;
-            rewritten
-        }
-        Err(denial) => {
-            if let Some(audit) = audit {
-                audit.rejected(Direction::Response, &denial.rule, &tally);
+            match rewritten {
+                // Text guards rewrite the text itself.
+                Value::String(text) if !json => Bytes::from(text),
+                json => match serde_json::to_vec(&json) {
+                    Ok(out) => Bytes::from(out),
+                    Err(_) => return fail(shape, "response_invalid_json"),
+                },
             }
-            return shared
-                .response
-                .rejection(&denial)
-                .respond_in(shape)
-                .map(GuardBody::from);
         }
+        Err(denial) => return reject(&denial, &tally),
     };
     if masked && let Some(audit) = audit {
         audit.masked(Direction::Response, &tally);
@@ -477,24 +505,21 @@ enum LeakOutcome {
     Unreadable(&'static str),
 }
 
-/// Checks a buffered response for a leak of the system prompt: the text segments of an LLM
-/// response (and its logprob tokens, per position), every string of other JSON, or the text.
-/// Returns the masked body when a mask changed it.
-fn check_leak(
-    leak: &mut LeakCheck,
-    bytes: &Bytes,
-    json: bool,
-) -> Result<Option<Bytes>, LeakOutcome> {
-    if !json {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| LeakOutcome::Unreadable("response_invalid_utf8"))?;
-        return Ok(leak
-            .text(text)
-            .map_err(LeakOutcome::Denied)?
-            .map(Bytes::from));
-    }
-    let mut json = agentgw_core::json::parse_unique_keys(bytes)
-        .map_err(|_| LeakOutcome::Unreadable("response_invalid_json"))?;
+/// Checks a buffered text (not JSON) response for a leak of the system prompt; the masked body
+/// when a mask changed it.
+fn check_leak_text(leak: &mut LeakCheck, bytes: &Bytes) -> Result<Option<Bytes>, LeakOutcome> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| LeakOutcome::Unreadable("response_invalid_utf8"))?;
+    Ok(leak
+        .text(text)
+        .map_err(LeakOutcome::Denied)?
+        .map(Bytes::from))
+}
+
+/// Checks a parsed JSON response for a leak of the system prompt: the text segments of an LLM
+/// response (and its logprob tokens, per position), or every string of other JSON. Masks in
+/// place; whether a mask changed it.
+fn check_leak_json(leak: &mut LeakCheck, json: &mut Value) -> Result<bool, Denial> {
     let mut denial = None;
     let mut step = |text: &str| {
         if denial.is_some() {
@@ -505,24 +530,23 @@ fn check_leak(
             None
         })
     };
-    let format = Format::detect(&json, Direction::Response).filter(|format| {
+    let format = Format::detect(json, Direction::Response).filter(|format| {
         let mut any = false;
-        llm_view::for_each_segment(&json, *format, Direction::Response, |_| any = true);
+        llm_view::for_each_segment(json, *format, Direction::Response, |_| any = true);
         any
     });
     let mut changed = match format {
         Some(format) => {
-            llm_view::rewrite_segments(&mut json, format, Direction::Response, |_, text| step(text))
-                > 0
+            llm_view::rewrite_segments(json, format, Direction::Response, |_, text| step(text)) > 0
         }
-        None => rewrite_strings(&mut json, &mut step),
+        None => rewrite_strings(json, &mut step),
     };
     if let Some(denial) = denial {
-        return Err(LeakOutcome::Denied(denial));
+        return Err(denial);
     }
     // Logprob tokens spell the answer again, a token at a time: one scanner per position.
     let mut remaining: Vec<(DeltaKey, usize)> = Vec::new();
-    llm_view::for_each_logprob_token(&json, |token| {
+    llm_view::for_each_logprob_token(json, |token| {
         match remaining.iter_mut().find(|(key, _)| *key == token.key) {
             Some((_, n)) => *n += 1,
             None => remaining.push((token.key, 1)),
@@ -531,7 +555,7 @@ fn check_leak(
     if !remaining.is_empty() {
         let mut scanners: Vec<(DeltaKey, crate::leak::LeakScanner)> = Vec::new();
         let mut denial = None;
-        let rewritten = llm_view::rewrite_logprob_tokens(&mut json, |key, text| {
+        let rewritten = llm_view::rewrite_logprob_tokens(json, |key, text| {
             if denial.is_some() {
                 return None;
             }
@@ -555,14 +579,9 @@ fn check_leak(
             }
         });
         if let Some(denial) = denial {
-            return Err(LeakOutcome::Denied(denial));
+            return Err(denial);
         }
         changed |= rewritten > 0;
     }
-    if !changed {
-        return Ok(None);
-    }
-    serde_json::to_vec(&json)
-        .map(|bytes| Some(Bytes::from(bytes)))
-        .map_err(|_| LeakOutcome::Unreadable("response_invalid_json"))
+    Ok(changed)
 }
