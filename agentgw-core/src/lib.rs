@@ -20,6 +20,9 @@
 //! - [`attributes`]: the read-only view of a request that policies evaluate.
 //! - [`reload`] (feature `reload`, on by default): a value parsed from files and swapped in
 //!   when they change, checked by a background watcher; the last good value stays in service.
+//! - [`escalation`]: what an `action: Escalate` rule hands to a webhook (or any
+//!   [`Escalator`](escalation::Escalator)), and the bounded, fail-closed wait for its
+//!   decision (`blockPending`); the webhook client is the feature `escalation`.
 //! - [`audit`] and [`metrics`]: audit events and sinks, every metric name and label set;
 //!   [`tool_metrics`]: MCP tool-call metrics for any MCP route.
 //! - [`config`], [`percent`] and [`headers`]: the helpers every layer's configuration and
@@ -83,6 +86,7 @@ pub mod body;
 pub mod config;
 pub mod content;
 pub mod decode;
+pub mod escalation;
 pub mod headers;
 pub mod health;
 pub mod identity;

@@ -22,6 +22,7 @@
 //! | `agentgateway_tls_certificate_reloads_total` | counter | `role`, `result` | TLS |
 //! | `agentgateway_tls_certificate_not_after_seconds` | gauge | `role` | TLS |
 //! | `agentgateway_audit_dropped_total` | counter | `sink` | audit sinks |
+//! | `agentgateway_escalations_total` | counter | `layer`, `rule`, `outcome` | escalations ([`escalation`](crate::escalation)) |
 //!
 //! [`ALL`] lists them with their type, labels and description, for a caller that checks an
 //! exporter's output or generates dashboards.
@@ -68,6 +69,9 @@ pub const TLS_CERTIFICATE_NOT_AFTER_SECONDS: &str =
     "agentgateway_tls_certificate_not_after_seconds";
 /// Audit events that could not be delivered, by sink.
 pub const AUDIT_DROPPED_TOTAL: &str = "agentgateway_audit_dropped_total";
+/// Escalations (`action: Escalate` rules that fired), by layer, rule and `outcome`
+/// (`notified`, `allowed`, `denied`, `timeout`, `error`, `dropped`).
+pub const ESCALATIONS_TOTAL: &str = "agentgateway_escalations_total";
 
 /// The `tool` label of a tool the upstream did not list (the label set stays bounded).
 pub const OTHER_TOOL: &str = "other";
@@ -94,7 +98,8 @@ pub mod labels {
     pub const ACTION: &str = "action";
     /// A wire protocol (`grpc`, `http`).
     pub const PROTOCOL: &str = "protocol";
-    /// How a check ended (ext_authz: `allowed`, `denied`, `failed_open`, `failed_closed`).
+    /// How a check ended (ext_authz: `allowed`, `denied`, `failed_open`, `failed_closed`;
+    /// escalations: `notified`, `allowed`, `denied`, `timeout`, `error`, `dropped`).
     pub const OUTCOME: &str = "outcome";
     /// A result (`ok`, `reloaded`, `refused`, ...).
     pub const RESULT: &str = "result";
@@ -233,6 +238,12 @@ pub const ALL: &[Metric] = &[
         Kind::Counter,
         &[labels::SINK],
         "Audit events not delivered, by sink",
+    ),
+    metric(
+        ESCALATIONS_TOTAL,
+        Kind::Counter,
+        &[labels::LAYER, labels::RULE, labels::OUTCOME],
+        "Escalations, by layer, rule and outcome (notified, allowed, denied, timeout, error, dropped)",
     ),
 ];
 

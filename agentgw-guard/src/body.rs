@@ -13,6 +13,7 @@ use http_body_util::Either;
 use pin_project_lite::pin_project;
 
 use crate::audit::{Audit, Audited};
+use crate::escalate::Origin;
 use crate::layer::Shared;
 use crate::leak::LeakCheck;
 use crate::transform::GuardTransform;
@@ -29,7 +30,9 @@ pin_project! {
     /// Text split across events is still masked; only the shortest suffix that could become
     /// a match is held back. A `Reject` match ends the stream with an error event (an error
     /// line); a stream that cannot be inspected (an event over the size limit, invalid
-    /// framing) ends with a body error.
+    /// framing) ends with a body error. An `Escalate` match cuts the stream the same way and
+    /// notifies the guard's escalation destination; a stream is never held for a decision
+    /// (`blockPending` holds buffered answers only).
     pub struct GuardStream<B> {
         #[pin]
         inner: Either<
@@ -46,8 +49,9 @@ impl<B> GuardStream<B> {
         shared: &Shared,
         audit: Option<Audit>,
         leak: Option<Box<LeakCheck>>,
+        origin: Option<Origin>,
     ) -> Self {
-        let transform = GuardTransform::new(Arc::clone(&shared.response), leak);
+        let transform = GuardTransform::new(Arc::clone(&shared.response), leak, origin);
         let transform = Audited::new(transform, audit);
         let decoder = Decoder::new(shared.max_event_bytes);
         GuardStream {
@@ -61,8 +65,9 @@ impl<B> GuardStream<B> {
         shared: &Shared,
         audit: Option<Audit>,
         leak: Option<Box<LeakCheck>>,
+        origin: Option<Origin>,
     ) -> Self {
-        let transform = GuardTransform::new(Arc::clone(&shared.response), leak);
+        let transform = GuardTransform::new(Arc::clone(&shared.response), leak, origin);
         let transform = Audited::new(transform, audit);
         let decoder = ndjson::Decoder::new(shared.max_event_bytes);
         GuardStream {

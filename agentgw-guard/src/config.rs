@@ -94,6 +94,7 @@
 
 use std::collections::BTreeMap;
 
+use agentgw_core::escalation::EscalationConfig;
 use agentgw_core::llm::Scope;
 use serde::{Deserialize, Serialize};
 
@@ -180,6 +181,12 @@ pub struct GuardConfig {
     /// always inspected whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<ScopeName>>,
+    /// Where the events of an `Escalate` guard go, and whether a request waits for a decision
+    /// (seed 004's `escalation`, see [`agentgw_core::escalation`]). Only with
+    /// `action: Escalate`. On a response guard `blockPending` holds a buffered answer until the
+    /// decision; a streamed answer is cut and the webhook notified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationConfig>,
 }
 
 impl GuardConfig {
@@ -215,6 +222,13 @@ impl GuardConfig {
     #[must_use]
     pub fn scopes(mut self, scopes: impl IntoIterator<Item = ScopeName>) -> Self {
         self.scopes = Some(scopes.into_iter().collect());
+        self
+    }
+
+    /// Sets where the events of this `Escalate` guard go.
+    #[must_use]
+    pub fn escalation(mut self, escalation: EscalationConfig) -> Self {
+        self.escalation = Some(escalation);
         self
     }
 }
@@ -348,7 +362,10 @@ pub enum Action {
     /// Replace the matched text and let the traffic through.
     Mask,
     /// Like `Reject`, and the audit event of the rejection carries `"escalate": true` for
-    /// whoever follows up on it (a sink, an alert on the audit log).
+    /// whoever follows up on it (a sink, an alert on the audit log). With an `escalation`
+    /// block on the guard, the event also goes to a webhook (and the log); with
+    /// `blockPending` the request waits for the webhook's decision, rejected unless it
+    /// allows in time ([`GuardConfig::escalation`]).
     Escalate,
 }
 

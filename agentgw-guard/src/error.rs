@@ -92,6 +92,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// An `escalation` block is invalid, or sits on a guard whose action is not `Escalate`.
+    #[error("{}", display(path, self))]
+    InvalidEscalation {
+        /// The field at fault.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl ConfigError for Error {
@@ -105,7 +113,8 @@ impl ConfigError for Error {
             | Error::NothingToMatch { path }
             | Error::UnknownReplacement { path, .. }
             | Error::InvalidStatus { path, .. }
-            | Error::InvalidSystemPromptLeak { path, .. } => path,
+            | Error::InvalidSystemPromptLeak { path, .. }
+            | Error::InvalidEscalation { path, .. } => path,
         }
     }
 
@@ -134,7 +143,8 @@ impl ConfigError for Error {
             Error::InvalidStatus { status, .. } => {
                 format!("must be an HTTP error status between 400 and 599, got {status}")
             }
-            Error::InvalidSystemPromptLeak { message, .. } => message.clone(),
+            Error::InvalidSystemPromptLeak { message, .. }
+            | Error::InvalidEscalation { message, .. } => message.clone(),
         }
     }
 }

@@ -20,12 +20,15 @@ use pin_project_lite::pin_project;
 use serde_json::Value;
 use tower_service::Service;
 
+use agentgw_core::escalation::{self, EscalationEvent, VerdictFuture};
+
 use crate::audit::{self, Audit, Tally};
 use crate::body::{GuardBody, GuardStream};
-use crate::guard::{Denial, LAYER, rewrite_strings};
+use crate::escalate::{Approval, Origin, with_approved};
+use crate::guard::{Denial, LAYER, LEAK_GUARD, rewrite_strings};
 use crate::layer::Shared;
 use crate::leak::LeakCheck;
-use crate::service::{Verdict, guard_request};
+use crate::service::{Pending, Verdict, guard_request};
 
 type Buffering<B> = agentgw_core::body::BufferFuture<B>;
 
@@ -62,6 +65,12 @@ pin_project! {
             shared: Arc<Shared>,
             shape: Option<ResponseShape>,
         },
+        // Waiting for the decision about an escalated request rule (`blockPending`).
+        Escalating {
+            pending: Option<Box<Pending<B>>>,
+            inner: Option<S>,
+            shared: Arc<Shared>,
+        },
         // Waiting for the inner service.
         Calling {
             #[pin]
@@ -70,6 +79,7 @@ pin_project! {
             shape: Option<ResponseShape>,
             audit: Option<Audit>,
             leak: Option<Box<LeakCheck>>,
+            origin: Option<Origin>,
         },
         // Reading a JSON or text response whole, to guard it before its status is sent.
         Collecting {
@@ -82,6 +92,16 @@ pin_project! {
             shape: ResponseShape,
             audit: Option<Audit>,
             leak: Option<Box<LeakCheck>>,
+            origin: Option<Origin>,
+        },
+        // Holding a buffered response until the decision about an escalated response rule.
+        Deciding {
+            pending: Option<Box<PendingResponse>>,
+            shared: Arc<Shared>,
+            shape: ResponseShape,
+            audit: Option<Audit>,
+            leak: Option<Box<LeakCheck>>,
+            origin: Option<Origin>,
         },
     }
 }
@@ -104,6 +124,7 @@ where
         shape: ResponseShape,
         audit: Option<Audit>,
         leak: Option<Box<LeakCheck>>,
+        origin: Option<Origin>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling {
@@ -112,6 +133,7 @@ where
                 shape: Some(shape),
                 audit,
                 leak,
+                origin,
             },
         }
     }
@@ -134,6 +156,48 @@ where
 }
 
 const POLLED_AFTER_COMPLETION: &str = "ResponseFuture polled after completion";
+
+/// The state after the request guards decided: calling the inner service (with `inner`,
+/// taken), waiting for a decision, or answering with the denial.
+fn after_request<S, B, ResBody>(
+    verdict: Verdict<B>,
+    inner: &mut Option<S>,
+    shared: &Arc<Shared>,
+) -> State<S, B, ResBody>
+where
+    S: Service<Request<RequestBody<B>>>,
+{
+    match verdict {
+        Verdict::Deny(denied) => State::Denied {
+            response: Some(denied),
+        },
+        Verdict::Escalate(pending) => State::Escalating {
+            pending: Some(pending),
+            inner: inner.take(),
+            shared: Arc::clone(shared),
+        },
+        Verdict::Forward(req) => {
+            let shape = ResponseShape::for_request(&req);
+            // The system prompt the upstream gets (after request masks).
+            let leak = shared.response.leak.as_ref().and_then(|guard| {
+                let payload = req.extensions().get::<Payload>()?;
+                guard.check(payload, req.uri().path())
+            });
+            let inspected = !shared.response.is_empty() || leak.is_some();
+            let audit = Audit::of_response(shared.audit.as_ref(), inspected, &req);
+            let origin = shared.response.escalates().then(|| Origin::of(&req));
+            let mut inner = inner.take().expect(POLLED_AFTER_COMPLETION);
+            State::Calling {
+                fut: inner.call(req),
+                shared: Arc::clone(shared),
+                shape: Some(shape),
+                audit,
+                leak,
+                origin,
+            }
+        }
+    }
+}
 
 impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
 where
@@ -165,29 +229,17 @@ where
                                 .map(GuardBody::from)));
                         }
                     };
-                    match guard_request(shared, req) {
-                        Verdict::Deny(denied) => {
-                            return Poll::Ready(Ok(denied.map(GuardBody::from)));
-                        }
-                        Verdict::Forward(req) => {
-                            let shape = ResponseShape::for_request(&req);
-                            // The system prompt the upstream gets (after request masks).
-                            let leak = shared.response.leak.as_ref().and_then(|guard| {
-                                let payload = req.extensions().get::<Payload>()?;
-                                guard.check(payload, req.uri().path())
-                            });
-                            let inspected = !shared.response.is_empty() || leak.is_some();
-                            let audit = Audit::of_response(shared.audit.as_ref(), inspected, &req);
-                            let mut inner = inner.take().expect(POLLED_AFTER_COMPLETION);
-                            State::Calling {
-                                fut: inner.call(req),
-                                shared: Arc::clone(shared),
-                                shape: Some(shape),
-                                audit,
-                                leak,
-                            }
-                        }
-                    }
+                    after_request(guard_request(shared, req, Vec::new()), inner, shared)
+                }
+                StateProj::Escalating {
+                    pending,
+                    inner,
+                    shared,
+                } => {
+                    let decision = &mut pending.as_mut().expect(POLLED_AFTER_COMPLETION).decision;
+                    let verdict = ready!(decision.as_mut().poll(cx));
+                    let pending = pending.take().expect(POLLED_AFTER_COMPLETION);
+                    after_request(pending.decided(shared, verdict), inner, shared)
                 }
                 StateProj::Calling {
                     fut,
@@ -195,10 +247,19 @@ where
                     shape,
                     audit,
                     leak,
+                    origin,
                 } => {
                     let response = ready!(fut.poll(cx))?;
                     let shape = shape.take().expect(POLLED_AFTER_COMPLETION);
-                    match guard_response(shared, &shape, response, audit.take(), leak.take()) {
+                    let origin = origin.take();
+                    match guard_response(
+                        shared,
+                        &shape,
+                        response,
+                        audit.take(),
+                        leak.take(),
+                        origin.clone(),
+                    ) {
                         Guarded::Ready(response) => return Poll::Ready(Ok(response)),
                         Guarded::Collect {
                             parts,
@@ -215,6 +276,7 @@ where
                             shape,
                             audit,
                             leak,
+                            origin,
                         },
                     }
                 }
@@ -227,6 +289,7 @@ where
                     shape,
                     audit,
                     leak,
+                    origin,
                 } => loop {
                     match ready!(body.as_mut().poll_frame(cx)) {
                         Some(Ok(frame)) => match frame.into_data() {
@@ -243,18 +306,81 @@ where
                         None => {
                             let parts = parts.take().expect(POLLED_AFTER_COMPLETION);
                             let bytes = collected.split().freeze();
-                            return Poll::Ready(Ok(guard_collected(
-                                shared,
-                                shape,
+                            let collected = Collected {
                                 parts,
                                 bytes,
-                                *json,
+                                json: *json,
+                                approved: Vec::new(),
+                            };
+                            match guard_collected(
+                                shared,
+                                shape,
+                                collected,
                                 audit.as_ref(),
                                 leak.as_deref_mut(),
-                            )));
+                                origin.as_ref(),
+                            ) {
+                                Checked::Done(response) => return Poll::Ready(Ok(response)),
+                                Checked::Escalate(pending) => {
+                                    break State::Deciding {
+                                        pending: Some(pending),
+                                        shared: Arc::clone(shared),
+                                        shape: shape.clone(),
+                                        audit: audit.take(),
+                                        leak: leak.take(),
+                                        origin: origin.take(),
+                                    };
+                                }
+                            }
                         }
                     }
                 },
+                StateProj::Deciding {
+                    pending,
+                    shared,
+                    shape,
+                    audit,
+                    leak,
+                    origin,
+                } => {
+                    let decision = &mut pending.as_mut().expect(POLLED_AFTER_COMPLETION).decision;
+                    let verdict = ready!(decision.as_mut().poll(cx));
+                    let PendingResponse {
+                        mut collected,
+                        denial,
+                        tally,
+                        ..
+                    } = *pending.take().expect(POLLED_AFTER_COMPLETION);
+                    if verdict == escalation::Verdict::Deny {
+                        return Poll::Ready(Ok(reject_response(
+                            shared,
+                            shape,
+                            audit.as_ref(),
+                            &denial,
+                            &tally,
+                        )));
+                    }
+                    collected.approved.push((denial.guard, denial.rule));
+                    // An approved leak guard is not asked again.
+                    let leak = match collected.approved.iter().any(|(g, _)| *g == LEAK_GUARD) {
+                        true => None,
+                        false => leak.as_deref_mut(),
+                    };
+                    match guard_collected(
+                        shared,
+                        shape,
+                        collected,
+                        audit.as_ref(),
+                        leak,
+                        origin.as_ref(),
+                    ) {
+                        Checked::Done(response) => return Poll::Ready(Ok(response)),
+                        Checked::Escalate(next) => {
+                            *pending = Some(next);
+                            continue;
+                        }
+                    }
+                }
             };
             self.as_mut().project().state.set(next);
         }
@@ -269,8 +395,10 @@ where
         let state = match &self.state {
             State::Denied { .. } => "denied",
             State::Buffering { .. } => "buffering",
+            State::Escalating { .. } => "escalating",
             State::Calling { .. } => "calling",
             State::Collecting { .. } => "collecting",
+            State::Deciding { .. } => "deciding",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -333,6 +461,7 @@ fn guard_response<B>(
     res: Response<B>,
     audit: Option<Audit>,
     leak: Option<Box<LeakCheck>>,
+    origin: Option<Origin>,
 ) -> Guarded<B>
 where
     B: Body<Data = Bytes>,
@@ -356,12 +485,12 @@ where
     let json = match kind(&parts.headers) {
         Kind::EventStream => {
             parts.headers.remove(CONTENT_LENGTH);
-            let stream = GuardStream::sse(body, shared, audit, leak);
+            let stream = GuardStream::sse(body, shared, audit, leak, origin);
             return Guarded::Ready(Response::from_parts(parts, GuardBody::transformed(stream)));
         }
         Kind::JsonLines => {
             parts.headers.remove(CONTENT_LENGTH);
-            let stream = GuardStream::json_lines(body, shared, audit, leak);
+            let stream = GuardStream::json_lines(body, shared, audit, leak, origin);
             return Guarded::Ready(Response::from_parts(parts, GuardBody::transformed(stream)));
         }
         Kind::Other => return Guarded::Ready(fail(shape, "response_not_text")),
@@ -380,30 +509,120 @@ where
     }
 }
 
-/// Guards a response read whole.
+/// A response read whole, and the rules decisions allowed for it.
+pub(crate) struct Collected {
+    parts: http::response::Parts,
+    bytes: Bytes,
+    /// Read it as JSON (else as text).
+    json: bool,
+    approved: Vec<Approval>,
+}
+
+/// A buffered response held until the decision about an escalated rule (`blockPending`).
+pub(crate) struct PendingResponse {
+    collected: Collected,
+    decision: VerdictFuture,
+    denial: Denial,
+    tally: Tally,
+}
+
+/// What guarding a buffered response decided.
+// Returned once per response, never stored: boxing the response would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Checked<B> {
+    /// The answer: the response (possibly masked), its rejection, or a 502.
+    Done(Response<GuardBody<B>>),
+    /// Wait for the decision about an escalated rule.
+    Escalate(Box<PendingResponse>),
+}
+
+/// Why a buffered response is not sent as guarded.
+enum Stop {
+    /// It cannot be inspected (the reason, for the 502).
+    Unreadable(&'static str),
+    /// A guard rejected it (the matches of the work, for the audit).
+    Denied(Denial, Tally),
+}
+
+/// The rejection of a response a response guard denied, audited.
+fn reject_response<B>(
+    shared: &Shared,
+    shape: &ResponseShape,
+    audit: Option<&Audit>,
+    denial: &Denial,
+    tally: &Tally,
+) -> Response<GuardBody<B>> {
+    if let Some(audit) = audit {
+        audit.rejected(Direction::Response, &denial.rule, tally);
+    }
+    shared
+        .response
+        .rejection(denial)
+        .respond_in(shape)
+        .map(GuardBody::from)
+}
+
+/// Guards a response read whole; an escalated rule notifies its destination, or (with
+/// `blockPending`) holds the response for the decision.
 fn guard_collected<B>(
     shared: &Shared,
     shape: &ResponseShape,
-    mut parts: http::response::Parts,
-    bytes: Bytes,
+    collected: Collected,
+    audit: Option<&Audit>,
+    leak: Option<&mut LeakCheck>,
+    origin: Option<&Origin>,
+) -> Checked<B> {
+    let checked = with_approved(&collected.approved, || {
+        check_collected(shared, &collected.bytes, collected.json, audit, leak)
+    });
+    match checked {
+        Ok(bytes) => {
+            let mut parts = collected.parts;
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            Checked::Done(Response::from_parts(parts, GuardBody::full(bytes)))
+        }
+        Err(Stop::Unreadable(reason)) => Checked::Done(fail(shape, reason)),
+        Err(Stop::Denied(denial, tally)) => {
+            if let Some((label, escalation)) = shared.response.escalation(&denial) {
+                let event = match origin {
+                    Some(origin) => origin.event(label, &denial.rule, Direction::Response),
+                    None => EscalationEvent::new(
+                        LAYER,
+                        denial.rule.clone(),
+                        escalation::Direction::Response,
+                    )
+                    .with_guard(label),
+                };
+                if escalation.blocks_pending() {
+                    return Checked::Escalate(Box::new(PendingResponse {
+                        decision: escalation.decide(event),
+                        collected,
+                        denial,
+                        tally,
+                    }));
+                }
+                escalation.notify(event);
+            }
+            Checked::Done(reject_response(shared, shape, audit, &denial, &tally))
+        }
+    }
+}
+
+/// Guards the bytes of a response read whole: the body to send (masked, or as it came).
+fn check_collected(
+    shared: &Shared,
+    bytes: &Bytes,
     json: bool,
     audit: Option<&Audit>,
     leak: Option<&mut LeakCheck>,
-) -> Response<GuardBody<B>> {
+) -> Result<Bytes, Stop> {
+    let bytes = bytes.clone();
     // Clients parse JSON without looking at the type (`response.json()`): a text body that
     // opens like JSON is read as JSON, or an escaped secret would pass a text scan.
     let json = json || content::starts_like_json(&bytes);
     let on = audit.is_some();
-    let reject = |denial: &Denial, tally: &Tally| {
-        if let Some(audit) = audit {
-            audit.rejected(Direction::Response, &denial.rule, tally);
-        }
-        shared
-            .response
-            .rejection(denial)
-            .respond_in(shape)
-            .map(GuardBody::from)
-    };
     // A JSON body is parsed at most once: the leak guard and the regex guards share the tree.
     let mut tree: Option<Value> = None;
     // The leak guard reads the model's text first, before other guards mask it.
@@ -411,21 +630,21 @@ fn guard_collected<B>(
         None => (bytes, false, Tally::default()),
         Some(leak) if json => {
             let Ok(mut parsed) = agentgw_core::json::parse_unique_keys(&bytes) else {
-                return fail(shape, "response_invalid_json");
+                return Err(Stop::Unreadable("response_invalid_json"));
             };
             match audit::collect(on, || check_leak_json(leak, &mut parsed)) {
                 (Ok(changed), tally) => {
                     tree = Some(parsed);
                     (bytes, changed, tally)
                 }
-                (Err(denial), tally) => return reject(&denial, &tally),
+                (Err(denial), tally) => return Err(Stop::Denied(denial, tally)),
             }
         }
         Some(leak) => match audit::collect(on, || check_leak_text(leak, &bytes)) {
             (Ok(None), tally) => (bytes, false, tally),
             (Ok(Some(masked)), tally) => (masked, true, tally),
-            (Err(LeakOutcome::Unreadable(reason)), _) => return fail(shape, reason),
-            (Err(LeakOutcome::Denied(denial)), tally) => return reject(&denial, &tally),
+            (Err(LeakOutcome::Unreadable(reason)), _) => return Err(Stop::Unreadable(reason)),
+            (Err(LeakOutcome::Denied(denial)), tally) => return Err(Stop::Denied(denial, tally)),
         },
     };
     let (outcome, regex_tally) = if shared.response.is_empty() {
@@ -439,7 +658,7 @@ fn guard_collected<B>(
             Some(parsed) => parsed,
             None => match agentgw_core::json::parse_unique_keys(&bytes) {
                 Ok(parsed) => parsed,
-                Err(_) => return fail(shape, "response_invalid_json"),
+                Err(_) => return Err(Stop::Unreadable("response_invalid_json")),
             },
         };
         let outcome = audit::collect(on, || {
@@ -462,7 +681,7 @@ fn guard_collected<B>(
                     .apply(None, text)
                     .map(|text| text.map(Value::String))
             }),
-            Err(_) => return fail(shape, "response_invalid_utf8"),
+            Err(_) => return Err(Stop::Unreadable("response_invalid_utf8")),
         }
     };
     tally.merge(regex_tally);
@@ -472,7 +691,7 @@ fn guard_collected<B>(
             // Masked by the leak guard only (a JSON body whose regex guards had nothing to do).
             Some(json) if leaked => match serde_json::to_vec(&json) {
                 Ok(out) => Bytes::from(out),
-                Err(_) => return fail(shape, "response_invalid_json"),
+                Err(_) => return Err(Stop::Unreadable("response_invalid_json")),
             },
             _ => bytes,
         },
@@ -483,19 +702,16 @@ fn guard_collected<B>(
                 Value::String(text) if !json => Bytes::from(text),
                 json => match serde_json::to_vec(&json) {
                     Ok(out) => Bytes::from(out),
-                    Err(_) => return fail(shape, "response_invalid_json"),
+                    Err(_) => return Err(Stop::Unreadable("response_invalid_json")),
                 },
             }
         }
-        Err(denial) => return reject(&denial, &tally),
+        Err(denial) => return Err(Stop::Denied(denial, tally)),
     };
     if masked && let Some(audit) = audit {
         audit.masked(Direction::Response, &tally);
     }
-    parts
-        .headers
-        .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    Response::from_parts(parts, GuardBody::full(bytes))
+    Ok(bytes)
 }
 
 /// Why the leak check of a buffered response did not let it through.

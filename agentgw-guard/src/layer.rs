@@ -102,10 +102,25 @@ impl PromptGuardLayer {
     /// text. A stream is one event, when it ends or is cut. See [`agentgw_core::audit`] for
     /// the schema.
     #[must_use]
+    ///
+    /// Escalations of `Escalate` guards with an `escalation` block are recorded there too
+    /// (`"event": "escalation"`, see [`agentgw_core::escalation`]).
     pub fn audit_sink(self, sink: Arc<dyn AuditSink>) -> Self {
-        self.with(|shared| Shared {
-            audit: Some(sink),
-            ..shared
+        self.with(|shared| {
+            let (request, response) = if shared.request.escalates() || shared.response.escalates() {
+                (
+                    shared.request.with_audit_sink(&sink),
+                    Arc::new(shared.response.with_audit_sink(&sink)),
+                )
+            } else {
+                (shared.request, shared.response)
+            };
+            Shared {
+                request,
+                response,
+                audit: Some(sink),
+                ..shared
+            }
         })
     }
 

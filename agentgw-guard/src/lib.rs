@@ -23,6 +23,11 @@
 //! - **System-prompt leaks.** A `systemPromptLeak` response guard rejects, masks or escalates
 //!   answers that reproduce a substantial part of the request's system prompt, buffered or
 //!   streamed, with bounded state ([`leak`]).
+//! - **Escalation.** An `Escalate` guard with an `escalation` block (seed 004) sends the rule,
+//!   the route and the caller, never the matched text, to a webhook (cargo feature
+//!   `escalation`) or the log; with `blockPending` the request waits, bounded, for the
+//!   webhook's decision and is rejected unless it allows ([`GuardConfig::escalation`],
+//!   [`agentgw_core::escalation`]).
 //! - **Fails closed.** A response a response guard cannot inspect (compressed, binary, invalid
 //!   JSON, over the size limit) is answered 502; a stream that cannot be masked ends with an
 //!   error. Matched text never appears in rejections, logs or metrics.
@@ -225,6 +230,7 @@ mod body;
 pub mod builtin;
 pub mod config;
 mod error;
+mod escalate;
 mod future;
 mod guard;
 mod layer;

@@ -16,10 +16,13 @@ use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
 
-use crate::audit::{self, Audit};
+use agentgw_core::escalation::{self, EscalationEvent, VerdictFuture};
+
+use crate::audit::{self, Audit, Tally};
 use crate::body::GuardBody;
+use crate::escalate::{Approval, Origin, with_approved};
 use crate::future::ResponseFuture;
-use crate::guard::LAYER;
+use crate::guard::{Denial, LAYER};
 use crate::layer::Shared;
 
 /// The service of [`PromptGuardLayer`](crate::PromptGuardLayer). See the
@@ -73,8 +76,9 @@ where
             let shape = ResponseShape::for_request(&req);
             let audit =
                 Audit::of_response(shared.audit.as_ref(), !shared.response.is_empty(), &req);
+            let origin = shared.response.escalates().then(|| Origin::of(&req));
             let fut = self.inner.call(req);
-            return ResponseFuture::calling(fut, shared, shape, audit, None);
+            return ResponseFuture::calling(fut, shared, shape, audit, None, origin);
         }
         // The body is read asynchronously first: use the instance that was polled ready and
         // leave a fresh clone in its place.
@@ -97,10 +101,61 @@ pub(crate) enum Verdict<B> {
     Forward(Request<RequestBody<B>>),
     /// Answer with this denial.
     Deny(Response<Full<Bytes>>),
+    /// Wait for the decision about an escalated rule (`blockPending`).
+    Escalate(Box<Pending<B>>),
 }
 
-/// Guards a buffered request.
-pub(crate) fn guard_request<B>(shared: &Shared, mut req: Request<RequestBody<B>>) -> Verdict<B> {
+/// A request waiting for the decision about an escalated rule.
+pub(crate) struct Pending<B> {
+    pub(crate) req: Request<RequestBody<B>>,
+    pub(crate) decision: VerdictFuture,
+    pub(crate) denial: Denial,
+    pub(crate) tally: Tally,
+    /// The rules allowed by earlier decisions about this request.
+    pub(crate) approved: Vec<Approval>,
+}
+
+impl<B> Pending<B> {
+    /// Guards the request again once its decision is in: allowed, the rule is approved and
+    /// the guards run again as if it had not matched; denied (or failed), the request is
+    /// rejected as by `Reject`.
+    pub(crate) fn decided(self, shared: &Shared, verdict: escalation::Verdict) -> Verdict<B> {
+        let Pending {
+            req,
+            denial,
+            tally,
+            mut approved,
+            ..
+        } = self;
+        match verdict {
+            escalation::Verdict::Allow => {
+                approved.push((denial.guard, denial.rule));
+                guard_request(shared, req, approved)
+            }
+            escalation::Verdict::Deny => Verdict::Deny(deny_request(shared, &req, &denial, &tally)),
+        }
+    }
+}
+
+/// The rejection of a request the request guards denied, audited.
+fn deny_request<B>(
+    shared: &Shared,
+    req: &Request<B>,
+    denial: &Denial,
+    tally: &Tally,
+) -> Response<Full<Bytes>> {
+    if let Some(sink) = &shared.audit {
+        Audit::of(sink, req).rejected(Direction::Request, &denial.rule, tally);
+    }
+    shared.request.rejection(denial).respond_to(req)
+}
+
+/// Guards a buffered request, skipping the `approved` rules.
+pub(crate) fn guard_request<B>(
+    shared: &Shared,
+    mut req: Request<RequestBody<B>>,
+    approved: Vec<Approval>,
+) -> Verdict<B> {
     prefer_identity_encoding(shared, &mut req);
     if shared.request.is_empty() {
         return Verdict::Forward(req);
@@ -109,7 +164,50 @@ pub(crate) fn guard_request<B>(shared: &Shared, mut req: Request<RequestBody<B>>
         return Verdict::Forward(req);
     };
     let format = Format::from_path(req.uri().path());
-    let (outcome, tally) = audit::collect(shared.audit.is_some(), || match payload.json() {
+    let (outcome, tally) = audit::collect(shared.audit.is_some(), || {
+        with_approved(&approved, || guard_payload(shared, &payload, format))
+    });
+    match outcome {
+        Ok(None) => Verdict::Forward(req),
+        Ok(Some(payload)) => {
+            if let Some(sink) = &shared.audit {
+                Audit::of(sink, &req).masked(Direction::Request, &tally);
+            }
+            replace_payload(&mut req, payload);
+            Verdict::Forward(req)
+        }
+        Err(denial) => {
+            if let Some((label, escalation)) = shared.request.escalation(&denial) {
+                let event = EscalationEvent::new(
+                    LAYER,
+                    denial.rule.clone(),
+                    escalation::Direction::Request,
+                )
+                .with_guard(label)
+                .with_request(&req);
+                if escalation.blocks_pending() {
+                    return Verdict::Escalate(Box::new(Pending {
+                        decision: escalation.decide(event),
+                        req,
+                        denial,
+                        tally,
+                        approved,
+                    }));
+                }
+                escalation.notify(event);
+            }
+            Verdict::Deny(deny_request(shared, &req, &denial, &tally))
+        }
+    }
+}
+
+/// Applies the request guards to a payload: its rewritten version when a mask changed it.
+fn guard_payload(
+    shared: &Shared,
+    payload: &Payload,
+    format: Option<Format>,
+) -> Result<Option<Payload>, Denial> {
+    match payload.json() {
         Ok(json) => shared
             .request
             .apply_json(json, format, Direction::Request)
@@ -125,22 +223,6 @@ pub(crate) fn guard_request<B>(shared: &Shared, mut req: Request<RequestBody<B>>
                 .apply(None, &String::from_utf8_lossy(payload.bytes()))
                 .map(|_| None),
         },
-    });
-    match outcome {
-        Ok(None) => Verdict::Forward(req),
-        Ok(Some(payload)) => {
-            if let Some(sink) = &shared.audit {
-                Audit::of(sink, &req).masked(Direction::Request, &tally);
-            }
-            replace_payload(&mut req, payload);
-            Verdict::Forward(req)
-        }
-        Err(denial) => {
-            if let Some(sink) = &shared.audit {
-                Audit::of(sink, &req).rejected(Direction::Request, &denial.rule, &tally);
-            }
-            Verdict::Deny(shared.request.rejection(&denial).respond_to(&req))
-        }
     }
 }
 

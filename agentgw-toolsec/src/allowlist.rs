@@ -1,11 +1,12 @@
 //! The tool allowlist: which tools a client sees and may call, with which arguments.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use agentgw_guard::normalize;
 use serde_json::Value;
 
-use crate::config::{AllowlistConfig, ArgumentConstraint};
+use crate::config::{AllowlistConfig, ArgumentConstraint, RuleAction};
 use crate::decode;
 use crate::denial::{Denial, quoted, rules};
 use crate::error::Error;
@@ -18,12 +19,15 @@ pub(crate) struct Allowlist {
     exact: HashMap<String, usize>,
     wildcard: Vec<(Glob, usize)>,
     entries: Vec<Entry>,
+    /// The action of a call of a tool not on the list.
+    action: RuleAction,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     allowed: Vec<(String, Constraint)>,
     blocked: Vec<(String, Vec<Glob>)>,
+    action: RuleAction,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,7 @@ impl Allowlist {
             exact: HashMap::new(),
             wildcard: Vec::new(),
             entries: Vec::new(),
+            action: config.action,
         };
         for (i, tool) in config.tools.iter().enumerate() {
             let path = format!("{base}.tools[{i}]");
@@ -89,7 +94,11 @@ impl Allowlist {
                 blocked.push((argument.clone(), globs));
             }
             let index = allowlist.entries.len();
-            allowlist.entries.push(Entry { allowed, blocked });
+            allowlist.entries.push(Entry {
+                allowed,
+                blocked,
+                action: tool.action,
+            });
             let glob = Glob::new(&tool.name);
             if glob.has_wildcards() {
                 allowlist.wildcard.push((glob, index));
@@ -123,18 +132,41 @@ impl Allowlist {
         self.entry(name).is_some()
     }
 
-    /// Checks a call of `name` with `arguments`.
-    pub(crate) fn check_call(&self, name: &str, arguments: Option<&Value>) -> Result<(), Denial> {
+    /// Whether any refusal of the allowlist is escalated.
+    pub(crate) fn escalates(&self) -> bool {
+        self.action == RuleAction::Escalate
+            || self
+                .entries
+                .iter()
+                .any(|e| e.action == RuleAction::Escalate)
+    }
+
+    /// Checks a call of `name` with `arguments`; the escalated rules in `approved` were
+    /// allowed by a decision and are skipped.
+    pub(crate) fn check_call(
+        &self,
+        name: &str,
+        arguments: Option<&Value>,
+        approved: &[Arc<str>],
+    ) -> Result<(), Denial> {
+        let skipped = |action: RuleAction, rule: &str| {
+            action == RuleAction::Escalate && approved.iter().any(|a| a.as_ref() == rule)
+        };
         let Some(entry) = self.entry(name) else {
+            if skipped(self.action, rules::ALLOWLIST) {
+                return Ok(());
+            }
             return Err(Denial::forbidden(
                 rules::ALLOWLIST,
                 format!("tool {} is not allowed", quoted(name)),
-            ));
+            )
+            .escalated_by(self.action));
         };
         let argument = |key: &str| arguments.and_then(|args| args.get(key));
         for (key, constraint) in &entry.allowed {
             if let Some(value) = argument(key)
                 && !constraint.admits(value)
+                && !skipped(entry.action, rules::ARGUMENT_NOT_ALLOWED)
             {
                 return Err(Denial::forbidden(
                     rules::ARGUMENT_NOT_ALLOWED,
@@ -143,12 +175,14 @@ impl Allowlist {
                         quoted(key),
                         quoted(name)
                     ),
-                ));
+                )
+                .escalated_by(entry.action));
             }
         }
         for (key, globs) in &entry.blocked {
             if let Some(value) = argument(key)
                 && is_blocked(value, globs)
+                && !skipped(entry.action, rules::BLOCKED_ARGUMENT)
             {
                 return Err(Denial::forbidden(
                     rules::BLOCKED_ARGUMENT,
@@ -157,7 +191,8 @@ impl Allowlist {
                         quoted(key),
                         quoted(name)
                     ),
-                ));
+                )
+                .escalated_by(entry.action));
             }
         }
         Ok(())
@@ -253,11 +288,11 @@ mod tests {
         assert!(allowlist.permits("kubectl-get") && allowlist.permits("github-list-repos"));
         assert!(!allowlist.permits("kubectl-delete") && !allowlist.permits("kubectl-get-safe"));
         assert_eq!(
-            rule(allowlist.check_call("kubectl-delete", None)).as_deref(),
+            rule(allowlist.check_call("kubectl-delete", None, &[])).as_deref(),
             Some("allowlist")
         );
         assert_eq!(
-            rule(allowlist.check_call("github-list-repos", Some(&json!({"any": 1})))),
+            rule(allowlist.check_call("github-list-repos", Some(&json!({"any": 1})), &[])),
             None
         );
     }
@@ -265,7 +300,7 @@ mod tests {
     #[test]
     fn value_lists_and_ranges() {
         let allowlist = seed_allowlist();
-        let call = |name, args: Value| rule(allowlist.check_call(name, Some(&args)));
+        let call = |name, args: Value| rule(allowlist.check_call(name, Some(&args), &[]));
         assert_eq!(
             call(
                 "kubectl-get",
@@ -299,7 +334,7 @@ mod tests {
     fn blocked_globs_catch_encodings_and_path_components() {
         let allowlist = seed_allowlist();
         let call = |path: &str| {
-            rule(allowlist.check_call("github-get-file", Some(&json!({"path": path}))))
+            rule(allowlist.check_call("github-get-file", Some(&json!({"path": path})), &[]))
         };
         for blocked in [
             ".env",

@@ -14,6 +14,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::audit::LAYER;
+use crate::config::RuleAction;
 
 pub(crate) use crate::rules;
 
@@ -27,6 +28,8 @@ pub(crate) struct Denial {
     pub(crate) message: String,
     /// The JSON-RPC error code.
     pub(crate) code: i64,
+    /// The rule's action is `Escalate`: the refusal goes to `toolSecurity.escalation`.
+    pub(crate) escalate: bool,
 }
 
 impl Denial {
@@ -35,7 +38,14 @@ impl Denial {
             rule: rule.into(),
             message: message.into(),
             code: codes::FORBIDDEN,
+            escalate: false,
         }
+    }
+
+    /// Marks the refusal as escalated when `action` is `Escalate`.
+    pub(crate) fn escalated_by(mut self, action: RuleAction) -> Self {
+        self.escalate = action == RuleAction::Escalate;
+        self
     }
 
     pub(crate) fn with_code(mut self, code: i64) -> Self {

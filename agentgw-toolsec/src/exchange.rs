@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use agentgw_core::audit::{AuditEvent, Decision};
+use agentgw_core::escalation::{Escalation, EscalationEvent, Verdict};
 use agentgw_core::mcp::{self, Envelope, ErrorObject, Id, Message, codes, methods};
 use agentgw_core::metrics::{record_rejection, record_tool_call};
 use serde_json::{Value, json};
@@ -34,7 +35,12 @@ pub(crate) struct Exchange {
     started: Instant,
     calls: HashMap<Id, PendingCall>,
     lists: HashMap<Id, ()>,
+    /// `toolSecurity.escalation`, and what its events say about the request.
+    escalation: Option<(Escalation, Box<EscalationEvent>)>,
 }
+
+/// The escalated rules decisions allowed, per `tools/call` request id.
+pub(crate) type Approvals = HashMap<Id, Vec<Arc<str>>>;
 
 /// The outcome of checking the client's messages.
 pub(crate) enum Inspection {
@@ -77,7 +83,71 @@ impl Exchange {
             started: Instant::now(),
             calls: HashMap::new(),
             lists: HashMap::new(),
+            escalation: None,
         }
+    }
+
+    /// Escalates the refusals of `Escalate` rules through `escalation`; `origin` describes
+    /// the request (route, method, path, caller).
+    pub(crate) fn escalate_with(&mut self, escalation: Escalation, origin: EscalationEvent) {
+        self.escalation = Some((escalation, Box::new(origin)));
+    }
+
+    /// The escalation event of `denial`, a refusal of a call of `tool`.
+    fn escalation_event(origin: &EscalationEvent, denial: &Denial, tool: &str) -> EscalationEvent {
+        let mut event = EscalationEvent::new(
+            LAYER,
+            denial.rule.to_string(),
+            agentgw_core::escalation::Direction::Request,
+        )
+        .with_tool(mask_text(tool));
+        event.route = origin.route.clone();
+        event.method = origin.method.clone();
+        event.path = origin.path.clone();
+        event.caller = origin.caller.clone();
+        event
+    }
+
+    /// With `blockPending`: asks for a decision about every refusal of an `Escalate` rule of
+    /// the calls of `envelope`, one after the other (each bounded by the escalation's
+    /// timeout); the rules allowed, per call. A call whose decision allows a rule is checked
+    /// again without it, and may be escalated again for another rule.
+    pub(crate) async fn decide_escalations(&self, envelope: &Envelope) -> Approvals {
+        let mut approvals = Approvals::new();
+        let Some((escalation, origin)) = &self.escalation else {
+            return approvals;
+        };
+        if !escalation.blocks_pending() {
+            return approvals;
+        }
+        for message in envelope.messages() {
+            let Message::Request { id, .. } = message else {
+                continue;
+            };
+            let Ok(Some(call)) = message.try_tool_call() else {
+                continue;
+            };
+            let mut approved: Vec<Arc<str>> = Vec::new();
+            while let Err(denial) = self.policy.check_call_approved(
+                &self.upstream,
+                call.name,
+                call.arguments,
+                &approved,
+            ) {
+                if !denial.escalate || approved.contains(&denial.rule) {
+                    break;
+                }
+                let event = Self::escalation_event(origin, &denial, call.name);
+                match escalation.decide(event).await {
+                    Verdict::Allow => approved.push(denial.rule),
+                    Verdict::Deny => break,
+                }
+            }
+            if !approved.is_empty() {
+                approvals.insert(id.clone(), approved);
+            }
+        }
+        approvals
     }
 
     pub(crate) fn policy(&self) -> &Policy {
@@ -110,7 +180,18 @@ impl Exchange {
     }
 
     /// Checks the client's messages; remembers the calls and lists whose answers to inspect.
+    #[cfg(test)]
     pub(crate) fn inspect(&mut self, envelope: &Envelope) -> Inspection {
+        self.inspect_approved(envelope, &Approvals::new())
+    }
+
+    /// [`inspect`](Self::inspect), skipping the escalated rules decisions allowed. The
+    /// refusal of an `Escalate` rule nobody waited for (no `blockPending`) is notified.
+    pub(crate) fn inspect_approved(
+        &mut self,
+        envelope: &Envelope,
+        approvals: &Approvals,
+    ) -> Inspection {
         let smuggling_notification = envelope.messages().iter().find_map(|message| {
             let Message::Notification { method, .. } = message else {
                 return None;
@@ -155,10 +236,13 @@ impl Exchange {
                     Ok(None) => {}
                     Ok(Some(call)) => {
                         let label = self.policy.tool_label(call.name);
-                        match self
-                            .policy
-                            .check_call(&self.upstream, call.name, call.arguments)
-                        {
+                        let approved = approvals.get(id).map_or(&[][..], Vec::as_slice);
+                        match self.policy.check_call_approved(
+                            &self.upstream,
+                            call.name,
+                            call.arguments,
+                            approved,
+                        ) {
                             Ok(()) => {
                                 labels_allowed.push(label);
                                 let arguments = self
@@ -174,14 +258,25 @@ impl Exchange {
                                 );
                             }
                             Err(denial) => {
+                                if denial.escalate
+                                    && let Some((escalation, origin)) = &self.escalation
+                                    && !escalation.blocks_pending()
+                                {
+                                    escalation
+                                        .notify(Self::escalation_event(origin, &denial, call.name));
+                                }
                                 record_tool_call(&label, false);
+                                let escalate = denial.escalate;
                                 self.audit_call(
                                     call.name,
                                     Decision::Deny,
                                     Some(&denial.rule),
                                     "denied",
                                     call.arguments,
-                                    |event| event,
+                                    |event| match escalate {
+                                        true => event.with_detail("escalate", true),
+                                        false => event,
+                                    },
                                 );
                                 denials.push((id.clone(), denial));
                             }

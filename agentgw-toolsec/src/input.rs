@@ -5,7 +5,7 @@ use std::sync::Arc;
 use agentgw_guard::PatternSet;
 use serde_json::Value;
 
-use crate::config::{InputValidationConfig, NamedPattern};
+use crate::config::{InputValidationConfig, NamedPattern, RuleAction};
 use crate::decode;
 use crate::denial::{Denial, quoted};
 use crate::error::Error;
@@ -23,6 +23,7 @@ pub(crate) struct InputValidator {
 struct InputRule {
     tool: Glob,
     arguments: Vec<ArgumentCheck>,
+    action: RuleAction,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +72,7 @@ impl InputValidator {
             rules.push(InputRule {
                 tool: Glob::new(&rule.tool),
                 arguments,
+                action: rule.action,
             });
         }
         Ok(Self { rules })
@@ -80,18 +82,35 @@ impl InputValidator {
         self.rules.is_empty()
     }
 
-    /// Checks the arguments of a call of `tool`.
-    pub(crate) fn check(&self, tool: &str, arguments: Option<&Value>) -> Result<(), Denial> {
+    /// Whether any rule has `action: Escalate`.
+    pub(crate) fn escalates(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| rule.action == RuleAction::Escalate)
+    }
+
+    /// Checks the arguments of a call of `tool`; the escalated rules in `approved` were
+    /// allowed by a decision and are skipped.
+    pub(crate) fn check(
+        &self,
+        tool: &str,
+        arguments: Option<&Value>,
+        approved: &[Arc<str>],
+    ) -> Result<(), Denial> {
         let Some(arguments) = arguments else {
             return Ok(());
         };
         for rule in self.rules.iter().filter(|rule| rule.tool.matches(tool)) {
+            let skipped = |name: &str| approved.iter().any(|a| a.as_ref() == name);
+            // Only the rules of an escalating rule can be approved.
+            let skipped: Option<&dyn Fn(&str) -> bool> =
+                (rule.action == RuleAction::Escalate && !approved.is_empty()).then_some(&skipped);
             for check in &rule.arguments {
                 let mut denial = None;
                 // `name`: the argument as the client sent it (for `*`, the offending key).
                 let mut visit = |name: &str, value: &Value| {
                     if denial.is_none() {
-                        denial = check.check_value(value).map(|rule_name| {
+                        denial = check.check_value(value, skipped).map(|rule_name| {
                             Denial::forbidden(
                                 rule_name,
                                 format!(
@@ -100,6 +119,7 @@ impl InputValidator {
                                     quoted(tool)
                                 ),
                             )
+                            .escalated_by(rule.action)
                         });
                     }
                 };
@@ -122,13 +142,23 @@ impl InputValidator {
 }
 
 impl ArgumentCheck {
-    /// The rule a value breaks, if any.
-    fn check_value(&self, value: &Value) -> Option<Arc<str>> {
+    /// The rule a value breaks, if any; the rules `skipped` says were approved do not count.
+    fn check_value(
+        &self,
+        value: &Value,
+        skipped: Option<&dyn Fn(&str) -> bool>,
+    ) -> Option<Arc<str>> {
         let mut broken: Option<Arc<str>> = None;
         for_each_scalar(value, &mut |text| {
             if let Some(reject) = &self.reject {
                 for form in decode::forms(&text) {
-                    if let Some(m) = reject.find(&form) {
+                    let found = match skipped {
+                        None => reject.find(&form),
+                        Some(skipped) => reject
+                            .find_iter(&form)
+                            .find(|m| !skipped(reject.rule(m.rule()).name())),
+                    };
+                    if let Some(m) = found {
                         broken = Some(Arc::from(reject.rule(m.rule()).name()));
                         return false;
                     }
@@ -136,6 +166,7 @@ impl ArgumentCheck {
             }
             if let Some(allow) = &self.allow
                 && !allow.is_match(&text)
+                && !skipped.is_some_and(|skipped| skipped(&self.allow_rule))
             {
                 broken = Some(self.allow_rule.clone());
                 return false;
@@ -193,7 +224,7 @@ mod tests {
 
     fn rule(validator: &InputValidator, tool: &str, args: Value) -> Option<String> {
         validator
-            .check(tool, Some(&args))
+            .check(tool, Some(&args), &[])
             .err()
             .map(|d| d.rule.to_string())
     }
@@ -250,7 +281,7 @@ mod tests {
         let v = seed_validator();
         // The seed's checks apply to every argument (`*`): the message names the one sent.
         let denial = v
-            .check("read-file", Some(&json!({"q": "ok", "path": "../x"})))
+            .check("read-file", Some(&json!({"q": "ok", "path": "../x"})), &[])
             .expect_err("traversal");
         assert_eq!(
             denial.message,
@@ -270,7 +301,7 @@ mod tests {
         ] {
             assert_eq!(rule(&v, "read-file", args.clone()), None, "{args}");
         }
-        assert!(v.check("read-file", None).is_ok());
+        assert!(v.check("read-file", None, &[]).is_ok());
     }
 
     #[test]

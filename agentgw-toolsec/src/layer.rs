@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use agentgw_core::audit::AuditSink;
 use agentgw_core::body::BodyLimit;
-use agentgw_core::config::ConfigWarning;
+use agentgw_core::config::{ConfigError, ConfigWarning};
+use agentgw_core::escalation::Escalation;
 use tower_layer::Layer;
 
 use crate::audit::Auditor;
@@ -29,6 +30,8 @@ pub struct ToolSecurityLayer {
     pub(crate) body_limit: BodyLimit,
     pub(crate) response_limit: BodyLimit,
     pub(crate) warnings: Arc<[ConfigWarning]>,
+    /// `escalation`: where refusals of `Escalate` rules go (audited like the layer).
+    pub(crate) escalation: Option<Escalation>,
 }
 
 impl ToolSecurityLayer {
@@ -45,12 +48,20 @@ impl ToolSecurityLayer {
     /// Fields that load but have no effect where they are (see [`warnings`](Self::warnings))
     /// are logged with `tracing::warn!`.
     pub fn from_config(config: &ToolSecurityConfig) -> Result<Self, Error> {
+        let policy = Policy::from_config(config)?;
+        let auditor = Auditor::from_config(config.audit.as_ref())?;
+        let escalation =
+            compile_escalation(config, &policy)?.map(|escalation| match auditor.sink() {
+                Some(sink) => escalation.audit_sink(Arc::clone(sink)),
+                None => escalation,
+            });
         let layer = Self {
-            policy: Arc::new(Policy::from_config(config)?),
-            auditor: Arc::new(Auditor::from_config(config.audit.as_ref())?),
+            policy: Arc::new(policy),
+            auditor: Arc::new(auditor),
             body_limit: BodyLimit::DEFAULT,
             response_limit: DEFAULT_RESPONSE_LIMIT,
             warnings: config_warnings(config).into(),
+            escalation,
         };
         for warning in layer.warnings.iter() {
             tracing::warn!(field = %warning.path, "toolSecurity: {}", warning.message);
@@ -76,6 +87,9 @@ impl ToolSecurityLayer {
     #[must_use]
     pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.auditor = Arc::new(self.auditor.with_sink(sink));
+        if let (Some(escalation), Some(sink)) = (self.escalation.take(), self.auditor.sink()) {
+            self.escalation = Some(escalation.audit_sink(Arc::clone(sink)));
+        }
         self
     }
 
@@ -99,6 +113,36 @@ impl ToolSecurityLayer {
     /// new definition is pinned on the next listing.
     pub fn reset_pins(&self, upstream: Option<&str>) {
         self.policy.reset(upstream);
+    }
+}
+
+/// The `escalation` block, checked against the rules that escalate.
+fn compile_escalation(
+    config: &ToolSecurityConfig,
+    policy: &Policy,
+) -> Result<Option<Escalation>, Error> {
+    match (&config.escalation, policy.escalates()) {
+        (None, false) => Ok(None),
+        (None, true) => Err(Error::invalid(
+            "escalation",
+            "is missing: rules with `action: Escalate` send their refusals here (set \
+             `webhook`, or `consoleNotification: true`)",
+        )),
+        (Some(_), false) => Err(Error::invalid(
+            "escalation",
+            "no rule escalates: set `action: Escalate` on `allowlist`, \
+             `allowlist.tools[]` or `inputValidation.rules[]`, or remove the block",
+        )),
+        (Some(escalation), true) => {
+            Escalation::from_config(escalation)
+                .map(Some)
+                .map_err(|error| {
+                    Error::invalid(
+                        agentgw_core::config::join("escalation", error.path()),
+                        error.reason(),
+                    )
+                })
+        }
     }
 }
 

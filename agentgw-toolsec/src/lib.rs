@@ -193,6 +193,14 @@
 //! from `tools/list` (`validateSchema`, on by default) with `jsonschema` built without network
 //! or file access: a remote `$ref` is never fetched, the tool is withheld instead.
 //!
+//! **Escalation** (`escalation`, seed 004): `action: Escalate` on `allowlist` (a tool not on
+//! the list), `allowlist.tools[]` (its argument constraints) or `inputValidation.rules[]`
+//! sends the refusal to the block's webhook ([`agentgw_core::escalation`]; cargo feature
+//! `escalation`): the rule, the tool, the route and the caller, never the arguments. Without
+//! `blockPending` the call is refused and the webhook notified; with it the call waits, at
+//! most `timeout`, for the webhook's decision: `allow` checks the call again without that rule,
+//! `deny`, an error or the timeout refuse it. Calls of a batch are decided one after the other.
+//!
 //! **Response sanitization** (`responseSanitization`): `Remove` patterns (on the normalized
 //! skeleton), `Mask` with the guard's validated PII recognizers (`CREDIT_CARD`, `EMAIL`, ...),
 //! `Truncate` to `maxLength` characters with a `truncationMessage`; applied to every string the

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use agentgw_core::BoxError;
 use agentgw_core::body::{BodyLimit, RequestBody, buffer_request, collect};
+use agentgw_core::escalation::{Direction, EscalationEvent};
 use agentgw_core::identity::{ApiKeyInfo, BackendName, JwtClaims, PeerIdentity};
 use agentgw_core::mcp::{self, Id, codes};
 use agentgw_core::rejection::Denied;
@@ -129,6 +130,11 @@ where
         http_method,
         path,
     );
+    if let Some(escalation) = &layer.escalation {
+        let origin =
+            EscalationEvent::new(LAYER, String::new(), Direction::Request).with_request(&req);
+        exchange.escalate_with(escalation.clone(), origin);
+    }
     if req.method() != Method::POST {
         // GET opens the server's stream (which may replay answers), DELETE ends a session:
         // neither carries a body, and a body on them would reach the server uninspected.
@@ -161,7 +167,9 @@ where
         }
         poll_fn(|cx| inner.poll_ready(cx)).await?;
     }
-    match exchange.inspect(envelope) {
+    // `blockPending`: the escalated refusals wait for their decisions first.
+    let approvals = exchange.decide_escalations(envelope).await;
+    match exchange.inspect_approved(envelope, &approvals) {
         Inspection::Forward => {}
         Inspection::Refuse { id, denial } => return Ok(refuse(denial, &id)),
         // Every request of the batch has its error: the client reads each as that request's.

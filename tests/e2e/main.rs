@@ -6,6 +6,7 @@ mod common;
 mod demo;
 mod deploy;
 mod edge;
+mod escalation;
 mod gateway;
 mod mcp;
 mod parity;

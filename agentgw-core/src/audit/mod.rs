@@ -50,6 +50,7 @@
 //! | `rbac` | `authorization` | `deny` | the rule's name (`jsonrpc_batch`, `jsonrpc_method_case` for MCP framing) | none |
 //! | `prompt_guard` | `prompt_guard` | `deny` (rejected) / `modify` (masked) | the rejecting rule, or the first rule that masked | `direction` (`request`, `response`), `matches` (rule name to number of matches) |
 //! | `toolsec` | `tool_call`, `tool_validation`, `tool_list` | `allow` / `deny` / `modify` | the rule | see `agentgw_toolsec::audit` |
+//! | `prompt_guard`, `toolsec` | `escalation` | `allow` (the webhook allowed a pending request) / `deny` | the escalated rule | `escalationId`, `outcome` (`notified`, `allowed`, `denied`, `timeout`, `error`, `dropped`), `direction`, `route`, `guard`; see [`escalation`](crate::escalation) |
 //!
 //! An event never holds the matched text, a credential, a token or a secret: layers record rule
 //! *names*, counts and, where an operator asked for arguments or results, masked values.

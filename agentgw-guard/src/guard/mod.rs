@@ -15,6 +15,10 @@ use http::StatusCode;
 
 use std::sync::Arc;
 
+use agentgw_core::audit::AuditSink;
+use agentgw_core::config::ConfigError;
+use agentgw_core::escalation::{Escalation, EscalationConfig};
+
 use crate::config::{Action, GuardConfig, RegexConfig};
 use crate::error::Error;
 use crate::leak::LeakGuard;
@@ -37,6 +41,8 @@ pub(crate) struct Guard {
     status: StatusCode,
     message: Option<String>,
     direction: Direction,
+    /// Where an `Escalate` guard's events go (its `escalation` block).
+    pub(crate) escalation: Option<Escalation>,
 }
 
 /// A guard's decision to reject.
@@ -97,6 +103,8 @@ impl Guard {
         }
 
         let (status, message) = reject_response(config, path)?;
+        let escalation =
+            compile_escalation(config.escalation.as_ref(), regex.action, path, "regex")?;
         let scopes = match &config.scopes {
             None => u8::MAX,
             Some(scopes) => scopes
@@ -112,6 +120,7 @@ impl Guard {
             status,
             message,
             direction,
+            escalation,
         })
     }
 
@@ -199,6 +208,34 @@ pub(crate) fn reject_response(
     Ok((status, response.message))
 }
 
+/// Compiles the `escalation` block of the guard at `path` whose action (at `{path}.{kind}`)
+/// is `action`.
+pub(crate) fn compile_escalation(
+    config: Option<&EscalationConfig>,
+    action: Action,
+    path: &str,
+    kind: &str,
+) -> Result<Option<Escalation>, Error> {
+    let Some(config) = config else {
+        return Ok(None);
+    };
+    let block = format!("{path}.escalation");
+    if action != Action::Escalate {
+        return Err(Error::InvalidEscalation {
+            path: block,
+            message: format!(
+                "is only read by `action: Escalate`, and `{path}.{kind}.action` is `{action:?}`"
+            ),
+        });
+    }
+    Escalation::from_config(config)
+        .map(Some)
+        .map_err(|error| Error::InvalidEscalation {
+            path: agentgw_core::config::join(&block, error.path()),
+            message: error.reason(),
+        })
+}
+
 /// The `guard` of a [`Denial`] by the system-prompt leak guard.
 pub(crate) const LEAK_GUARD: usize = usize::MAX;
 
@@ -209,6 +246,8 @@ pub(crate) struct Guards {
     /// The `systemPromptLeak` guard (response guards only). It reads the model's text before
     /// the other guards mask it, wherever it sits in the list.
     pub(crate) leak: Option<Arc<LeakGuard>>,
+    /// The `escalation` of the leak guard.
+    pub(crate) leak_escalation: Option<Escalation>,
 }
 
 impl Guards {
@@ -219,6 +258,7 @@ impl Guards {
         };
         let mut guards = Vec::new();
         let mut leak: Option<Arc<LeakGuard>> = None;
+        let mut leak_escalation = None;
         for (i, config) in configs.iter().enumerate() {
             let path = format!("{side}[{i}]");
             let label = config.name.clone().unwrap_or_else(|| path.clone());
@@ -247,6 +287,12 @@ impl Guards {
                 )));
             }
             let (status, message) = reject_response(config, &path)?;
+            leak_escalation = compile_escalation(
+                config.escalation.as_ref(),
+                leak_config.action,
+                &path,
+                "systemPromptLeak",
+            )?;
             leak = Some(Arc::new(LeakGuard::compile(
                 leak_config,
                 &path,
@@ -255,7 +301,50 @@ impl Guards {
                 message,
             )?));
         }
-        Ok(Guards { guards, leak })
+        Ok(Guards {
+            guards,
+            leak,
+            leak_escalation,
+        })
+    }
+
+    /// The escalation of the guard that decided `denial`, with the guard's label.
+    pub(crate) fn escalation(&self, denial: &Denial) -> Option<(&str, &Escalation)> {
+        match (&self.leak, denial.guard) {
+            (Some(leak), LEAK_GUARD) => self
+                .leak_escalation
+                .as_ref()
+                .map(|escalation| (leak.label.as_str(), escalation)),
+            (_, LEAK_GUARD) => None,
+            (_, i) => {
+                let guard = self.guards.get(i)?;
+                guard
+                    .escalation
+                    .as_ref()
+                    .map(|escalation| (guard.label.as_str(), escalation))
+            }
+        }
+    }
+
+    /// Whether any guard escalates to a destination.
+    pub(crate) fn escalates(&self) -> bool {
+        self.leak_escalation.is_some() || self.guards.iter().any(|g| g.escalation.is_some())
+    }
+
+    /// The same guards, their escalations audited into `sink`.
+    pub(crate) fn with_audit_sink(&self, sink: &Arc<dyn AuditSink>) -> Guards {
+        let mut guards = self.clone();
+        for guard in &mut guards.guards {
+            guard.escalation = guard
+                .escalation
+                .take()
+                .map(|escalation| escalation.audit_sink(Arc::clone(sink)));
+        }
+        guards.leak_escalation = guards
+            .leak_escalation
+            .take()
+            .map(|escalation| escalation.audit_sink(Arc::clone(sink)));
+        guards
     }
 
     /// The rejection that answers `denial`.
@@ -296,7 +385,17 @@ impl Guards {
             }
             match guard.action {
                 Action::Reject | Action::Escalate => {
-                    if let Some(m) = guard.set.find(&current) {
+                    // Only an escalating guard has approvals: others never look them up.
+                    let found =
+                        if guard.escalation.is_some() && crate::escalate::guard_has_approvals(i) {
+                            // A decision allowed some rules of this guard: the first other match.
+                            guard.set.find_iter(&current).find(|m| {
+                                !crate::escalate::is_approved(i, guard.set.rule(m.rule()).name())
+                            })
+                        } else {
+                            guard.set.find(&current)
+                        };
+                    if let Some(m) = found {
                         guard.record(m.rule());
                         return Err(Denial {
                             guard: i,

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use self::events::{Ending, ending, is_delta_kind, synthesize};
 use self::frames::Unit;
+use crate::escalate::Origin;
 use crate::guard::{Denial, Guards, Reach, Visited, apply_rewrites};
 use crate::leak::{LeakCheck, LeakScanner};
 use crate::stream::StreamMasker;
@@ -39,6 +40,8 @@ pub(crate) struct GuardTransform {
     guards: Arc<Guards>,
     /// The leak check of this response, when the request had a system prompt to protect.
     leak: Option<Box<LeakCheck>>,
+    /// The request, for the events of escalated guards.
+    origin: Option<Origin>,
     positions: Vec<(DeltaKey, Position)>,
     raw: Option<Position>,
     blocked: bool,
@@ -58,10 +61,15 @@ struct Template {
     delta_kind: bool,
 }
 impl GuardTransform {
-    pub(crate) fn new(guards: Arc<Guards>, leak: Option<Box<LeakCheck>>) -> GuardTransform {
+    pub(crate) fn new(
+        guards: Arc<Guards>,
+        leak: Option<Box<LeakCheck>>,
+        origin: Option<Origin>,
+    ) -> GuardTransform {
         GuardTransform {
             guards,
             leak,
+            origin,
             positions: Vec::new(),
             raw: None,
             blocked: false,
@@ -114,6 +122,12 @@ impl GuardTransform {
         let rejection = self.guards.rejection(denial);
         rejection.record();
         tracing::debug!(rule = %denial.rule, "prompt guard cut a response stream");
+        // A stream is not held for a decision: an escalated rule cuts it and notifies.
+        if let (Some((label, escalation)), Some(origin)) =
+            (self.guards.escalation(denial), &self.origin)
+        {
+            escalation.notify(origin.event(label, &denial.rule, llm::Direction::Response));
+        }
         let kind = if rejection.status().is_client_error() {
             "permission_error"
         } else {
@@ -415,6 +429,7 @@ mod tests {
         let config: PromptGuardConfig = serde_saphyr::from_str(yaml).unwrap();
         GuardTransform::new(
             Arc::new(Guards::compile(&config.response, Direction::Response).unwrap()),
+            None,
             None,
         )
     }

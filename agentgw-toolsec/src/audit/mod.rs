@@ -119,6 +119,11 @@ impl Auditor {
         self.sink.is_some() && self.level > AuditLevel::None
     }
 
+    /// Where events go, when auditing is on.
+    pub(crate) fn sink(&self) -> Option<&Arc<dyn AuditSink>> {
+        self.sink.as_ref().filter(|_| self.is_on())
+    }
+
     pub(crate) fn includes_arguments(&self) -> bool {
         self.is_on() && self.level == AuditLevel::Full && self.include_arguments
     }

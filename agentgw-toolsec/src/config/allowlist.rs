@@ -7,7 +7,7 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::yes;
+use super::{RuleAction, yes};
 
 /// `allowlist`: only the listed tools are visible and callable.
 ///
@@ -23,6 +23,10 @@ pub struct AllowlistConfig {
     /// The allowed tools.
     #[serde(default)]
     pub tools: Vec<AllowedTool>,
+    /// What a call of a tool not on the list does (default `Reject`; `Escalate`: see
+    /// [`RuleAction`]). `tools/list` answers never show such tools either way.
+    #[serde(default)]
+    pub action: RuleAction,
 }
 
 impl Default for AllowlistConfig {
@@ -30,6 +34,7 @@ impl Default for AllowlistConfig {
         Self {
             enabled: true,
             tools: Vec::new(),
+            action: RuleAction::Reject,
         }
     }
 }
@@ -46,6 +51,13 @@ impl AllowlistConfig {
     #[must_use]
     pub fn tools(mut self, tools: impl IntoIterator<Item = AllowedTool>) -> Self {
         self.tools = tools.into_iter().collect();
+        self
+    }
+
+    /// Sets `action`.
+    #[must_use]
+    pub fn action(mut self, action: RuleAction) -> Self {
+        self.action = action;
         self
     }
 }
@@ -67,6 +79,10 @@ pub struct AllowedTool {
     /// it, must not match (case-insensitive, also after URL-decoding).
     #[serde(default)]
     pub blocked_arguments: BTreeMap<String, Vec<String>>,
+    /// What a call whose arguments break `allowedArguments` or `blockedArguments` does
+    /// (default `Reject`; `Escalate`: see [`RuleAction`]).
+    #[serde(default)]
+    pub action: RuleAction,
 }
 
 impl AllowedTool {
@@ -79,6 +95,13 @@ impl AllowedTool {
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Sets `action`.
+    #[must_use]
+    pub fn action(mut self, action: RuleAction) -> Self {
+        self.action = action;
         self
     }
 

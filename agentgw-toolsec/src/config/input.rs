@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{NamedPattern, yes};
+use super::{NamedPattern, RuleAction, yes};
 
 /// `inputValidation`: checks `tools/call` arguments.
 ///
@@ -70,6 +70,10 @@ pub struct InputRule {
     /// Checks per argument.
     #[serde(default)]
     pub arguments: Vec<ArgumentRule>,
+    /// What a call refused by these checks does (default `Reject`; `Escalate`: see
+    /// [`RuleAction`]).
+    #[serde(default)]
+    pub action: RuleAction,
 }
 
 impl Default for InputRule {
@@ -77,6 +81,7 @@ impl Default for InputRule {
         Self {
             tool: any_tool(),
             arguments: Vec::new(),
+            action: RuleAction::Reject,
         }
     }
 }
@@ -98,6 +103,13 @@ impl InputRule {
     #[must_use]
     pub fn arguments(mut self, arguments: impl IntoIterator<Item = ArgumentRule>) -> Self {
         self.arguments = arguments.into_iter().collect();
+        self
+    }
+
+    /// Sets `action`.
+    #[must_use]
+    pub fn action(mut self, action: RuleAction) -> Self {
+        self.action = action;
         self
     }
 }

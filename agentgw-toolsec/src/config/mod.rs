@@ -97,6 +97,11 @@
 //!         maxLength: 50000
 //!         truncationMessage: "[Response truncated for safety]"
 //!   unlistedTools: Fetch        # tools/call of a tool no tools/list showed: Fetch | Deny | Allow
+//!   escalation:                 # where refusals of `action: Escalate` rules go (allowlist,
+//!     webhook: https://hooks.example.com/security   #   allowlist.tools[], inputValidation.rules[])
+//!     blockPending: true        # the call waits (at most timeout) for {"decision": "allow"|"deny"}
+//!     timeout: 5s
+//!     consoleNotification: true
 //!   sandbox:
 //!     limits:
 //!       maxExecutionTime: 30s
@@ -110,6 +115,7 @@
 
 mod allowlist;
 mod audit;
+mod escalation;
 mod input;
 mod pinning;
 mod sandbox;
@@ -121,6 +127,7 @@ use serde::Deserialize;
 
 pub use allowlist::{AllowedTool, AllowlistConfig, ArgumentConstraint};
 pub use audit::{AuditConfig, AuditDestination, AuditLevel, DestinationKind, SyslogProtocol};
+pub use escalation::{EscalationConfig, RuleAction};
 pub use input::{ArgumentRule, InputRule, InputValidationConfig};
 pub use pinning::PinningConfig;
 pub use sandbox::{SandboxConfig, SandboxLimits, SandboxMode};
@@ -166,6 +173,10 @@ pub struct ToolSecurityConfig {
     /// (default `Fetch`: the layer lists the upstream's tools itself first).
     #[serde(default)]
     pub unlisted_tools: UnlistedTools,
+    /// Where the refusals of `tools/call` rules with `action: Escalate` go, and whether the
+    /// call waits for a decision ([`RuleAction::Escalate`], [`agentgw_core::escalation`]).
+    #[serde(default)]
+    pub escalation: Option<EscalationConfig>,
 }
 
 impl ToolSecurityConfig {
@@ -229,6 +240,13 @@ impl ToolSecurityConfig {
     #[must_use]
     pub fn unlisted_tools(mut self, unlisted_tools: UnlistedTools) -> Self {
         self.unlisted_tools = unlisted_tools;
+        self
+    }
+
+    /// Sets `escalation`.
+    #[must_use]
+    pub fn escalation(mut self, escalation: EscalationConfig) -> Self {
+        self.escalation = Some(escalation);
         self
     }
 }

@@ -1,5 +1,7 @@
 //! `tools/call`: may this call go upstream, and under which metric label is it counted.
 
+use std::sync::Arc;
+
 use agentgw_core::mcp::codes;
 use agentgw_core::metrics::OTHER_TOOL;
 use serde_json::Value;
@@ -14,14 +16,27 @@ const MAX_LABEL_CHARS: usize = 64;
 
 impl Policy {
     /// Checks a `tools/call` of `name` with `arguments` to `upstream`.
+    #[cfg(test)]
     pub(crate) fn check_call(
         &self,
         upstream: &str,
         name: &str,
         arguments: Option<&Value>,
     ) -> Result<(), Denial> {
+        self.check_call_approved(upstream, name, arguments, &[])
+    }
+
+    /// [`check_call`](Self::check_call), skipping the escalated rules a decision allowed
+    /// (`approved`, by rule name): the call is checked as if they had not fired.
+    pub(crate) fn check_call_approved(
+        &self,
+        upstream: &str,
+        name: &str,
+        arguments: Option<&Value>,
+        approved: &[Arc<str>],
+    ) -> Result<(), Denial> {
         if let Some(allowlist) = &self.allowlist {
-            allowlist.check_call(name, arguments)?;
+            allowlist.check_call(name, arguments, approved)?;
         }
         let schema = {
             let state = self.registry.read();
@@ -50,7 +65,7 @@ impl Policy {
             }
         };
         if let Some(input) = &self.input {
-            input.check(name, arguments)?;
+            input.check(name, arguments, approved)?;
         }
         if self.validate_schema
             && let Some(schema) = schema
@@ -67,6 +82,12 @@ impl Policy {
             })?;
         }
         Ok(())
+    }
+
+    /// Whether any `tools/call` rule has `action: Escalate`.
+    pub(crate) fn escalates(&self) -> bool {
+        self.allowlist.as_ref().is_some_and(|a| a.escalates())
+            || self.input.as_ref().is_some_and(|i| i.escalates())
     }
 
     /// Whether the layer must list the upstream's tools before it can decide a call of
