@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{Auditor, LAYER, mask_text, masked};
 use crate::denial::{Denial, rules};
+use crate::pin_store::SharedSnapshot;
 use crate::policy::{DefinitionOutcome, ListOutcome, Policy};
 
 /// A `tools/call` waiting for its answer.
@@ -35,6 +36,8 @@ pub(crate) struct Exchange {
     started: Instant,
     calls: HashMap<Id, PendingCall>,
     lists: HashMap<Id, ()>,
+    /// The shared pins read for this exchange (`pinning.redis`).
+    shared_pins: Option<SharedSnapshot>,
     /// `toolSecurity.escalation`, and what its events say about the request.
     escalation: Option<(Escalation, Box<EscalationEvent>)>,
 }
@@ -83,6 +86,7 @@ impl Exchange {
             started: Instant::now(),
             calls: HashMap::new(),
             lists: HashMap::new(),
+            shared_pins: None,
             escalation: None,
         }
     }
@@ -148,6 +152,18 @@ impl Exchange {
             }
         }
         approvals
+    }
+
+    /// The upstream this exchange talks to.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn upstream(&self) -> &str {
+        &self.upstream
+    }
+
+    /// The shared pins to compare the listings of this exchange with (`pinning.redis`).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_shared_pins(&mut self, snapshot: SharedSnapshot) {
+        self.shared_pins = Some(snapshot);
     }
 
     pub(crate) fn policy(&self) -> &Policy {
@@ -373,8 +389,24 @@ impl Exchange {
 
     /// Validates and records a `tools/list` result (the client's, or one the layer fetched).
     pub(crate) fn record_list(&mut self, result: &mut Value) -> ListOutcome {
-        let outcome = self.policy.process_tools_list(&self.upstream, result);
+        let (outcome, claims) = self.policy.process_tools_list_shared(
+            &self.upstream,
+            result,
+            self.shared_pins.as_ref(),
+        );
         self.audit_list(&outcome);
+        #[cfg(feature = "redis")]
+        if !claims.is_empty() {
+            crate::shared_pins::settle(
+                self.policy.clone(),
+                self.upstream.clone(),
+                claims,
+                self.auditor.clone(),
+                self.event("tool_validation", Decision::Deny),
+            );
+        }
+        #[cfg(not(feature = "redis"))]
+        drop(claims);
         outcome
     }
 

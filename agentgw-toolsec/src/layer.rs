@@ -111,6 +111,9 @@ impl ToolSecurityLayer {
     /// Forgets what was learned from `tools/list` results (pins, schemas, withheld tools), for
     /// `upstream` only or for every upstream: after an operator reviewed a changed tool, its
     /// new definition is pinned on the next listing.
+    ///
+    /// Only this layer's memory is reset: pins from `pinning.file` stay until the file changes,
+    /// and shared pins (`pinning.redis`) stay until their Redis field is deleted.
     pub fn reset_pins(&self, upstream: Option<&str>) {
         self.policy.reset(upstream);
     }

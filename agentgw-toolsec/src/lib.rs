@@ -180,6 +180,19 @@
 //! one), is remembered by a canonical SHA-256 (member order and `_meta` do not count). A later
 //! `tools/list` with a changed definition (a rug pull) is removed (`action: Remove`, until
 //! [`ToolSecurityLayer::reset_pins`]) or kept, re-pinned and audited (`action: Allow`).
+//! Learned pins live in the layer's memory: each replica of a gateway learns its own, and a
+//! restart forgets them. With `pinning.file`, pins come from a reviewed [pin file](pins)
+//! instead, the same for every replica and every restart (the example gateway writes it with
+//! `agentgw pin --config FILE`): a definition that differs from its pin is flagged on every
+//! listing and never pinned in its place, a tool the file does not pin is withheld
+//! (`unpinned: Remove`, rule `unpinned-tool`) or listed and audited (`unpinned: Allow`), and a
+//! new version of the file applies from the next listing.
+//! With `pinning.redis` (feature `redis`), learned pins are shared by every replica through
+//! one Redis hash per upstream: before a listing is inspected the layer reads the shared pins
+//! (a tool is compared with the shared pin, whichever replica set it), and a tool with none yet
+//! is exposed and claimed with `HSETNX` right after the listing; a replica whose claim lost to
+//! a different definition withholds the tool at once. Redis unreachable within
+//! `pinning.redis.timeout` withholds every tool (rule `pin-store-unavailable`): fail closed.
 //!
 //! **Allowlist** (`allowlist`): lists show only the listed tools (names may use `*`), calls to
 //! others are refused; `allowedArguments` restricts values (`[a, b]`) or numeric ranges
@@ -283,6 +296,8 @@ mod glob;
 mod input;
 mod layer;
 mod patterns;
+mod pin_store;
+pub mod pins;
 mod policy;
 mod registry;
 mod response;
@@ -290,6 +305,8 @@ pub mod rules;
 mod sanitize;
 mod schema;
 mod service;
+#[cfg(feature = "redis")]
+mod shared_pins;
 mod spoof;
 mod upstream;
 mod validate;

@@ -143,6 +143,30 @@ impl Registry {
         state.schemas.extend(schemas);
     }
 
+    /// Withholds `name` at `upstream` under `rule` if it is still known with the pin `pin`;
+    /// returns whether it was.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn withhold_pinned(
+        &self,
+        upstream: &str,
+        name: &str,
+        pin: &Digest,
+        rule: &str,
+    ) -> bool {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        match state
+            .upstreams
+            .get_mut(upstream)
+            .and_then(|tools| tools.get_mut(name))
+        {
+            Some(record) if record.pin.as_ref() == Some(pin) => {
+                record.status = ToolStatus::Withheld { rule: rule.into() };
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Forgets everything (pins included), e.g. after an operator reviewed a changed tool.
     pub(crate) fn clear(&self) {
         *self.state.write().unwrap_or_else(|e| e.into_inner()) = State::default();

@@ -34,6 +34,11 @@ pub const INVALID_DEFINITION: &str = "invalid-definition";
 pub const DEFINITION_CHANGED: &str = "definition-changed";
 /// The pin store is full; new tools are withheld.
 pub const PIN_CAPACITY: &str = "pin-capacity";
+/// The pin file (`pinning.file`) has no pin for the listed tool.
+pub const UNPINNED_TOOL: &str = "unpinned-tool";
+/// The shared pin store (`pinning.redis`) could not be read or written in time: the tool is
+/// withheld (fail closed).
+pub const PIN_STORE_UNAVAILABLE: &str = "pin-store-unavailable";
 /// The name imitates a trusted tool or another upstream's tool.
 pub const NAME_SPOOFING: &str = "name-spoofing";
 /// The call did not finish within `maxExecutionTime`.

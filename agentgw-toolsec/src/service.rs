@@ -159,6 +159,8 @@ where
         return Ok(not_jsonrpc(payload.as_ref()));
     };
     let unlisted = exchange.unlisted_tools(envelope);
+    #[cfg(feature = "redis")]
+    crate::shared_pins::prepare(&layer.policy, &mut exchange, envelope, !unlisted.is_empty()).await;
     if !unlisted.is_empty() {
         // The readied instance sends the listing; it is readied again for the request.
         let head = ClientHead::of(&req);

@@ -129,7 +129,7 @@ pub use allowlist::{AllowedTool, AllowlistConfig, ArgumentConstraint};
 pub use audit::{AuditConfig, AuditDestination, AuditLevel, DestinationKind, SyslogProtocol};
 pub use escalation::{EscalationConfig, RuleAction};
 pub use input::{ArgumentRule, InputRule, InputValidationConfig};
-pub use pinning::PinningConfig;
+pub use pinning::{PinningConfig, RedisPinsConfig};
 pub use sandbox::{SandboxConfig, SandboxLimits, SandboxMode};
 pub use sanitization::{ResponseSanitizationConfig, SanitizationAction, SanitizationRule};
 pub use spoofing::NameSpoofingConfig;

@@ -1,4 +1,8 @@
-//! `pinning`: tool definitions remembered at first sight, so that a changed one is caught.
+//! `pinning`: tool definitions remembered at first sight, or read from a reviewed pin file,
+//! so that a changed one is caught.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -7,8 +11,21 @@ use super::{FlagAction, yes};
 /// `pinning`: the first definition of each tool (per upstream) is remembered by its SHA-256; a
 /// later `tools/list` with a different definition is flagged.
 ///
-/// [`Default`] is the value of `pinning: {}`: on, changed tools removed, at most 10000 tools
-/// (the same as an absent block).
+/// With `file`, the pins come from a reviewed [pin file](crate::pins) instead (the same file
+/// for every replica, written by `agentgw pin`): nothing is learned from traffic, a definition
+/// that differs from its pin is flagged on every listing, and a tool the file does not pin is
+/// handled by `unpinned`.
+///
+/// ```yaml
+/// pinning:
+///   file: /etc/agentgw/pins/pins.yaml
+///   action: Remove          # a changed definition (the default)
+///   unpinned: Remove        # a tool the file does not pin (the default)
+///   reloadInterval: 10s     # how often the file is checked for a new version (the default)
+/// ```
+///
+/// [`Default`] is the value of `pinning: {}`: on, learned in memory, changed tools removed, at
+/// most 10000 tools (the same as an absent block).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
@@ -23,6 +40,90 @@ pub struct PinningConfig {
     /// withheld rather than left unpinned.
     #[serde(default)]
     pub max_tools: Option<usize>,
+    /// A reviewed pin file (see [`crate::pins`]), read at construction and again whenever it
+    /// changes; a relative path is relative to the working directory. Without it, pins are
+    /// learned in memory.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// With `file`: what happens to a listed tool the file does not pin (default `Remove`:
+    /// withheld and audited under rule `unpinned-tool`; `Allow`: listed and audited, never
+    /// pinned).
+    #[serde(default)]
+    pub unpinned: Option<FlagAction>,
+    /// With `file`: how often the file is checked for a new version (default 10s; `0s`: read
+    /// once). A new version applies from the next `tools/list`; one that does not load is
+    /// logged and the previous one stays.
+    #[serde(default, with = "agentgw_core::config::option_duration")]
+    pub reload_interval: Option<Duration>,
+    /// Learned pins shared by every replica through Redis (cargo feature `redis`): the first
+    /// definition any replica sees is pinned for all of them. Not with `file`.
+    #[serde(default)]
+    pub redis: Option<RedisPinsConfig>,
+}
+
+/// `pinning.redis`: where the shared pins live.
+///
+/// ```yaml
+/// pinning:
+///   redis:
+///     url: redis://redis.ai-system.svc:6379/0   # rediss:// for TLS
+///     keyPrefix: "agentgw:pins:"                  # one hash per upstream: PREFIX + route name
+///     timeout: 1s                                 # after it, tools are withheld (fail closed)
+/// ```
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedisPinsConfig {
+    /// The Redis URL (`redis://[user:password@]host:port/db`, `rediss://` for TLS). Its
+    /// password, if any, is not printed by `Debug`.
+    pub url: String,
+    /// The prefix of the hash of each upstream (default `agentgw:pins:`).
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    /// How long a read or write of pins may take (default 1s); past it, or when Redis is
+    /// unreachable, tools are withheld and audited (rule `pin-store-unavailable`).
+    #[serde(default, with = "agentgw_core::config::option_duration")]
+    pub timeout: Option<Duration>,
+}
+
+impl RedisPinsConfig {
+    /// Shared pins at `url`, with the default prefix and timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key_prefix: None,
+            timeout: None,
+        }
+    }
+
+    /// Sets `keyPrefix`.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Sets `timeout`.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+impl std::fmt::Debug for RedisPinsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `scheme://user:password@host`: everything before the `@` may be a credential.
+        let url = match self.url.rsplit_once('@') {
+            Some((_, host)) => format!("<redacted>@{host}"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("RedisPinsConfig")
+            .field("url", &url)
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for PinningConfig {
@@ -31,6 +132,10 @@ impl Default for PinningConfig {
             enabled: true,
             action: FlagAction::default(),
             max_tools: None,
+            file: None,
+            unpinned: None,
+            reload_interval: None,
+            redis: None,
         }
     }
 }
@@ -56,6 +161,34 @@ impl PinningConfig {
         self.max_tools = Some(max_tools);
         self
     }
+
+    /// Sets `file`.
+    #[must_use]
+    pub fn file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// Sets `unpinned`.
+    #[must_use]
+    pub fn unpinned(mut self, action: FlagAction) -> Self {
+        self.unpinned = Some(action);
+        self
+    }
+
+    /// Sets `redis`.
+    #[must_use]
+    pub fn redis(mut self, redis: RedisPinsConfig) -> Self {
+        self.redis = Some(redis);
+        self
+    }
+
+    /// Sets `reloadInterval`.
+    #[must_use]
+    pub fn reload_interval(mut self, interval: Duration) -> Self {
+        self.reload_interval = Some(interval);
+        self
+    }
 }
 
 #[cfg(test)]
@@ -75,5 +208,26 @@ mod tests {
             Some(PinningConfig::default())
         );
         assert!(!PinningConfig::default().enabled(false).enabled);
+        let built = PinningConfig::default()
+            .file("/etc/agentgw/pins.yaml")
+            .unpinned(FlagAction::Allow)
+            .reload_interval(std::time::Duration::from_secs(30));
+        let parsed =
+            seed("pinning: {file: /etc/agentgw/pins.yaml, unpinned: Allow, reloadInterval: 30s}\n");
+        assert_eq!(parsed.pinning, Some(built));
+        let built = PinningConfig::default().redis(
+            RedisPinsConfig::new("redis://:hunter2@redis:6379")
+                .key_prefix("gw:")
+                .timeout(std::time::Duration::from_millis(500)),
+        );
+        let parsed = seed(
+            "pinning: {redis: {url: \"redis://:hunter2@redis:6379\", keyPrefix: \"gw:\", timeout: 500ms}}\n",
+        );
+        assert_eq!(parsed.pinning, Some(built));
+        let printed = format!("{parsed:?}");
+        assert!(
+            !printed.contains("hunter2") && printed.contains("redis:6379"),
+            "{printed}"
+        );
     }
 }

@@ -11,7 +11,9 @@ use serde_json::Value;
 use super::{Finding, ListOutcome, Policy};
 use crate::config::{FlagAction, ValidationAction};
 use crate::denial::{Denial, quoted, rules};
-use crate::digest::{Digest, digest};
+use crate::digest::Digest;
+use crate::pin_store::{PinCheck, PinStore, SharedSnapshot};
+use crate::pins::definition_digest;
 use crate::registry::{State, ToolRecord, ToolStatus, Update};
 use crate::schema::InputSchema;
 use crate::spoof::{KnownName, Siblings};
@@ -29,13 +31,26 @@ enum Verdict {
 impl Policy {
     /// Validates a `tools/list` result of `upstream` in place: removes the tools that fail,
     /// pins new definitions, remembers schemas for `tools/call` validation.
+    #[cfg(test)]
     pub(crate) fn process_tools_list(
         &self,
         upstream: &Arc<str>,
         result: &mut Value,
     ) -> ListOutcome {
+        self.process_tools_list_shared(upstream, result, None).0
+    }
+
+    /// [`process_tools_list`](Self::process_tools_list) with the shared pins read for this
+    /// listing (`pinning.redis`); also returns the tools exposed without a shared pin, to be
+    /// claimed as shared pins.
+    pub(crate) fn process_tools_list_shared(
+        &self,
+        upstream: &Arc<str>,
+        result: &mut Value,
+        shared: Option<&SharedSnapshot>,
+    ) -> (ListOutcome, Vec<(String, Digest)>) {
         let Some(tools) = mcp::tools_from_list_result_mut(result) else {
-            return ListOutcome::default();
+            return (ListOutcome::default(), Vec::new());
         };
         let mut outcome = ListOutcome {
             listed: tools.len(),
@@ -43,6 +58,7 @@ impl Policy {
         };
         let mut new_verdicts = Vec::new();
         let mut new_schemas = Vec::new();
+        let mut claims = Vec::new();
         let verdicts: Vec<Verdict> = {
             let state = self.registry.read();
             let mut context = ListContext {
@@ -53,6 +69,8 @@ impl Policy {
                 new_verdicts: &mut new_verdicts,
                 new_schemas: &mut new_schemas,
                 findings: &mut outcome.findings,
+                shared,
+                claims: &mut claims,
             };
             let mut shadow_names: HashSet<&str> = tools
                 .iter()
@@ -119,7 +137,31 @@ impl Policy {
         }
         self.registry
             .commit(upstream, updates, new_verdicts, new_schemas);
-        outcome
+        if outcome.rejected.is_some() {
+            // Nothing was exposed: nothing to claim.
+            claims.clear();
+        }
+        (outcome, claims)
+    }
+}
+
+impl Policy {
+    /// The Redis store of `pinning.redis`, if pins are shared.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared_pins(&self) -> Option<&Arc<crate::shared_pins::RedisPins>> {
+        self.pinning.as_ref()?.store.shared()
+    }
+
+    /// See [`Registry::withhold_pinned`](crate::registry::Registry::withhold_pinned).
+    #[cfg(feature = "redis")]
+    pub(crate) fn withhold_pinned(
+        &self,
+        upstream: &str,
+        tool: &str,
+        pin: &Digest,
+        rule: &str,
+    ) -> bool {
+        self.registry.withhold_pinned(upstream, tool, pin, rule)
     }
 }
 
@@ -132,6 +174,9 @@ struct ListContext<'a> {
     new_verdicts: &'a mut Vec<(Digest, Option<Arc<str>>)>,
     new_schemas: &'a mut Vec<(Digest, Result<InputSchema, Arc<str>>)>,
     findings: &'a mut Vec<Finding>,
+    shared: Option<&'a SharedSnapshot>,
+    /// Tools exposed without a shared pin (`pinning.redis`).
+    claims: &'a mut Vec<(String, Digest)>,
 }
 
 impl ListContext<'_> {
@@ -162,7 +207,7 @@ impl ListContext<'_> {
                 name: known_name(),
             })
         };
-        let tool_digest = digest(tool, &["_meta"]);
+        let tool_digest = definition_digest(tool);
 
         if let Some((rules, _)) = &policy.validation {
             let cached = self.state.verdict(&tool_digest).or_else(|| {
@@ -217,23 +262,61 @@ impl ListContext<'_> {
         };
 
         let mut pin = old_pin;
-        if let Some(action) = policy.pinning {
-            match old_pin {
-                None if !fits => {
-                    return self.withhold(name, rules::PIN_CAPACITY.into(), None, None);
-                }
-                None => pin = Some(tool_digest),
-                Some(old) if old == tool_digest => {}
-                Some(_) => {
-                    let rule: Arc<str> = rules::DEFINITION_CHANGED.into();
-                    let detail = "the definition differs from the one first seen".to_owned();
-                    match action {
-                        FlagAction::Remove => {
-                            let record = withheld_record(&rule);
-                            return self.withhold(name, rule, record, Some(detail));
-                        }
-                        FlagAction::Allow => {
-                            self.flag(name, rule, detail);
+        if let Some(pinning) = &policy.pinning {
+            if !fits {
+                return self.withhold(name, rules::PIN_CAPACITY.into(), None, None);
+            }
+            let (rule, action, detail) =
+                match pinning
+                    .store
+                    .check(self.upstream, name, old_pin, self.shared, &tool_digest)
+                {
+                    PinCheck::Same => (None, FlagAction::Allow, ""),
+                    PinCheck::Claim => {
+                        pin = Some(tool_digest);
+                        self.claims.push((name.to_owned(), tool_digest));
+                        (None, FlagAction::Allow, "")
+                    }
+                    PinCheck::Unavailable => (
+                        Some(rules::PIN_STORE_UNAVAILABLE),
+                        FlagAction::Remove,
+                        "the shared pin store could not be read",
+                    ),
+                    PinCheck::Learn => {
+                        pin = Some(tool_digest);
+                        (None, FlagAction::Allow, "")
+                    }
+                    PinCheck::Unpinned => (
+                        Some(rules::UNPINNED_TOOL),
+                        match &pinning.store {
+                            PinStore::File { unpinned, .. } => *unpinned,
+                            _ => FlagAction::Remove,
+                        },
+                        "the pin file has no pin for this tool",
+                    ),
+                    PinCheck::Changed => (
+                        Some(rules::DEFINITION_CHANGED),
+                        pinning.action,
+                        match &pinning.store {
+                            PinStore::Learned => "the definition differs from the one first seen",
+                            PinStore::File { .. } => {
+                                "the definition differs from its pin in the pin file"
+                            }
+                            #[cfg(feature = "redis")]
+                            PinStore::Shared(_) => "the definition differs from the shared pin",
+                        },
+                    ),
+                };
+            if let Some(rule) = rule {
+                let rule: Arc<str> = rule.into();
+                match action {
+                    FlagAction::Remove => {
+                        let record = withheld_record(&rule);
+                        return self.withhold(name, rule, record, Some(detail.to_owned()));
+                    }
+                    FlagAction::Allow => {
+                        self.flag(name, rule, detail.to_owned());
+                        if pinning.store.repins() {
                             pin = Some(tool_digest);
                         }
                     }
@@ -346,6 +429,182 @@ mod tests {
         let outcome =
             policy.process_tools_list(&up, &mut list(vec![tool("t-one", "One, changed.")]));
         assert!(outcome.findings.is_empty(), "the new definition is pinned");
+    }
+
+    /// A policy following a pin file that pins `tools` of upstream `mcp`, with `extra` config.
+    fn pinned_policy(tools: &[Value], extra: &str) -> (Policy, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pins.yaml");
+        let mut pins = crate::pins::PinFile::new();
+        pins.pin_upstream("mcp", tools);
+        std::fs::write(&path, pins.to_yaml()).unwrap();
+        let yaml = format!("pinning: {{file: {}{extra}}}\n", path.display());
+        let config: ToolSecurityConfig = serde_saphyr::from_str(&yaml).unwrap();
+        (Policy::from_config(&config).unwrap(), dir)
+    }
+
+    #[test]
+    fn a_pin_file_decides_and_is_never_repinned() {
+        let weather = tool("get-weather", "Get the weather.");
+        let (policy, _dir) = pinned_policy(std::slice::from_ref(&weather), "");
+        let up = upstream("mcp");
+        // The pinned definition passes; a tool the file does not pin is withheld.
+        let mut first = list(vec![weather.clone(), tool("new-tool", "New.")]);
+        let outcome = policy.process_tools_list(&up, &mut first);
+        assert_eq!(names(&first), ["get-weather"]);
+        assert_eq!(outcome.findings[0].rule.as_ref(), "unpinned-tool");
+        assert!(outcome.findings[0].removed);
+        assert_eq!(
+            policy
+                .check_call("mcp", "new-tool", None)
+                .unwrap_err()
+                .rule
+                .as_ref(),
+            "unpinned-tool"
+        );
+        assert!(
+            policy
+                .check_call("mcp", "get-weather", Some(&json!({"city": "Oslo"})))
+                .is_ok()
+        );
+        // A rug pull is withheld, and stays withheld: the changed definition is never pinned.
+        for _ in 0..2 {
+            let mut changed = list(vec![tool("get-weather", "Get the weather, in Fahrenheit.")]);
+            let outcome = policy.process_tools_list(&up, &mut changed);
+            assert!(names(&changed).is_empty());
+            assert_eq!(outcome.findings[0].rule.as_ref(), "definition-changed");
+            assert_eq!(
+                outcome.findings[0].detail.as_deref(),
+                Some("the definition differs from its pin in the pin file")
+            );
+            assert_eq!(
+                policy
+                    .check_call("mcp", "get-weather", None)
+                    .unwrap_err()
+                    .rule
+                    .as_ref(),
+                "definition-changed"
+            );
+        }
+        // Forgetting what was learned does not forget the file.
+        policy.reset(None);
+        let mut changed = list(vec![tool("get-weather", "Get the weather, in Fahrenheit.")]);
+        assert!(policy.process_tools_list(&up, &mut changed).changed);
+        // The reviewed definition is back: it passes again.
+        let mut back = list(vec![weather]);
+        assert!(!policy.process_tools_list(&up, &mut back).changed);
+        // Pins are per upstream: the same tool elsewhere is not pinned.
+        let mut elsewhere = list(vec![tool("get-weather", "Get the weather.")]);
+        assert!(names_after(&policy, "other", &mut elsewhere).is_empty());
+    }
+
+    fn names_after<'a>(
+        policy: &Policy,
+        upstream_name: &str,
+        result: &'a mut Value,
+    ) -> Vec<&'a str> {
+        policy.process_tools_list(&upstream(upstream_name), result);
+        names(result)
+    }
+
+    #[test]
+    fn a_pin_file_in_allow_mode_flags_every_time() {
+        let weather = tool("get-weather", "Get the weather.");
+        let (policy, _dir) = pinned_policy(&[weather], ", action: Allow, unpinned: Allow");
+        let up = upstream("mcp");
+        for _ in 0..2 {
+            let mut result = list(vec![
+                tool("get-weather", "Changed."),
+                tool("new-tool", "New."),
+            ]);
+            let outcome = policy.process_tools_list(&up, &mut result);
+            assert_eq!(names(&result), ["get-weather", "new-tool"]);
+            let rules: Vec<&str> = outcome.findings.iter().map(|f| f.rule.as_ref()).collect();
+            assert_eq!(rules, ["definition-changed", "unpinned-tool"]);
+            assert!(outcome.findings.iter().all(|f| !f.removed));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_version_of_the_pin_file_applies_to_the_next_listing() {
+        let old = tool("get-weather", "Get the weather.");
+        let new = tool("get-weather", "Get the weather, in Fahrenheit.");
+        let (policy, dir) = pinned_policy(std::slice::from_ref(&old), ", reloadInterval: 10ms");
+        let up = upstream("mcp");
+        assert!(names_after(&policy, "mcp", &mut list(vec![new.clone()])).is_empty());
+        let mut pins = crate::pins::PinFile::new();
+        pins.pin_upstream("mcp", [&new]);
+        std::fs::write(dir.path().join("pins.yaml"), pins.to_yaml()).unwrap();
+        loop {
+            let mut result = list(vec![new.clone()]);
+            if !policy.process_tools_list(&up, &mut result).changed {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The old definition is now the changed one.
+        assert!(names_after(&policy, "mcp", &mut list(vec![old])).is_empty());
+    }
+
+    #[test]
+    fn pin_file_settings_are_checked() {
+        use agentgw_core::ConfigError as _;
+        let err = |yaml: &str| {
+            let config: ToolSecurityConfig = serde_saphyr::from_str(yaml).unwrap();
+            Policy::from_config(&config).unwrap_err()
+        };
+        assert_eq!(
+            err("pinning: {unpinned: Allow}\n").path(),
+            "pinning.unpinned"
+        );
+        assert_eq!(
+            err("pinning: {reloadInterval: 1s}\n").path(),
+            "pinning.reloadInterval"
+        );
+        assert_eq!(
+            err("pinning: {enabled: false, file: pins.yaml}\n").path(),
+            "pinning.file"
+        );
+        assert_eq!(
+            err("pinning: {file: pins.yaml, redis: {url: \"redis://h\"}}\n").path(),
+            "pinning.redis"
+        );
+        assert_eq!(
+            err("pinning: {enabled: false, redis: {url: \"redis://h\"}}\n").path(),
+            "pinning.redis"
+        );
+        #[cfg(not(feature = "redis"))]
+        assert!(
+            err("pinning: {redis: {url: \"redis://h\"}}\n")
+                .reason()
+                .contains("`redis` cargo feature")
+        );
+        #[cfg(feature = "redis")]
+        {
+            assert_eq!(
+                err("pinning: {redis: {url: \"http://h\"}}\n").path(),
+                "pinning.redis.url"
+            );
+            assert_eq!(
+                err("pinning: {redis: {url: \"redis://h\", timeout: 0s}}\n").path(),
+                "pinning.redis.timeout"
+            );
+        }
+        let missing = err("pinning: {file: /nonexistent/pins.yaml}\n");
+        assert_eq!(missing.path(), "pinning.file");
+        assert!(
+            missing.reason().contains("/nonexistent/pins.yaml"),
+            "{missing}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pins.yaml");
+        std::fs::write(&path, "version: 1\nupstreams: {mcp: {t: {sha256: nope}}}\n").unwrap();
+        let broken = err(&format!("pinning: {{file: {}}}\n", path.display()));
+        assert_eq!(broken.path(), "pinning.file");
+        assert!(
+            broken.reason().contains("upstreams.mcp.t.sha256"),
+            "{broken}"
+        );
     }
 
     #[test]

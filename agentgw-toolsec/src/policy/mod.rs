@@ -22,6 +22,7 @@ use crate::config::{FlagAction, SandboxMode, ToolSecurityConfig, UnlistedTools, 
 use crate::denial::Denial;
 use crate::error::Error;
 use crate::input::InputValidator;
+use crate::pin_store::Pinning;
 use crate::registry::Registry;
 use crate::sanitize::{Sanitized, Sanitizer};
 use crate::spoof::{KnownName, SpoofDetector};
@@ -89,7 +90,7 @@ pub(crate) struct ListOutcome {
 pub(crate) struct Policy {
     validation: Option<(DefinitionRules, ValidationAction)>,
     spoofing: Option<(SpoofDetector, FlagAction)>,
-    pinning: Option<FlagAction>,
+    pinning: Option<Pinning>,
     allowlist: Option<Allowlist>,
     allowlisted_names: Vec<KnownName>,
     input: Option<InputValidator>,
@@ -142,14 +143,11 @@ impl Policy {
             }
             None => Some((SpoofDetector::new(Vec::new(), 1), FlagAction::Remove)),
         };
-        let (pinning, max_tools) = match &config.pinning {
-            Some(p) if !p.enabled => (None, p.max_tools),
-            Some(p) => (Some(p.action), p.max_tools),
-            None => (Some(FlagAction::Remove), None),
-        };
+        let max_tools = config.pinning.as_ref().and_then(|p| p.max_tools);
         if max_tools == Some(0) {
             return Err(Error::invalid("pinning.maxTools", "must be at least 1"));
         }
+        let pinning = Pinning::from_config(config.pinning.as_ref())?;
         let (input, validate_schema) = match &config.input_validation {
             Some(i) if !i.enabled => (None, false),
             Some(i) => {

@@ -3,11 +3,12 @@
 //!
 //! The binary stays thin: all policy logic lives in the library crates. This library holds what
 //! the binary and the end-to-end tests share: [`config`], the per-route [`stack`], the
-//! [`proxy`] to upstreams, the [`server`] (listeners, health, metrics, reload, shutdown) and the
+//! [`proxy`] to upstreams, the tool pin file writer ([`pin`]), the [`server`] (listeners, health, metrics, reload, shutdown) and the
 //! offline [`demo`] (in front of the mock upstreams of `agentgw-test-support`).
 
 pub mod config;
 pub mod demo;
+pub mod pin;
 pub mod proxy;
 pub mod server;
 pub mod stack;

@@ -1,11 +1,12 @@
-//! The `agentgw` binary: `--config FILE`, `--demo`, or `--check-config FILE`.
+//! The `agentgw` binary: `--config FILE`, `--demo`, `--check-config FILE`, or
+//! `pin --config FILE [--output PATH]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use agentgw_gateway::{Config, demo, server};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 // glibc's allocator showed up at ~8% of the proxy's CPU under load; mimalloc roughly halves that.
 #[global_allocator]
@@ -38,6 +39,23 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the tool pin file (`toolSecurity.pinning.file`) from the live upstreams: lists
+    /// the tools of every `kind: mcp` route and prints what changed against the file there.
+    /// Review the diff, then deploy the file to every replica.
+    Pin {
+        /// The gateway configuration (its MCP routes, their backends and credentials).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Where to write the pins (default: the one `pinning.file` the configuration names).
+        #[arg(long, value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +73,9 @@ enum LogFormat {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(args.log_format);
+    if let Some(Command::Pin { config, output }) = &args.command {
+        return pin(config, output.as_deref());
+    }
     if let Some(path) = &args.check_config {
         return check_config(path);
     }
@@ -114,7 +135,9 @@ async fn run(args: Args, workers: server::Workers) -> ExitCode {
             }
         }
     } else {
-        eprintln!("nothing to run: pass --demo, --config FILE or --check-config FILE (see --help)");
+        eprintln!(
+            "nothing to run: pass --demo, --config FILE, --check-config FILE or `pin --config FILE` (see --help)"
+        );
         return ExitCode::from(2);
     };
 
@@ -145,6 +168,58 @@ async fn run(args: Args, workers: server::Workers) -> ExitCode {
     gateway.shutdown().await;
     drop(demo);
     ExitCode::SUCCESS
+}
+
+/// `agentgw pin`: exit 0 with the changes printed, 1 when an upstream cannot be listed or the
+/// file cannot be written, 2 for an invalid configuration.
+fn pin(path: &std::path::Path, output: Option<&std::path::Path>) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{}: invalid configuration", path.display());
+            for error in &errors.0 {
+                eprintln!("  {error}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(agentgw_gateway::pin::pin(&config, output)) {
+        Ok(report) => {
+            if let Some(reason) = &report.previous_unreadable {
+                eprintln!(
+                    "warning: the previous pin file could not be read ({reason}): every tool is listed as new"
+                );
+            }
+            for change in &report.changes {
+                println!("{change}");
+            }
+            let tools: usize = report
+                .pins
+                .upstreams()
+                .map(|upstream| report.pins.tools(upstream).count())
+                .sum();
+            println!(
+                "wrote {} ({tools} tools, {} changes)",
+                report.path.display(),
+                report.changes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("agentgw pin: {err}; no file written");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Raises the soft limit of open files to the hard limit (every client and every upstream

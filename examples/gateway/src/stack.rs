@@ -376,7 +376,10 @@ fn build_route(
 
 /// `token` with its Kubernetes Secret (`secretRef: {name}`) read from the configured
 /// `secretsDir`.
-fn with_secrets_dir(token: &agentgw_auth::AuthToken, config: &Config) -> agentgw_auth::AuthToken {
+pub(crate) fn with_secrets_dir(
+    token: &agentgw_auth::AuthToken,
+    config: &Config,
+) -> agentgw_auth::AuthToken {
     match token.clone() {
         agentgw_auth::AuthToken::SecretRef {
             secret_ref,
