@@ -72,9 +72,11 @@ impl ToolSecurityLayer {
     /// The fields of the configuration that load but do not do what they seem to say, each
     /// with its path relative to the `toolSecurity` block:
     ///
-    /// - `sandbox.limits.networkAccess` and `sandbox.limits.fileSystemAccess` apply to stdio
-    ///   tool servers the gateway launches; on an HTTP upstream they have no effect (its limits
-    ///   are `maxExecutionTime` and `maxOutputSize`).
+    /// - `sandbox.limits.networkAccess`, `fileSystemAccess`, `maxMemory`, `maxCpuTime` and
+    ///   `maxOpenFiles` ([`STDIO_ONLY_LIMITS`](crate::config::STDIO_ONLY_LIMITS)) restrict
+    ///   the process of a stdio tool server (the `stdio` module); in front of an HTTP upstream
+    ///   they have no effect (its limits are `maxExecutionTime` and `maxOutputSize`). A program
+    ///   that puts this layer in front of a stdio server drops these warnings.
     /// - `audit.includeArguments` and `audit.includeResponse` below `audit.level: full`: the
     ///   level wins, arguments and results are not recorded.
     pub fn warnings(&self) -> &[ConfigWarning] {
@@ -153,14 +155,8 @@ fn compile_escalation(
 pub(crate) fn config_warnings(config: &ToolSecurityConfig) -> Vec<ConfigWarning> {
     let mut warnings = Vec::new();
     if let Some(sandbox) = &config.sandbox {
-        for (set, field) in [
-            (sandbox.limits.network_access.is_some(), "networkAccess"),
-            (
-                sandbox.limits.file_system_access.is_some(),
-                "fileSystemAccess",
-            ),
-        ] {
-            if set {
+        for field in crate::config::STDIO_ONLY_LIMITS {
+            if sandbox.limits.is_set(field) {
                 warnings.push(ConfigWarning::new(
                     format!("sandbox.limits.{field}"),
                     "applies to stdio tool servers the gateway launches, not to an HTTP \

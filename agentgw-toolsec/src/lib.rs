@@ -231,10 +231,11 @@
 //!
 //! **Limits** (`sandbox.limits`): `maxExecutionTime` cancels a call (the client gets error
 //! -32004, the server a `notifications/cancelled`); `maxOutputSize` replaces a larger result by
-//! error -32013. `mode: permissive` only records violations. `networkAccess` and
-//! `fileSystemAccess` apply to stdio servers the gateway would launch: on an HTTP upstream they
-//! load with a warning ([`ToolSecurityLayer::warnings`], logged with `tracing::warn!`) and have
-//! no effect.
+//! error -32013. `mode: permissive` only records violations. `networkAccess`,
+//! `fileSystemAccess`, `maxMemory`, `maxCpuTime` and `maxOpenFiles` restrict the process of a
+//! stdio MCP server launched by the `stdio` module's `StdioBackend` (cargo feature `stdio`:
+//! Landlock, seccomp and resource limits on Linux); in front of an HTTP upstream they load with
+//! a warning ([`ToolSecurityLayer::warnings`], logged with `tracing::warn!`) and have no effect.
 //!
 //! **Audit** (`audit`), see [`audit`]: one event per tool call and per validation decision,
 //! with identity, tool, decision, rule and latency; arguments and results only with
@@ -308,6 +309,9 @@ mod service;
 #[cfg(feature = "redis")]
 mod shared_pins;
 mod spoof;
+#[cfg(feature = "stdio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stdio")))]
+pub mod stdio;
 mod upstream;
 mod validate;
 

@@ -12,4 +12,5 @@ mod mcp;
 mod parity;
 mod prompt_leak;
 mod seed_000;
+mod stdio_sandbox;
 mod tls;

@@ -130,7 +130,7 @@ pub use audit::{AuditConfig, AuditDestination, AuditLevel, DestinationKind, Sysl
 pub use escalation::{EscalationConfig, RuleAction};
 pub use input::{ArgumentRule, InputRule, InputValidationConfig};
 pub use pinning::{PinningConfig, RedisPinsConfig};
-pub use sandbox::{SandboxConfig, SandboxLimits, SandboxMode};
+pub use sandbox::{FileSystemAccess, STDIO_ONLY_LIMITS, SandboxConfig, SandboxLimits, SandboxMode};
 pub use sanitization::{ResponseSanitizationConfig, SanitizationAction, SanitizationRule};
 pub use spoofing::NameSpoofingConfig;
 pub use validation::{NamedPattern, ValidationAction, ValidationConfig, ValidationRule};

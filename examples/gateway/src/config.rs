@@ -152,9 +152,16 @@ impl From<RouteKind> for agentgw_core::rejection::RouteKind {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Backend {
     /// Base URL; the request path after the route prefix is appended to its path. Required,
-    /// except with `ai.llm.openai` (default `https://api.openai.com/v1`).
+    /// except with `ai.llm.openai` (default `https://api.openai.com/v1`) or `stdio`.
     #[serde(default)]
     pub url: String,
+    /// A local MCP server the gateway launches, one process per MCP session, and serves as
+    /// Streamable HTTP: `stdio: {command, args, env, maxSessions, idleTimeout}` (see
+    /// `agentgw_toolsec::stdio`). The route is an `mcp` route; the route's
+    /// `ai.toolSecurity.sandbox` (else the global one's) restricts the process, and `timeout`
+    /// bounds each request (a `tools/call` gets `maxExecutionTime` when set). Instead of `url`.
+    #[serde(default)]
+    pub stdio: Option<agentgw_toolsec::stdio::StdioServerConfig>,
     /// How long to wait for the upstream's response headers (a streamed body may take longer).
     #[serde(
         default = "default_timeout",
@@ -500,6 +507,21 @@ impl Config {
                         "an ai.llm backend serves an llm route",
                     )),
                 }
+            } else if backend.stdio.is_some() {
+                match route.kind {
+                    None => route.kind = Some(RouteKind::Mcp),
+                    Some(RouteKind::Mcp) => {}
+                    Some(_) => errors.push(ConfigError::new(
+                        format!("routes[{i}].kind"),
+                        "a stdio backend serves an mcp route",
+                    )),
+                }
+                if !backend.url.is_empty() {
+                    errors.push(ConfigError::new(
+                        at("url"),
+                        "a backend is a url or a stdio server, not both",
+                    ));
+                }
             } else if backend.url.is_empty() {
                 errors.push(ConfigError::new(at("url"), "required"));
             }
@@ -602,7 +624,20 @@ impl Config {
                     format!("duplicate path prefix {:?}", route.path_prefix),
                 ));
             }
-            if let Err(message) = validate_backend_url(&route.backend.url) {
+            if route.backend.stdio.is_some() {
+                for (set, field) in [
+                    (route.backend.tls.is_some(), "tls"),
+                    (route.backend.http2, "http2"),
+                    (route.backend.auth_token.is_some(), "authToken"),
+                ] {
+                    if set {
+                        errors.push(ConfigError::new(
+                            at(&format!("backend.{field}")),
+                            "has no effect on a stdio backend",
+                        ));
+                    }
+                }
+            } else if let Err(message) = validate_backend_url(&route.backend.url) {
                 errors.push(ConfigError::new(at("backend.url"), message));
             }
             if route.backend.timeout.is_zero() {
@@ -920,6 +955,29 @@ routes:
             errors.has_path("policies.traffic.jwtAuthentication.providers"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn a_stdio_backend_is_an_mcp_route_without_a_url() {
+        let text = "routes:\n  - name: files\n    pathPrefix: /files\n    backend:\n      stdio: {command: sh, args: [-c, cat], maxSessions: 2}\n";
+        let config = Config::from_yaml(text).unwrap();
+        let route = &config.routes[0];
+        assert_eq!(route.kind, Some(RouteKind::Mcp));
+        let stdio = route.backend.stdio.as_ref().unwrap();
+        assert_eq!((stdio.command.as_str(), stdio.max_sessions), ("sh", 2));
+
+        let both = text.replace("backend:\n", "backend:\n      url: http://127.0.0.1:1\n");
+        let errors = Config::from_yaml(&both).unwrap_err();
+        assert!(errors.has_path("routes[0].backend.url"), "{errors}");
+        let llm = text.replace("pathPrefix: /files", "pathPrefix: /files\n    kind: llm");
+        let errors = Config::from_yaml(&llm).unwrap_err();
+        assert!(errors.has_path("routes[0].kind"), "{errors}");
+        let http2 = text.replace("backend:\n", "backend:\n      http2: true\n");
+        let errors = Config::from_yaml(&http2).unwrap_err();
+        assert!(errors.has_path("routes[0].backend.http2"), "{errors}");
+        let unknown = text.replace("maxSessions: 2", "maxSesions: 2");
+        let errors = Config::from_yaml(&unknown).unwrap_err();
+        assert!(errors.to_string().contains("maxSesions"), "{errors}");
     }
 
     #[test]

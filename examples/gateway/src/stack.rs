@@ -287,7 +287,11 @@ fn build_route(
     };
     // An error is reported with the other errors of the route below.
     let tls = tls.and_then(|tls| tls.map_err(|error| errors.push(error)).ok());
-    let mut service = if https && tls.is_none() {
+    let mut service = if let Some(stdio) = &route.backend.stdio {
+        let backend = stdio_backend(config, route, index, stdio, found.warnings)
+            .map_err(|error| vec![error])?;
+        boxed(backend)
+    } else if https && tls.is_none() {
         // The TLS error is in `errors` already. The route is never served, but its layers are
         // still built so that their errors are reported too.
         boxed(tower::service_fn(|_: Request<ReqBody>| async {
@@ -339,6 +343,7 @@ fn build_route(
                 limit,
                 route_kind: route.kind,
                 audit,
+                stdio: route.backend.stdio.is_some(),
             };
             service = apply(kind, service, policies, &target, &mut errors, found);
         }
@@ -396,11 +401,99 @@ pub(crate) fn with_secrets_dir(
     }
 }
 
-/// Reads the request body into a [`agentgw_core::Payload`] before `service` sees it.
+/// The stdio server of `route`, in the sandbox of the route's `ai.toolSecurity.sandbox` (else
+/// the global block's), each request bounded by the backend's `timeout` (a `tools/call` by
+/// `maxExecutionTime`, when set).
+fn stdio_backend(
+    config: &Config,
+    route: &Route,
+    index: usize,
+    stdio: &agentgw_toolsec::stdio::StdioServerConfig,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<agentgw_toolsec::stdio::StdioBackend, ConfigError> {
+    let backend = agentgw_toolsec::stdio::StdioBackend::from_config(stdio)
+        .map_err(|e| {
+            ConfigError::new(
+                join(&format!("routes[{index}].backend.stdio"), e.path()),
+                e.reason(),
+            )
+        })?
+        .request_timeout(route.backend.timeout)
+        .max_body(config.max_body_bytes);
+    fn sandbox_of(policies: &Policies) -> Option<&agentgw_toolsec::config::SandboxConfig> {
+        policies
+            .ai
+            .tool_security
+            .as_ref()
+            .and_then(|t| t.sandbox.as_ref())
+    }
+    let (sandbox, block) = match sandbox_of(&route.policies) {
+        Some(sandbox) => (
+            Some(sandbox),
+            format!("routes[{index}].policies.ai.toolSecurity"),
+        ),
+        None => (
+            sandbox_of(&config.policies),
+            "policies.ai.toolSecurity".to_owned(),
+        ),
+    };
+    let Some(sandbox) = sandbox else {
+        return Ok(backend);
+    };
+    let restricts = agentgw_toolsec::config::STDIO_ONLY_LIMITS
+        .iter()
+        .any(|field| sandbox.limits.is_set(field));
+    if restricts
+        && (!sandbox.enabled || sandbox.mode == agentgw_toolsec::config::SandboxMode::Permissive)
+    {
+        warnings.push(ConfigWarning::new(
+            format!("{block}.sandbox.mode"),
+            format!(
+                "the stdio server of route {:?} runs unrestricted: networkAccess, \
+                 fileSystemAccess and the resource limits apply in strict mode only",
+                route.name
+            ),
+        ));
+    }
+    backend
+        .sandbox(sandbox)
+        .map_err(|e| ConfigError::new(join(&block, e.path()), e.reason()))
+}
+
+/// `config` for the tool security layer of a route: on a stdio route, the sandbox keys that
+/// restrict the server's process are the stdio backend's (see `stdio_backend`), and the layer
+/// does not see them (nor warn that they do not apply to an HTTP upstream).
+fn without_stdio_limits(
+    config: &agentgw_toolsec::ToolSecurityConfig,
+    stdio: bool,
+) -> std::borrow::Cow<'_, agentgw_toolsec::ToolSecurityConfig> {
+    match &config.sandbox {
+        Some(sandbox) if stdio => {
+            let mut config = config.clone();
+            let mut sandbox = sandbox.clone();
+            sandbox.limits.network_access = None;
+            sandbox.limits.file_system_access = None;
+            sandbox.limits.max_memory = None;
+            sandbox.limits.max_cpu_time = None;
+            sandbox.limits.max_open_files = None;
+            config.sandbox = Some(sandbox);
+            std::borrow::Cow::Owned(config)
+        }
+        _ => std::borrow::Cow::Borrowed(config),
+    }
+}
+
+/// Reads the request body into a [`agentgw_core::Payload`] before `service` sees it (a
+/// request other than POST without a body passes as it is).
 fn buffer_body(service: RouteService, limit: BodyLimit) -> RouteService {
     BoxCloneSyncService::new(tower::service_fn(move |req: Request<ReqBody>| {
         let service = service.clone();
         async move {
+            // A DELETE (end of an MCP session) or GET (the server's stream) without a body
+            // carries no JSON-RPC message to read.
+            if req.method() != http::Method::POST && req.body().is_end_stream() {
+                return call(service, req).await;
+            }
             let shape = ResponseShape::for_request(&req);
             match buffer(req, limit).await {
                 Ok(req) => call(service, req.map(|body| body.boxed())).await,
@@ -453,6 +546,8 @@ struct Target<'a> {
     limit: BodyLimit,
     route_kind: Option<RouteKind>,
     audit: Option<&'a Arc<dyn AuditSink>>,
+    /// The route's backend is a stdio server: the sandbox keys for stdio servers apply.
+    stdio: bool,
 }
 
 /// `$layer` with the gateway's audit sink, when `audit` is configured.
@@ -485,7 +580,9 @@ fn apply(
     };
     match kind {
         LayerKind::ToolSecurity => match &policies.ai.tool_security {
-            Some(config) => match agentgw_toolsec::ToolSecurityLayer::from_config(config) {
+            Some(config) => match agentgw_toolsec::ToolSecurityLayer::from_config(
+                &without_stdio_limits(config, target.stdio),
+            ) {
                 Ok(layer) => {
                     let block = format!("{path}.ai.toolSecurity");
                     found
