@@ -250,6 +250,9 @@ pub struct RegexConfig {
     /// Built-in, validated PII recognizers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub builtins: Vec<Builtin>,
+    /// Options of the `PHONE_NUMBER` builtin: the regions national numbers are validated in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<PhoneNumberConfig>,
     /// Literal phrases (prompt-injection phrases, blocked topics), matched as whole words.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phrases: Vec<PhraseConfig>,
@@ -277,6 +280,7 @@ impl Default for RegexConfig {
             action: Action::Reject,
             matches: Vec::new(),
             builtins: Vec::new(),
+            phone_number: None,
             phrases: Vec::new(),
             replacements: BTreeMap::new(),
             replacement: None,
@@ -309,6 +313,13 @@ impl RegexConfig {
     #[must_use]
     pub fn builtins(mut self, builtins: impl IntoIterator<Item = Builtin>) -> Self {
         self.builtins = builtins.into_iter().collect();
+        self
+    }
+
+    /// Sets the options of the `PHONE_NUMBER` builtin.
+    #[must_use]
+    pub fn phone_number(mut self, phone_number: PhoneNumberConfig) -> Self {
+        self.phone_number = Some(phone_number);
         self
     }
 
@@ -350,6 +361,42 @@ impl RegexConfig {
     #[must_use]
     pub fn repetition_limit(mut self, limit: u32) -> Self {
         self.repetition_limit = Some(limit);
+        self
+    }
+}
+
+/// `phoneNumber`: options of the `PHONE_NUMBER` builtin.
+///
+/// ```yaml
+/// regex:
+///   action: Mask
+///   builtins: [PHONE_NUMBER]
+///   phoneNumber:
+///     regions: [US, CA, GB, DE]
+/// ```
+///
+/// Numbers written with a country code (`+49 30 901820`) are validated by that country's
+/// numbering plan whatever the regions. Numbers written without one (`030 901820`,
+/// `(415) 555-2671`) are reported when they are valid numbers of one of `regions`, tried in
+/// order, with the metadata of Google's libphonenumber. Without `phoneNumber` the regions are
+/// [`DEFAULT_PHONE_REGIONS`](crate::DEFAULT_PHONE_REGIONS): `US, CA, GB, DE, FR, ES, IT, NL,
+/// BR, MX, IN, JP, AU`. Fewer regions mean fewer numbers of other countries are recognized
+/// and fewer digit strings can pass for a phone number.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PhoneNumberConfig {
+    /// ISO 3166-1 alpha-2 region codes (`US`, `GB`, `DE`, ...), in the order national numbers
+    /// are tried. Required and not empty; an unknown code is an error naming its position
+    /// (`phoneNumber.regions[2]`).
+    pub regions: Vec<String>,
+}
+
+impl PhoneNumberConfig {
+    /// Sets the regions national numbers are validated in, in order (replacing any set before).
+    #[must_use]
+    pub fn regions<S: Into<String>>(mut self, regions: impl IntoIterator<Item = S>) -> Self {
+        self.regions = regions.into_iter().map(Into::into).collect();
         self
     }
 }

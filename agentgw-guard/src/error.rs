@@ -100,6 +100,15 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A `phoneNumber` block is invalid: an unknown region code, an empty `regions` list, or
+    /// the block on a guard without the `PHONE_NUMBER` builtin.
+    #[error("{}", display(path, self))]
+    InvalidPhoneNumber {
+        /// The field at fault (`phoneNumber.regions[2]`).
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl ConfigError for Error {
@@ -114,7 +123,8 @@ impl ConfigError for Error {
             | Error::UnknownReplacement { path, .. }
             | Error::InvalidStatus { path, .. }
             | Error::InvalidSystemPromptLeak { path, .. }
-            | Error::InvalidEscalation { path, .. } => path,
+            | Error::InvalidEscalation { path, .. }
+            | Error::InvalidPhoneNumber { path, .. } => path,
         }
     }
 
@@ -144,7 +154,8 @@ impl ConfigError for Error {
                 format!("must be an HTTP error status between 400 and 599, got {status}")
             }
             Error::InvalidSystemPromptLeak { message, .. }
-            | Error::InvalidEscalation { message, .. } => message.clone(),
+            | Error::InvalidEscalation { message, .. }
+            | Error::InvalidPhoneNumber { message, .. } => message.clone(),
         }
     }
 }

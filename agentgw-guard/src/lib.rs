@@ -242,10 +242,10 @@ pub mod stream;
 mod transform;
 
 pub use body::{GuardBody, GuardStream};
-pub use builtin::{Builtin, UnknownBuiltin};
+pub use builtin::{Builtin, DEFAULT_PHONE_REGIONS, UnknownBuiltin};
 pub use config::{
-    Action, GuardConfig, MatchConfig, NamedPhrase, PhraseConfig, PromptGuardConfig, RegexConfig,
-    RejectResponse, ScopeName, SystemPromptLeakConfig,
+    Action, GuardConfig, MatchConfig, NamedPhrase, PhoneNumberConfig, PhraseConfig,
+    PromptGuardConfig, RegexConfig, RejectResponse, ScopeName, SystemPromptLeakConfig,
 };
 pub use error::Error;
 pub use future::ResponseFuture;

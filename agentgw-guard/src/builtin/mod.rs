@@ -9,8 +9,12 @@
 //! | `CREDIT_CARD`  | 12-19 digits, plain or grouped 4-4-4-4(-3), 4-6-5, 4-6-4, 4-3-3-3, 4-4-4 with one separator (space or dash) used consistently | Luhn, issuer prefix and length: Visa 13/16/19, Mastercard 51-55 and 2221-2720 (16), Amex 34/37 (15), Discover 6011/644-649/65/622126-622925 (16-19), Diners 300-305/3095/36/38/39 (14-19), JCB 35 (16-19) and 1800/2131 (15), Maestro 5018/5020/5038/5893/56-58/6304/6390/6759/6761-6763/0604 (12-19) |
 //! | `SSN`          | `123-45-6789`, `123 45 6789`; nine bare digits only with context | SSA rules: area not 000, 666 or 900-999, group not 00, serial not 0000, no advertised or repeated-digit numbers |
 //! | `CA_SIN`       | `123-456-789`, `123 456 789`; nine bare digits only with context | Luhn, first digit 1-7 or 9 |
-//! | `PHONE_NUMBER` | `+CC ...` (E.164, with `(0)` and separators), NANP `(NPA) NXX-XXXX` / `NPA-NXX-XXXX` / `1-...`, national numbers with trunk prefix `0` (9-11 digits, not shaped like a ZIP+4, SSN, SIN or date), ten bare digits (NANP, or after a phone keyword) | country code and national number length (libphonenumber metadata); NANP area code in service and exchange `[2-9]XX` |
+//! | `PHONE_NUMBER` | `+CC ...` (E.164, with `(0)` and separators), NANP `(NPA) NXX-XXXX` / `NPA-NXX-XXXX` / `1-...`, national numbers with trunk prefix `0` (8-14 digits: `020 7946 0958`, `0 801 23 45 67`), national numbers without one in the groupings countries use (`(11) 91234-5678`, `98765 43210`, `612 34 56 78`, `55 1234 5678`), ten bare digits; shapes of a ZIP+4, SSN, SIN or date and eight-digit numbers only after a phone keyword | Google libphonenumber's metadata (the `phonenumber` crate): `+CC` numbers are possible numbers of their country (code, length, general pattern); national numbers are valid numbers of one of the configured regions (default [`DEFAULT_PHONE_REGIONS`]: `US, CA, GB, DE, FR, ES, IT, NL, BR, MX, IN, JP, AU`); ten bare digits without a phone keyword only in a NANP region |
 //! | `EMAIL`        | `local@label.label.tld`                               | local part and labels well formed, alphabetic TLD that is not a file extension (`icon@2x.png`), a dot in the domain (`node@18.2.0`, `user@localhost` are not emails) |
+//!
+//! The regions of `PHONE_NUMBER` are set per guard with `phoneNumber: {regions: [US, GB, DE]}`
+//! ([`PatternSetBuilder::phone_regions`](crate::PatternSetBuilder::phone_regions)); see the
+//! [`phone`] module for how numbers are validated.
 //!
 //! "Context" for bare nine-digit numbers is a keyword in the 64 bytes before the number
 //! (`SSN`, `social security`; `SIN`, `social insurance`, `assurance sociale`; the closer one
@@ -19,13 +23,15 @@
 //! separated number (`12-123-45-6789`), or the tail of a longer space-grouped one, are never
 //! reported.
 
-mod phone;
-mod tables;
+pub mod phone;
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+pub use phone::DEFAULT_PHONE_REGIONS;
+pub(crate) use phone::PhoneRules;
 
 /// A built-in PII recognizer. See the [module docs](self) for what each one accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -86,6 +92,7 @@ impl Builtin {
                 (phone::NANP, Check::PhoneNanp),
                 (phone::TRUNK, Check::PhoneTrunk),
                 (phone::TEN, Check::PhoneTen),
+                (phone::GROUPED, Check::PhoneGrouped),
             ],
             Builtin::Email => &[(EMAIL, Check::Email)],
         }
@@ -136,6 +143,7 @@ pub(crate) enum Check {
     PhoneNanp,
     PhoneTrunk,
     PhoneTen,
+    PhoneGrouped,
     Email,
 }
 
@@ -153,9 +161,16 @@ impl Check {
     }
 
     /// Validates the candidate `hay[start..end]`, looking at most [`CONTEXT_BYTES`] before it
-    /// and two bytes after it. Returns the accepted span (the candidate, or a shorter prefix of
-    /// it for over-long digit groups), or `None`.
-    pub(crate) fn accept(self, hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    /// and two bytes after it; national phone numbers are validated in the regions of `phone`.
+    /// Returns the accepted span (the candidate, or a shorter prefix of it for over-long digit
+    /// groups), or `None`.
+    pub(crate) fn accept(
+        self,
+        hay: &str,
+        start: usize,
+        end: usize,
+        phone: &PhoneRules,
+    ) -> Option<(usize, usize)> {
         let bytes = hay.as_bytes();
         let value = &hay[start..end];
         if self != Check::Email && continues_number(bytes, start, end) {
@@ -168,9 +183,10 @@ impl Check {
             Check::SinGrouped => sin(&digits(value)),
             Check::SinPlain => sin(value.as_bytes()) && sin_context(hay, start),
             Check::PhoneInternational => return phone::international(hay, start, end),
-            Check::PhoneNanp => phone::nanp_formatted(value),
-            Check::PhoneTrunk => phone::trunk(value, || phone_context(hay, start)),
-            Check::PhoneTen => phone::ten(value, || phone_context(hay, start)),
+            Check::PhoneNanp => phone::nanp_formatted(value, phone),
+            Check::PhoneTrunk => phone::trunk(value, phone, || phone_context(hay, start)),
+            Check::PhoneTen => phone::ten(value, phone, || phone_context(hay, start)),
+            Check::PhoneGrouped => phone::grouped(value, phone, || phone_context(hay, start)),
             Check::Email => return email(hay, start, end),
         };
         ok.then_some((start, end))
@@ -346,8 +362,19 @@ fn sin_context(hay: &str, start: usize) -> bool {
     id_keyword(hay, start) == Some(false)
 }
 
+/// Whether one of [`PHONE_WORDS`] stands as a whole word in the 40 bytes before `start`. The
+/// phone words are single words: this reads the window once, word by word, instead of
+/// searching it for each word as [`last_word`] does (phone shapes are common candidates).
 fn phone_context(hay: &str, start: usize) -> bool {
-    last_word(before(hay, start, 40), PHONE_WORDS).is_some()
+    before(hay, start, 40)
+        .as_bytes()
+        .split(|b| !b.is_ascii_alphanumeric())
+        .any(|word| {
+            (2..=8).contains(&word.len())
+                && PHONE_WORDS
+                    .iter()
+                    .any(|w| word.eq_ignore_ascii_case(w.as_bytes()))
+        })
 }
 
 /// Whether `hay[start..end]` is a whole delimited field of a record line (CSV, table) that
@@ -406,7 +433,11 @@ mod tests {
     use super::*;
 
     fn check(check: Check, hay: &str) -> bool {
-        check.accept(hay, 0, hay.len()).is_some()
+        accept(check, hay, 0, hay.len()).is_some()
+    }
+
+    fn accept(check: Check, hay: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+        check.accept(hay, start, end, &PhoneRules::default_regions())
     }
 
     #[test]
@@ -436,7 +467,7 @@ mod tests {
             assert!(!check(Check::Card, bad), "{bad}");
         }
         let hay = "4111 1111 1111 1111 123";
-        assert_eq!(Check::Card.accept(hay, 0, hay.len()), Some((0, 19)));
+        assert_eq!(accept(Check::Card, hay, 0, hay.len()), Some((0, 19)));
     }
 
     #[test]
@@ -460,7 +491,7 @@ mod tests {
     fn bare_nine_digits_need_context() {
         let accept = |check: Check, hay: &str| {
             let start = hay.len() - 9;
-            check.accept(hay, start, hay.len()).is_some()
+            accept(check, hay, start, hay.len()).is_some()
         };
         assert!(accept(Check::SsnPlain, "SSN: 536221234"));
         assert!(!accept(Check::SsnPlain, "Order 536221234"));
@@ -480,9 +511,9 @@ mod tests {
     #[test]
     fn numbers_inside_longer_numbers_are_not_reported() {
         let hay = "12-536-22-1234";
-        assert_eq!(Check::SsnGrouped.accept(hay, 3, hay.len()), None);
+        assert_eq!(accept(Check::SsnGrouped, hay, 3, hay.len()), None);
         let hay = "536-22-1234-7";
-        assert_eq!(Check::SsnGrouped.accept(hay, 0, 11), None);
+        assert_eq!(accept(Check::SsnGrouped, hay, 0, 11), None);
     }
 
     #[test]

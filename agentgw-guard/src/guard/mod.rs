@@ -73,6 +73,9 @@ impl Guard {
         for builtin in &regex.builtins {
             builder = builder.builtin(*builtin);
         }
+        if let Some(phone) = &regex.phone_number {
+            builder = builder.phone_regions(phone.regions.iter().cloned());
+        }
         for (i, m) in regex.matches.iter().enumerate() {
             let name = m.name.clone().unwrap_or_else(|| format!("matches[{i}]"));
             builder = builder.pattern(name.clone(), m.pattern.clone());

@@ -71,7 +71,8 @@ use regex_automata::{Anchored, Input, MatchKind, PatternID, meta};
 use regex_syntax::ParserBuilder;
 use regex_syntax::hir::Hir;
 
-use crate::builtin::{Builtin, Check};
+use crate::builtin::phone::NO_PHONE_RULES;
+use crate::builtin::{Builtin, Check, PhoneRules};
 use crate::error::Error;
 use crate::normalize::{OffsetMap, normalize, normalize_into};
 use crate::stream::StreamMasker;
@@ -251,6 +252,7 @@ impl Engines {
     fn build(
         hirs: &[&Hir],
         patterns: &[PatternInfo],
+        phone: &Option<PhoneRules>,
         path: &str,
         walk: bool,
     ) -> Result<Engines, Error> {
@@ -263,7 +265,8 @@ impl Engines {
                 .map(|(h, p)| (*h, *p))
                 .unzip();
             if !hirs.is_empty() {
-                parts.push(Engine::build(&hirs, patterns, path, walk && !alone)?);
+                let phone = phone.clone();
+                parts.push(Engine::build(&hirs, patterns, phone, path, walk && !alone)?);
             }
         }
         debug_assert!(parts.len() <= MAX_PARTS);
@@ -294,12 +297,15 @@ struct Engine {
     /// Finds the matches of `regex` faster when its patterns are bounded (see [`walk`]).
     walker: Option<Walker>,
     patterns: Vec<PatternInfo>,
+    /// The regions national phone numbers are validated in (with `PHONE_NUMBER`).
+    phone: Option<PhoneRules>,
 }
 
 impl Engine {
     fn build(
         hirs: &[&Hir],
         patterns: Vec<PatternInfo>,
+        phone: Option<PhoneRules>,
         path: &str,
         walk: bool,
     ) -> Result<Engine, Error> {
@@ -319,6 +325,7 @@ impl Engine {
             regex,
             walker,
             patterns,
+            phone,
         })
     }
 
@@ -380,7 +387,10 @@ impl Engine {
         } = self.patterns[pid];
         let (start, end) = match check {
             None => (start, end),
-            Some(check) => check.accept(hay, start, end)?,
+            Some(check) => {
+                let phone = self.phone.as_ref().unwrap_or(&NO_PHONE_RULES);
+                check.accept(hay, start, end, phone)?
+            }
         };
         Some(RawMatch {
             rule,
@@ -720,6 +730,7 @@ pub struct PatternSetBuilder {
     path: String,
     patterns: Vec<(String, String)>,
     builtins: Vec<Builtin>,
+    phone_regions: Option<Vec<String>>,
     phrases: Vec<(String, String)>,
     replacements: Vec<(String, String)>,
     default_replacement: Option<String>,
@@ -752,6 +763,15 @@ impl PatternSetBuilder {
     /// Adds a builtin recognizer (adding one twice has no effect).
     pub fn builtin(mut self, builtin: Builtin) -> Self {
         self.builtins.push(builtin);
+        self
+    }
+
+    /// Sets the regions `PHONE_NUMBER` validates national numbers in (numbers written without
+    /// a country code), in order: ISO 3166-1 alpha-2 codes of libphonenumber's metadata such as
+    /// `US`, `GB`, `DE` (default [`DEFAULT_PHONE_REGIONS`](crate::DEFAULT_PHONE_REGIONS)).
+    /// Numbers written with `+CC` are validated by their own country whatever the regions.
+    pub fn phone_regions<S: Into<String>>(mut self, regions: impl IntoIterator<Item = S>) -> Self {
+        self.phone_regions = Some(regions.into_iter().map(Into::into).collect());
         self
     }
 
@@ -831,6 +851,7 @@ impl PatternSetBuilder {
         let mut max_len = Some(0usize);
         let mut unbounded = Vec::new();
 
+        let phone = self.phone_rules()?;
         let builtin_parser = || ParserBuilder::new().unicode(false).utf8(true).build();
         let mut builtins = self.builtins.clone();
         builtins.sort_by_key(|b| Builtin::ALL.iter().position(|x| x == b));
@@ -930,7 +951,7 @@ impl PatternSetBuilder {
         }
         let all: Vec<&Hir> = hirs.iter().collect();
         let walk = !self.single_engine;
-        let regex = Engines::build(&all, &patterns, &self.path, walk)?;
+        let regex = Engines::build(&all, &patterns, &phone, &self.path, walk)?;
         let split = if !unbounded.is_empty() {
             let (mut open, mut closed) = (Vec::new(), Vec::new());
             let mut closed_patterns = Vec::new();
@@ -942,8 +963,8 @@ impl PatternSetBuilder {
                     open.push(hir);
                 }
             }
-            let open = Engine::build(&open, Vec::new(), &self.path, false)?.regex;
-            let closed = Engines::build(&closed, &closed_patterns, &self.path, walk)?;
+            let open = Engine::build(&open, Vec::new(), None, &self.path, false)?.regex;
+            let closed = Engines::build(&closed, &closed_patterns, &phone, &self.path, walk)?;
             Some((open, closed))
         } else {
             None
@@ -964,6 +985,38 @@ impl PatternSetBuilder {
                 tracker: OnceLock::new(),
             }),
         })
+    }
+
+    /// The compiled regions of `PHONE_NUMBER`, when the set has it.
+    fn phone_rules(&self) -> Result<Option<PhoneRules>, Error> {
+        let field = || self.field("phoneNumber.regions");
+        if !self.builtins.contains(&Builtin::PhoneNumber) {
+            return match self.phone_regions {
+                Some(_) => Err(Error::InvalidPhoneNumber {
+                    path: self.field("phoneNumber"),
+                    message: "is set but `builtins` has no PHONE_NUMBER".to_owned(),
+                }),
+                None => Ok(None),
+            };
+        }
+        match &self.phone_regions {
+            None => Ok(Some(PhoneRules::default_regions())),
+            Some(regions) if regions.is_empty() => Err(Error::InvalidPhoneNumber {
+                path: field(),
+                message: "is empty: list at least one region (such as US or GB), or leave it \
+                          out for the default regions"
+                    .to_owned(),
+            }),
+            Some(regions) => PhoneRules::new(regions).map(Some).map_err(|(i, region)| {
+                Error::InvalidPhoneNumber {
+                    path: format!("{}[{i}]", field()),
+                    message: format!(
+                        "unknown region `{region}`: expected an ISO 3166-1 alpha-2 region code \
+                         of libphonenumber's metadata in upper case, such as US, GB or DE"
+                    ),
+                }
+            }),
+        }
     }
 
     fn build_phrases(
