@@ -36,6 +36,8 @@ pub(crate) struct Tally {
     rejected: Option<String>,
     /// An `Escalate` guard matched: the event asks for a follow-up.
     escalate: bool,
+    /// The highest prompt-injection classifier score of the work, if a classifier scored it.
+    classifier_score: Option<f32>,
 }
 
 impl Tally {
@@ -61,6 +63,13 @@ impl Tally {
             self.rejected = other.rejected;
         }
         self.escalate |= other.escalate;
+        if let Some(score) = other.classifier_score {
+            self.add_score(score);
+        }
+    }
+
+    fn add_score(&mut self, score: f32) {
+        self.classifier_score = Some(self.classifier_score.map_or(score, |s| s.max(score)));
     }
 
     fn is_empty(&self) -> bool {
@@ -74,6 +83,16 @@ pub(crate) fn count(rule: &str, action: Action) {
     COLLECTING.with_borrow_mut(|tally| {
         if let Some(tally) = tally {
             tally.add(rule, action);
+        }
+    });
+}
+
+/// Notes a prompt-injection classifier score in the tally being collected on this thread, if
+/// any: the event carries the highest.
+pub(crate) fn score(score: f32) {
+    COLLECTING.with_borrow_mut(|tally| {
+        if let Some(tally) = tally {
+            tally.add_score(score);
         }
     });
 }
@@ -160,6 +179,11 @@ impl Audit {
             .with_detail("matches", matches);
         if tally.escalate {
             event = event.with_detail("escalate", true);
+        }
+        if let Some(score) = tally.classifier_score {
+            // Rounded: a score, not a fingerprint of the text.
+            let score = (f64::from(score) * 1000.0).round() / 1000.0;
+            event = event.with_detail("classifierScore", score);
         }
         self.0.sink.record(&event);
     }

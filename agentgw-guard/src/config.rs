@@ -173,6 +173,11 @@ pub struct GuardConfig {
         deserialize_with = "leak_config"
     )]
     pub system_prompt_leak: Option<SystemPromptLeakConfig>,
+    /// Instead of `regex`: score each inspected text with the built-in prompt-injection
+    /// classifier (request guards only, cargo feature `classifier`; see
+    /// [`ClassifierConfig`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<ClassifierConfig>,
     /// The answer to a rejection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<RejectResponse>,
@@ -208,6 +213,13 @@ impl GuardConfig {
     #[must_use]
     pub fn system_prompt_leak(mut self, leak: SystemPromptLeakConfig) -> Self {
         self.system_prompt_leak = Some(leak);
+        self
+    }
+
+    /// Makes this a classifier guard (instead of `regex`).
+    #[must_use]
+    pub fn classifier(mut self, classifier: ClassifierConfig) -> Self {
+        self.classifier = Some(classifier);
         self
     }
 
@@ -538,6 +550,109 @@ fn leak_config<'de, D: serde::Deserializer<'de>>(
         Repr::Enabled(false) => None,
         Repr::Config(config) => Some(config),
     })
+}
+
+/// `classifier`: a request guard that scores each text it inspects with the built-in,
+/// offline prompt-injection classifier and rejects (or escalates) at or above a threshold
+/// (cargo feature `classifier`; the crate's `classifier` module documents the model, and the
+/// README its figures).
+///
+/// ```yaml
+/// request:
+///   - name: injection-classifier
+///     scopes: [user, toolResult, toolDefinition]
+///     classifier: {enabled: true, threshold: 0.85, action: Reject, model: builtin}
+/// ```
+///
+/// The guard scores the same texts a `regex` guard with its `scopes` inspects: each text
+/// segment on its own (a message, a tool result, a tool description), the whole body when it
+/// is no LLM payload. It runs after the `regex` guards of the list, on their masked text. A
+/// rejection names the rule `prompt-injection-classifier`; every score goes to the histogram
+/// `agentgateway_guard_classifier_score{guard}` and, as `classifierScore`, to the audit event
+/// of the request, never the text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClassifierConfig {
+    /// Whether the guard scores anything (default `true`); `false` turns it off in place.
+    #[serde(default = "ClassifierConfig::default_enabled")]
+    pub enabled: bool,
+    /// The score, above 0 and at most 1, from which a text is flagged (default 0.85: about 3%
+    /// false positives on sources the model was not trained on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// `Reject` (default) or `Escalate`.
+    #[serde(default = "ClassifierConfig::default_action")]
+    pub action: Action,
+    /// The model (default `builtin`, the only one for now).
+    #[serde(default)]
+    pub model: ClassifierModel,
+}
+
+// `threshold` is checked to be a number in (0, 1], never NaN.
+impl Eq for ClassifierConfig {}
+
+impl Default for ClassifierConfig {
+    /// Enabled, `Reject` at the default threshold with the built-in model.
+    fn default() -> Self {
+        ClassifierConfig {
+            enabled: true,
+            threshold: None,
+            action: Action::Reject,
+            model: ClassifierModel::Builtin,
+        }
+    }
+}
+
+impl ClassifierConfig {
+    /// The default `threshold`.
+    pub const DEFAULT_THRESHOLD: f64 = 0.85;
+
+    fn default_enabled() -> bool {
+        true
+    }
+
+    fn default_action() -> Action {
+        Action::Reject
+    }
+
+    /// Turns the guard on or off.
+    #[must_use]
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets the score from which a text is flagged.
+    #[must_use]
+    pub fn threshold(mut self, threshold: f64) -> Self {
+        self.threshold = Some(threshold);
+        self
+    }
+
+    /// Sets what a flagged text does (`Reject` or `Escalate`).
+    #[must_use]
+    pub fn action(mut self, action: Action) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// Sets the model.
+    #[must_use]
+    pub fn model(mut self, model: ClassifierModel) -> Self {
+        self.model = model;
+        self
+    }
+}
+
+/// Which classifier model a guard uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ClassifierModel {
+    /// The model shipped in the crate (`builtin`).
+    #[default]
+    #[serde(rename = "builtin")]
+    Builtin,
 }
 
 /// A custom pattern.

@@ -109,6 +109,15 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A `classifier` block is invalid: a threshold out of range, `Mask`, on a response guard
+    /// or next to `regex`, or the crate built without its `classifier` feature.
+    #[error("{}", display(path, self))]
+    InvalidClassifier {
+        /// The field at fault (`request[0].classifier.threshold`).
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl ConfigError for Error {
@@ -124,7 +133,8 @@ impl ConfigError for Error {
             | Error::InvalidStatus { path, .. }
             | Error::InvalidSystemPromptLeak { path, .. }
             | Error::InvalidEscalation { path, .. }
-            | Error::InvalidPhoneNumber { path, .. } => path,
+            | Error::InvalidPhoneNumber { path, .. }
+            | Error::InvalidClassifier { path, .. } => path,
         }
     }
 
@@ -155,7 +165,8 @@ impl ConfigError for Error {
             }
             Error::InvalidSystemPromptLeak { message, .. }
             | Error::InvalidEscalation { message, .. }
-            | Error::InvalidPhoneNumber { message, .. } => message.clone(),
+            | Error::InvalidPhoneNumber { message, .. }
+            | Error::InvalidClassifier { message, .. } => message.clone(),
         }
     }
 }

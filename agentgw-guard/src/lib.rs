@@ -20,6 +20,11 @@
 //!   suffix that could become a match is held back ([`stream`]).
 //! - **Evasion-resistant.** `Reject` rules match a normalized skeleton of the text (zero-width
 //!   characters, homoglyphs, full-width letters, case and whitespace folded; [`normalize`](mod@normalize)).
+//! - **Prompt-injection classifier.** With the cargo feature `classifier`, a `classifier`
+//!   request guard scores each inspected text with a built-in, offline model (hashed n-grams
+//!   and multilingual instruction-override cues, pure Rust, weights in the crate) and rejects
+//!   or escalates above a threshold; the score goes to a histogram and the audit event, never
+//!   the text (`classifier` module, [`ClassifierConfig`]).
 //! - **System-prompt leaks.** A `systemPromptLeak` response guard rejects, masks or escalates
 //!   answers that reproduce a substantial part of the request's system prompt, buffered or
 //!   streamed, with bounded state ([`leak`]).
@@ -228,6 +233,9 @@
 mod audit;
 mod body;
 pub mod builtin;
+#[cfg(feature = "classifier")]
+#[cfg_attr(docsrs, doc(cfg(feature = "classifier")))]
+pub mod classifier;
 pub mod config;
 mod error;
 mod escalate;
@@ -244,8 +252,9 @@ mod transform;
 pub use body::{GuardBody, GuardStream};
 pub use builtin::{Builtin, DEFAULT_PHONE_REGIONS, UnknownBuiltin};
 pub use config::{
-    Action, GuardConfig, MatchConfig, NamedPhrase, PhoneNumberConfig, PhraseConfig,
-    PromptGuardConfig, RegexConfig, RejectResponse, ScopeName, SystemPromptLeakConfig,
+    Action, ClassifierConfig, ClassifierModel, GuardConfig, MatchConfig, NamedPhrase,
+    PhoneNumberConfig, PhraseConfig, PromptGuardConfig, RegexConfig, RejectResponse, ScopeName,
+    SystemPromptLeakConfig,
 };
 pub use error::Error;
 pub use future::ResponseFuture;

@@ -117,5 +117,11 @@ async fn every_printed_request_behaves_as_described() {
         "the denial echoes the argument: {json}"
     );
 
+    // 8: an injection without any configured keyword, rejected by the classifier.
+    let res = send(&base, 8).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(json["error"]["code"], "prompt-injection-classifier");
+
     gw.shutdown().await;
 }

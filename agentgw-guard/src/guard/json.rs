@@ -44,7 +44,7 @@ impl Guards {
         reach: Reach,
     ) -> Result<Rewrites, Denial> {
         let mut rewrites = Rewrites::new();
-        if !self.guards.iter().any(|guard| guard.reaches(reach)) {
+        if !self.any_reaches(reach) {
             return Ok(rewrites);
         }
         let mut denial = None;

@@ -1,6 +1,7 @@
 //! Compiled guards and how they apply to texts and streams of text; [`json`] applies them to
 //! JSON payloads.
 
+pub(crate) mod classifier;
 mod json;
 pub(crate) mod lexical;
 
@@ -24,6 +25,7 @@ use crate::error::Error;
 use crate::leak::LeakGuard;
 use crate::pattern_set::{PatternSet, RuleId};
 use crate::stream::StreamMasker;
+use classifier::ClassifierGuard;
 
 /// The layer name in rejections and metrics.
 pub(crate) const LAYER: &str = "prompt_guard";
@@ -242,6 +244,9 @@ pub(crate) fn compile_escalation(
 /// The `guard` of a [`Denial`] by the system-prompt leak guard.
 pub(crate) const LEAK_GUARD: usize = usize::MAX;
 
+/// The `guard` of a [`Denial`] by classifier guard `i` is `CLASSIFIER_GUARD + i`.
+pub(crate) const CLASSIFIER_GUARD: usize = usize::MAX / 2;
+
 /// Guards of one direction, applied in order.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Guards {
@@ -251,6 +256,8 @@ pub(crate) struct Guards {
     pub(crate) leak: Option<Arc<LeakGuard>>,
     /// The `escalation` of the leak guard.
     pub(crate) leak_escalation: Option<Escalation>,
+    /// The `classifier` guards (request guards only), applied after the others.
+    pub(crate) classifiers: Vec<ClassifierGuard>,
 }
 
 impl Guards {
@@ -262,9 +269,27 @@ impl Guards {
         let mut guards = Vec::new();
         let mut leak: Option<Arc<LeakGuard>> = None;
         let mut leak_escalation = None;
+        let mut classifiers = Vec::new();
         for (i, config) in configs.iter().enumerate() {
             let path = format!("{side}[{i}]");
             let label = config.name.clone().unwrap_or_else(|| path.clone());
+            if let Some(classifier) = &config.classifier {
+                let compiled =
+                    ClassifierGuard::compile(config, classifier, &path, label.clone(), direction)?;
+                match compiled {
+                    Some(compiled) => {
+                        classifiers.push(compiled);
+                        continue;
+                    }
+                    // A disabled classifier: the guard is whatever else it has, or nothing.
+                    None if config.regex == RegexConfig::default()
+                        && config.system_prompt_leak.is_none() =>
+                    {
+                        continue;
+                    }
+                    None => {}
+                }
+            }
             let Some(leak_config) = &config.system_prompt_leak else {
                 guards.push(Guard::compile(config, &path, label, direction)?);
                 continue;
@@ -308,6 +333,7 @@ impl Guards {
             guards,
             leak,
             leak_escalation,
+            classifiers,
         })
     }
 
@@ -319,6 +345,13 @@ impl Guards {
                 .as_ref()
                 .map(|escalation| (leak.label.as_str(), escalation)),
             (_, LEAK_GUARD) => None,
+            (_, i) if i >= CLASSIFIER_GUARD => {
+                let guard = self.classifiers.get(i - CLASSIFIER_GUARD)?;
+                guard
+                    .escalation
+                    .as_ref()
+                    .map(|escalation| (guard.label.as_str(), escalation))
+            }
             (_, i) => {
                 let guard = self.guards.get(i)?;
                 guard
@@ -331,7 +364,9 @@ impl Guards {
 
     /// Whether any guard escalates to a destination.
     pub(crate) fn escalates(&self) -> bool {
-        self.leak_escalation.is_some() || self.guards.iter().any(|g| g.escalation.is_some())
+        self.leak_escalation.is_some()
+            || self.guards.iter().any(|g| g.escalation.is_some())
+            || self.classifiers.iter().any(|g| g.escalation.is_some())
     }
 
     /// The same guards, their escalations audited into `sink`.
@@ -347,6 +382,12 @@ impl Guards {
             .leak_escalation
             .take()
             .map(|escalation| escalation.audit_sink(Arc::clone(sink)));
+        for guard in &mut guards.classifiers {
+            guard.escalation = guard
+                .escalation
+                .take()
+                .map(|escalation| escalation.audit_sink(Arc::clone(sink)));
+        }
         guards
     }
 
@@ -354,12 +395,21 @@ impl Guards {
     pub(crate) fn rejection(&self, denial: &Denial) -> Rejection {
         match (&self.leak, denial.guard) {
             (Some(leak), LEAK_GUARD) => leak.rejection(),
+            (_, i) if i >= CLASSIFIER_GUARD && i != LEAK_GUARD => {
+                self.classifiers[i - CLASSIFIER_GUARD].rejection()
+            }
             _ => self.get(denial.guard).rejection(&denial.rule),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.guards.is_empty()
+        self.guards.is_empty() && self.classifiers.is_empty()
+    }
+
+    /// Whether any guard (a `regex` or a `classifier` guard) inspects text of `reach`.
+    pub(crate) fn any_reaches(&self, reach: Reach) -> bool {
+        self.guards.iter().any(|guard| guard.reaches(reach))
+            || self.classifiers.iter().any(|guard| guard.reaches(reach))
     }
 
     pub(crate) fn get(&self, i: usize) -> &Guard {
@@ -412,6 +462,21 @@ impl Guards {
                         current = Cow::Owned(masked);
                     }
                 }
+            }
+        }
+        for (i, classifier) in self.classifiers.iter().enumerate() {
+            let guard = CLASSIFIER_GUARD + i;
+            if !classifier.reaches(reach)
+                || (classifier.escalation.is_some()
+                    && crate::escalate::is_approved(guard, classifier::CLASSIFIER_RULE))
+            {
+                continue;
+            }
+            if classifier.flags(&current) {
+                return Err(Denial {
+                    guard,
+                    rule: classifier::CLASSIFIER_RULE.to_owned(),
+                });
             }
         }
         Ok(match current {

@@ -1,0 +1,360 @@
+//! `train-classifier`: regenerates agentgw-guard's built-in prompt-injection model and prints
+//! its leave-one-source-out figures.
+//!
+//! ```text
+//! cargo run -p train-classifier --release -- \
+//!     --data ../shared/data/prompt-injection/train.jsonl \
+//!     --data tools/train-classifier/data/cyberseceval-english.jsonl \
+//!     --data tools/train-classifier/data/cyberseceval-multilingual.jsonl \
+//!     --out agentgw-guard/src/classifier/model.bin [--eval loso|lolo]
+//! ```
+//!
+//! Every run first scores each source group with a model trained on the other groups, and
+//! shifts the final model's bias so that the default threshold 0.85 sits where those
+//! held-out scores have a 3% false-positive rate. `--eval loso` prints the figures as
+//! Markdown tables (per held-out group, per category, threshold trade-off).
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use agentgw_guard::classifier::features::FeatureSet;
+use agentgw_guard::classifier::sigmoid;
+use clap::Parser;
+use train_classifier::{
+    Options, Row, examples, leave_one_language_out, leave_one_source_out, rate, read_rows, roc_auc,
+    shift_bias, threshold_at_fpr, train_rows,
+};
+
+/// The threshold the default configuration uses.
+const DEFAULT_THRESHOLD: f32 = 0.85;
+
+#[derive(Debug, Parser)]
+#[command(about = "Train and evaluate agentgw-guard's prompt-injection classifier")]
+struct Args {
+    /// The labelled texts (JSON lines: text, label, source, category, optional language);
+    /// repeat for several files.
+    #[arg(long, required = true)]
+    data: Vec<String>,
+    /// Where to write the model (agentgw-guard/src/classifier/model.bin).
+    #[arg(long)]
+    out: Option<String>,
+    /// `loso`: print leave-one-source-out figures (and per language); `lolo`: also
+    /// leave-one-language-out figures of the rows with a language.
+    #[arg(long)]
+    eval: Option<String>,
+    /// Further labelled texts scored by the final model only, never trained on.
+    #[arg(long)]
+    holdout: Vec<String>,
+    /// Hash bits.
+    #[arg(long, default_value_t = Options::default().bits)]
+    bits: u8,
+    /// Passes over the data.
+    #[arg(long, default_value_t = Options::default().epochs)]
+    epochs: u32,
+    /// AdaGrad learning rate.
+    #[arg(long, default_value_t = Options::default().learning_rate)]
+    learning_rate: f32,
+    /// L2 regularization.
+    #[arg(long, default_value_t = Options::default().l2)]
+    l2: f32,
+    /// Source balance exponent (0: rows weigh the same; 1: sources weigh the same).
+    #[arg(long, default_value_t = Options::default().source_balance)]
+    source_balance: f32,
+    /// Window length in tokens.
+    #[arg(long, default_value_t = Options::default().window)]
+    window: u32,
+    /// Feature families: any of `u` (unigrams), `b` (bigrams), `c` (character n-grams), `k`
+    /// (multilingual instruction-override cues).
+    #[arg(long, default_value = "ubck")]
+    features: String,
+    /// Train on each window of a benign text as a negative of its own (measured worse).
+    #[arg(long)]
+    benign_windows: bool,
+    /// Train long attacks on their best-scoring window after the first pass.
+    #[arg(long)]
+    attack_windows: bool,
+    /// The held-out false-positive rate the default threshold 0.85 is calibrated to.
+    #[arg(long, default_value_t = 0.03)]
+    calibrate_fpr: f32,
+}
+
+fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-7, 1.0 - 1e-7);
+    (p / (1.0 - p)).ln()
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("train-classifier: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let mut features = FeatureSet::from_bits(0).expect("empty set");
+    for c in args.features.chars() {
+        features = features.union(match c {
+            'u' => FeatureSet::UNIGRAMS,
+            'b' => FeatureSet::BIGRAMS,
+            'c' => FeatureSet::CHAR_NGRAMS,
+            'k' => FeatureSet::CUES,
+            other => return Err(format!("--features: unknown family `{other}`")),
+        });
+    }
+    let options = Options {
+        bits: args.bits,
+        features,
+        window: args.window,
+        epochs: args.epochs,
+        learning_rate: args.learning_rate,
+        l2: args.l2,
+        source_balance: args.source_balance,
+        benign_windows: args.benign_windows,
+        attack_windows: args.attack_windows,
+        ..Options::default()
+    };
+    let mut rows = Vec::new();
+    for path in &args.data {
+        let data = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+        rows.extend(read_rows(&data).map_err(|e| format!("{path}: {e}"))?);
+    }
+    let vectors = examples(&rows, &options);
+
+    let raw = leave_one_source_out(&rows, &vectors, &options);
+    let benign: Vec<f32> = rows
+        .iter()
+        .zip(&raw)
+        .filter(|(r, _)| !r.is_attack())
+        .map(|(_, s)| *s)
+        .collect();
+    let at_fpr = threshold_at_fpr(&benign, args.calibrate_fpr);
+    let shift = logit(DEFAULT_THRESHOLD) - logit(at_fpr);
+    let scores: Vec<f32> = raw.iter().map(|&s| sigmoid(logit(s) + shift)).collect();
+
+    if let Some(mode) = &args.eval {
+        if mode != "loso" && mode != "lolo" {
+            return Err(format!(
+                "--eval: unknown mode `{mode}` (expected `loso` or `lolo`)"
+            ));
+        }
+        print_loso(&rows, &scores);
+        print_languages(
+            "Per language, multilingual set held out entirely (a model trained on English only)",
+            &rows,
+            &scores,
+        );
+        if mode == "lolo" {
+            let lolo: Vec<f32> = leave_one_language_out(&rows, &vectors, &options)
+                .iter()
+                .map(|&s| sigmoid(logit(s) + shift))
+                .collect();
+            print_languages(
+                "Per language, leave-one-language-out (the language scored is never in training)",
+                &rows,
+                &lolo,
+            );
+        }
+    }
+
+    let holdouts: Vec<(String, Vec<Row>)> = args
+        .holdout
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+            Ok((
+                path.clone(),
+                read_rows(&text).map_err(|e| format!("{path}: {e}"))?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+
+    if args.out.is_some() || !holdouts.is_empty() {
+        let all: Vec<&Row> = rows.iter().collect();
+        let all_vectors: Vec<_> = vectors.iter().collect();
+        let model = shift_bias(train_rows(&all, &all_vectors, &options), shift);
+        for (path, rows) in &holdouts {
+            print_holdout(path, rows, |text| model.score(text));
+        }
+        if let Some(out) = &args.out {
+            let bytes = model.to_bytes();
+            std::fs::write(out, &bytes).map_err(|e| format!("{out}: {e}"))?;
+            eprintln!(
+                "wrote {out}: {} bytes, fnv64 {:016x}",
+                bytes.len(),
+                bytes
+                    .iter()
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b))
+                        .wrapping_mul(0x100_0000_01b3))
+            );
+        }
+    }
+    Ok(())
+}
+
+fn split(rows: &[&Row], scores: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut attacks = Vec::new();
+    let mut benign = Vec::new();
+    for (row, &s) in rows.iter().zip(scores) {
+        if row.is_attack() {
+            attacks.push(s);
+        } else {
+            benign.push(s);
+        }
+    }
+    (attacks, benign)
+}
+
+fn pct(x: f32) -> String {
+    if x.is_nan() {
+        "–".to_owned()
+    } else {
+        format!("{:.1}%", x * 100.0)
+    }
+}
+
+fn print_loso(rows: &[Row], scores: &[f32]) {
+    let all: Vec<&Row> = rows.iter().collect();
+    let (attacks, benign) = split(&all, scores);
+    let t = DEFAULT_THRESHOLD;
+
+    println!("### Leave-one-source-out, per held-out source group\n");
+    println!(
+        "Each group scored by a model trained on the other groups. AUC: the group's attacks \
+         against its benign texts; a group with one class only is ranked against the held-out \
+         scores of the other class from every group. Threshold {t}.\n"
+    );
+    println!("| held-out group | attacks | benign | ROC AUC | TPR | FPR |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        groups.entry(row.group()).or_default().push(i);
+    }
+    let mut aucs = Vec::new();
+    for (group, idx) in &groups {
+        let g_rows: Vec<&Row> = idx.iter().map(|&i| &rows[i]).collect();
+        let g_scores: Vec<f32> = idx.iter().map(|&i| scores[i]).collect();
+        let (ga, gb) = split(&g_rows, &g_scores);
+        let auc = match (ga.is_empty(), gb.is_empty()) {
+            (false, false) => roc_auc(&ga, &gb),
+            (false, true) => roc_auc(&ga, &benign),
+            (true, false) => roc_auc(&attacks, &gb),
+            (true, true) => f32::NAN,
+        };
+        aucs.push(auc);
+        println!(
+            "| {group} | {} | {} | {:.3} | {} | {} |",
+            ga.len(),
+            gb.len(),
+            auc,
+            pct(rate(&ga, t)),
+            pct(rate(&gb, t))
+        );
+    }
+    let mean_auc = aucs.iter().sum::<f32>() / aucs.len() as f32;
+    println!(
+        "| **all (pooled)** | {} | {} | {:.3} | {} | {} |",
+        attacks.len(),
+        benign.len(),
+        roc_auc(&attacks, &benign),
+        pct(rate(&attacks, t)),
+        pct(rate(&benign, t))
+    );
+    println!("\nMean ROC AUC over held-out groups: {mean_auc:.3}.\n");
+
+    println!("### Per category (held-out scores, threshold {t})\n");
+    println!("| category | label | rows | flagged |");
+    println!("|---|---|---:|---:|");
+    let mut cats: BTreeMap<(&str, &str), Vec<f32>> = BTreeMap::new();
+    for (row, &s) in rows.iter().zip(scores) {
+        cats.entry((&row.label, &row.category)).or_default().push(s);
+    }
+    for ((label, cat), s) in &cats {
+        println!("| {cat} | {label} | {} | {} |", s.len(), pct(rate(s, t)));
+    }
+
+    let cat_scores = |name: &str| -> Vec<f32> {
+        rows.iter()
+            .zip(scores)
+            .filter(|(r, _)| r.category == name)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    let trigger = cat_scores("benign_trigger_word");
+    let roleplay = cat_scores("roleplay_system_prompt");
+    println!("\n### Threshold trade-off (held-out scores, all groups pooled)\n");
+    println!("| threshold | TPR | FPR | FPR benign_trigger_word | FPR roleplay_system_prompt |");
+    println!("|---:|---:|---:|---:|---:|");
+    for t in [0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98] {
+        println!(
+            "| {t} | {} | {} | {} | {} |",
+            pct(rate(&attacks, t)),
+            pct(rate(&benign, t)),
+            pct(rate(&trigger, t)),
+            pct(rate(&roleplay, t))
+        );
+    }
+    println!();
+}
+
+fn print_holdout(path: &str, rows: &[Row], score: impl Fn(&str) -> f32) {
+    println!("### Held-out set `{path}` (final model, threshold {DEFAULT_THRESHOLD})\n");
+    println!("| source | category | label | rows | flagged |");
+    println!("|---|---|---|---:|---:|");
+    let mut groups: BTreeMap<(&str, &str, &str), Vec<f32>> = BTreeMap::new();
+    for row in rows {
+        groups
+            .entry((&row.source, &row.category, &row.label))
+            .or_default()
+            .push(score(&row.text));
+    }
+    for ((source, cat, label), s) in &groups {
+        println!(
+            "| {source} | {cat} | {label} | {} | {} |",
+            s.len(),
+            pct(rate(s, DEFAULT_THRESHOLD))
+        );
+    }
+    println!();
+}
+
+fn print_languages(title: &str, rows: &[Row], scores: &[f32]) {
+    let mut languages: BTreeMap<&str, (Vec<f32>, Vec<f32>)> = BTreeMap::new();
+    for (row, &s) in rows.iter().zip(scores) {
+        let Some(language) = row.language.as_deref() else {
+            continue;
+        };
+        let entry = languages.entry(language).or_default();
+        if row.is_attack() {
+            entry.0.push(s);
+        } else {
+            entry.1.push(s);
+        }
+    }
+    if languages.is_empty() {
+        return;
+    }
+    println!("### {title} (threshold {DEFAULT_THRESHOLD})\n");
+    println!("| language | attacks | TPR | benign system prompts | FPR | ROC AUC |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut at_70 = 0;
+    for (language, (attacks, benign)) in &languages {
+        let tpr = rate(attacks, DEFAULT_THRESHOLD);
+        at_70 += usize::from(tpr >= 0.70);
+        println!(
+            "| {language} | {} | {} | {} | {} | {:.3} |",
+            attacks.len(),
+            pct(tpr),
+            benign.len(),
+            pct(rate(benign, DEFAULT_THRESHOLD)),
+            roc_auc(attacks, benign)
+        );
+    }
+    println!(
+        "\nLanguages with TPR >= 70%: {at_70} of {}.\n",
+        languages.len()
+    );
+}
