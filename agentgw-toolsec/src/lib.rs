@@ -160,8 +160,22 @@
 //! result. Builtin detectors run with no configuration (see [`rules`]): hidden instructions
 //! (`<IMPORTANT>`, `ignore previous ...`, `do not tell the user`, coercive `you must always`),
 //! invisible and bidi Unicode (zero-width, tag characters, ANSI escapes), instructions about
-//! other tools (shadowing), secret-exfiltration hints (`read ~/.ssh`, `send ... to https://`),
-//! shell commands in schema defaults. Configured `rules` check a `field` (`description`,
+//! other tools (shadowing), secret-exfiltration hints (`read ~/.ssh`, `send ... to https://`,
+//! secrets named as identifiers: `print $AWS_SECRET_ACCESS_KEY`, `include OPENAI_API_KEY in the
+//! notes field`), orders in HTML and Markdown comments (`<!-- assistant: ... -->`,
+//! `[//]: # (...)`), shell commands in schema defaults. With the cargo feature `classifier`, a
+//! `validation.classifier` block also scores the prose of each definition (description, title,
+//! parameter descriptions at any depth, string `default`/`enum`/`examples`/`const` values,
+//! comment contents) and of the `initialize` instructions with `agentgw-guard`'s offline
+//! prompt-injection classifier (rule
+//! [`PROMPT_INJECTION_CLASSIFIER`](rules::PROMPT_INJECTION_CLASSIFIER)):
+//!
+//! ```yaml
+//! validation:
+//!   classifier: {enabled: true, threshold: 0.9}   # 0.9 is the default threshold
+//! ```
+//!
+//! Configured `rules` check a `field` (`description`,
 //! `name`, `inputSchema.properties.*.default`, any dotted path) with `reject` and `allow`
 //! patterns. Patterns run on the `agentgw-guard` engine: all patterns of a rule in one
 //! automaton, `reject` patterns on the normalized skeleton (case, homoglyphs, full-width forms
@@ -221,7 +235,7 @@
 //! `resources/read` contents, `prompts/get` messages, errors, and the server's requests such as
 //! `sampling/createMessage` and `elicitation/create`), base64 payloads excepted.
 //!
-//! **Other server texts**: the builtin detectors also check the `initialize` instructions and
+//! **Other server texts**: the builtin detectors (and the classifier, when configured) also check the `initialize` instructions and
 //! the entries of `prompts/list`, `resources/list` and `resources/templates/list`; what fails is
 //! removed (or the answer refused with `validation.action: Reject`).
 //!
@@ -284,6 +298,9 @@
 mod allowlist;
 pub mod audit;
 mod body;
+#[cfg(feature = "classifier")]
+mod classify;
+mod comments;
 pub mod config;
 mod decode;
 mod denial;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use agentgw_guard::PatternSet;
 use serde_json::Value;
 
+#[cfg(feature = "classifier")]
+use crate::classify::DefinitionClassifier;
 use crate::config::ValidationConfig;
 use crate::detect::Detectors;
 use crate::error::Error;
@@ -17,6 +19,8 @@ use crate::input::{allow_rule_name, compile};
 pub(crate) struct DefinitionRules {
     rules: Vec<FieldRule>,
     builtins: bool,
+    #[cfg(feature = "classifier")]
+    classifier: Option<DefinitionClassifier>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +35,13 @@ struct FieldRule {
 
 impl DefinitionRules {
     pub(crate) fn from_config(config: &ValidationConfig, base: &str) -> Result<Self, Error> {
+        #[cfg(not(feature = "classifier"))]
+        if config.classifier.as_ref().is_some_and(|c| c.enabled) {
+            return Err(Error::invalid(
+                format!("{base}.classifier"),
+                "needs agentgw-toolsec built with the cargo feature `classifier`",
+            ));
+        }
         let mut rules = Vec::with_capacity(config.rules.len());
         for (i, rule) in config.rules.iter().enumerate() {
             let path = format!("{base}.rules[{i}]");
@@ -52,6 +63,13 @@ impl DefinitionRules {
         Ok(Self {
             rules,
             builtins: config.builtin_detectors,
+            #[cfg(feature = "classifier")]
+            classifier: match &config.classifier {
+                Some(classifier) => {
+                    DefinitionClassifier::from_config(classifier, &format!("{base}.classifier"))?
+                }
+                None => None,
+            },
         })
     }
 
@@ -85,20 +103,42 @@ impl DefinitionRules {
                 return broken;
             }
         }
-        if self.builtins {
-            return Detectors::get().check_tool(tool).map(Arc::from);
+        if self.builtins
+            && let Some(rule) = Detectors::get().check_tool(tool)
+        {
+            return Some(Arc::from(rule));
         }
+        self.check_classifier(tool)
+    }
+
+    /// [`PROMPT_INJECTION_CLASSIFIER`](crate::rules::PROMPT_INJECTION_CLASSIFIER) when a text
+    /// of `value` scores at or above the `validation.classifier` threshold.
+    #[cfg(feature = "classifier")]
+    fn check_classifier(&self, value: &Value) -> Option<Arc<str>> {
+        let classifier = self.classifier.as_ref()?;
+        let score = classifier.flagged(value)?;
+        tracing::debug!(
+            score,
+            "tool definition flagged by the prompt-injection classifier"
+        );
+        Some(Arc::from(crate::rules::PROMPT_INJECTION_CLASSIFIER))
+    }
+
+    #[cfg(not(feature = "classifier"))]
+    fn check_classifier(&self, _value: &Value) -> Option<Arc<str>> {
         None
     }
 
-    /// The builtin rule a server text other than a tool definition breaks (a prompt, a
-    /// resource, the `initialize` instructions); configured rules select fields of tool
-    /// definitions and do not apply.
+    /// The builtin or classifier rule a server text other than a tool definition breaks (a
+    /// prompt, a resource, the `initialize` instructions); configured rules select fields of
+    /// tool definitions and do not apply.
     pub(crate) fn check_server_text(&self, value: &Value) -> Option<Arc<str>> {
-        if !self.builtins {
-            return None;
+        if self.builtins
+            && let Some(rule) = Detectors::get().check_tool(value)
+        {
+            return Some(Arc::from(rule));
         }
-        Detectors::get().check_tool(value).map(Arc::from)
+        self.check_classifier(value)
     }
 
     /// Whether the definition gives orders about one of `other_tools` (builtin detectors only).

@@ -133,7 +133,9 @@ pub use pinning::{PinningConfig, RedisPinsConfig};
 pub use sandbox::{FileSystemAccess, STDIO_ONLY_LIMITS, SandboxConfig, SandboxLimits, SandboxMode};
 pub use sanitization::{ResponseSanitizationConfig, SanitizationAction, SanitizationRule};
 pub use spoofing::NameSpoofingConfig;
-pub use validation::{NamedPattern, ValidationAction, ValidationConfig, ValidationRule};
+pub use validation::{
+    DefinitionClassifierConfig, NamedPattern, ValidationAction, ValidationConfig, ValidationRule,
+};
 
 /// `toolSecurity`: every defense of this crate. See the [module docs](self) for the shape.
 ///

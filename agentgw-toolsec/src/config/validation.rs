@@ -1,5 +1,6 @@
 //! `validation`: checks of the tool definitions of `tools/list` results.
 
+use agentgw_guard::ClassifierModel;
 use serde::Deserialize;
 
 use super::yes;
@@ -25,6 +26,71 @@ pub struct ValidationConfig {
     /// Custom rules on fields of the definition (default none).
     #[serde(default)]
     pub rules: Vec<ValidationRule>,
+    /// Scores the texts of each definition with the built-in prompt-injection classifier
+    /// (cargo feature `classifier`; default off).
+    #[serde(default)]
+    pub classifier: Option<DefinitionClassifierConfig>,
+}
+
+/// `validation.classifier`: scores the texts of each tool definition (description, title,
+/// parameter descriptions at any depth, string `default`/`enum`/`examples`/`const` values, the
+/// content of HTML and Markdown comments) and of the `initialize` instructions, prompts and
+/// resources with `agentgw-guard`'s offline prompt-injection classifier. A text scoring at or
+/// above `threshold` fails the definition under the rule
+/// [`PROMPT_INJECTION_CLASSIFIER`](crate::rules::PROMPT_INJECTION_CLASSIFIER), handled by
+/// `validation.action` like any other rule.
+///
+/// ```yaml
+/// validation:
+///   classifier: {enabled: true, threshold: 0.9, model: builtin}
+/// ```
+///
+/// Needs the cargo feature `classifier`; without it an enabled block is a configuration error.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DefinitionClassifierConfig {
+    /// On unless `false`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The score, above 0 and at most 1, from which a text fails (default
+    /// [`DEFAULT_THRESHOLD`](Self::DEFAULT_THRESHOLD)).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// The model (default `builtin`, the only one for now).
+    #[serde(default)]
+    pub model: ClassifierModel,
+}
+
+impl DefinitionClassifierConfig {
+    /// The default `threshold`: at it, no definition of the benign set of public MCP servers'
+    /// tools in `tests/data/` fails.
+    pub const DEFAULT_THRESHOLD: f64 = 0.9;
+
+    /// Sets `enabled`.
+    #[must_use]
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets `threshold`.
+    #[must_use]
+    pub fn threshold(mut self, threshold: f64) -> Self {
+        self.threshold = Some(threshold);
+        self
+    }
+}
+
+impl Default for DefinitionClassifierConfig {
+    /// Enabled at the default threshold with the built-in model.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: None,
+            model: ClassifierModel::Builtin,
+        }
+    }
 }
 
 impl Default for ValidationConfig {
@@ -34,6 +100,7 @@ impl Default for ValidationConfig {
             action: ValidationAction::default(),
             builtin_detectors: true,
             rules: Vec::new(),
+            classifier: None,
         }
     }
 }
@@ -57,6 +124,13 @@ impl ValidationConfig {
     #[must_use]
     pub fn builtin_detectors(mut self, on: bool) -> Self {
         self.builtin_detectors = on;
+        self
+    }
+
+    /// Sets `classifier`.
+    #[must_use]
+    pub fn classifier(mut self, classifier: DefinitionClassifierConfig) -> Self {
+        self.classifier = Some(classifier);
         self
     }
 
