@@ -3,76 +3,17 @@
 //! calls that reach it; the layer sits in front of it, called with reqwest.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use agentgw_core::ConfigError;
 use agentgw_core::audit::{AuditSink, MemorySink};
 use agentgw_core::identity::{BackendName, JwtClaims};
+use agentgw_test_support::EscalationHook;
 use agentgw_toolsec::{ToolSecurityConfig, ToolSecurityLayer};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
-
-/// A webhook that records the events it receives and decides by its path: `/allow`, `/deny`,
-/// `/slow` (answers after 30 s) and `/rules` (allows `path-traversal`, denies anything else).
-struct Webhook {
-    base: String,
-    events: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Webhook {
-    async fn start() -> Webhook {
-        let events: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let seen = Arc::clone(&events);
-        let app = Router::new().route(
-            "/{mode}",
-            post(
-                move |axum::extract::Path(mode): axum::extract::Path<String>, body: Bytes| {
-                    let seen = Arc::clone(&seen);
-                    async move {
-                        let event: Value = serde_json::from_slice(&body).unwrap();
-                        seen.lock().unwrap().push(event.clone());
-                        let allow = match mode.as_str() {
-                            "allow" => true,
-                            "slow" => {
-                                tokio::time::sleep(Duration::from_secs(30)).await;
-                                true
-                            }
-                            "rules" => event["rule"] == "path-traversal",
-                            _ => false,
-                        };
-                        axum::Json(json!({ "decision": if allow { "allow" } else { "deny" } }))
-                    }
-                },
-            ),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Webhook { base, events }
-    }
-
-    fn url(&self, mode: &str) -> String {
-        format!("{}/{mode}", self.base)
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.events.lock().unwrap().clone()
-    }
-
-    /// The events, once `n` have arrived (notifications are delivered in the background).
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
-        for _ in 0..500 {
-            if self.events.lock().unwrap().len() >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.events()
-    }
-}
 
 /// An MCP upstream that answers every `tools/call` with a text result and counts them, behind
 /// the layer, a router that names the route `tools` and a stand-in for JWT authentication.
@@ -177,7 +118,7 @@ fn assert_refused(answer: &Value, rule: &str) {
 
 #[tokio::test]
 async fn a_pending_call_goes_upstream_only_when_the_webhook_allows() {
-    let webhook = Webhook::start().await;
+    let webhook = EscalationHook::start().await.unwrap();
 
     let allowed = serve(escalating(&webhook.url("allow"), true)).await;
     let answer = allowed
@@ -225,9 +166,9 @@ async fn a_pending_call_goes_upstream_only_when_the_webhook_allows() {
 
 #[tokio::test]
 async fn an_allowed_input_rule_is_skipped_and_the_others_still_apply() {
-    let webhook = Webhook::start().await;
+    let webhook = EscalationHook::start().await.unwrap();
     // `/rules` allows `path-traversal` and denies anything else.
-    let gateway = serve(escalating(&webhook.url("rules"), true)).await;
+    let gateway = serve(escalating(&webhook.url("allow-rule/path-traversal"), true)).await;
     let answer = gateway.call("run", json!({"dir": "../up"})).await;
     assert!(answer.get("result").is_some(), "{answer}");
     let answer = gateway.call("run", json!({"dir": "../up; rm -rf /"})).await;
@@ -242,7 +183,7 @@ async fn an_allowed_input_rule_is_skipped_and_the_others_still_apply() {
 
 #[tokio::test]
 async fn without_block_pending_the_call_is_refused_and_the_webhook_notified() {
-    let webhook = Webhook::start().await;
+    let webhook = EscalationHook::start().await.unwrap();
     let sink = MemorySink::default();
     let layer = escalating(&webhook.url("allow"), false)
         .audit_sink(Arc::new(sink.clone()) as Arc<dyn AuditSink>);

@@ -61,6 +61,7 @@ use std::time::Duration;
 mod mcp;
 mod openai;
 mod server;
+mod webhook;
 
 pub use mcp::{
     INJECTED_PAGE_TEXT, MCP_SESSION_HEADER, McpOptions, POISONED_TOOL_DESCRIPTION, TOOL_NAMES, mcp,
@@ -70,6 +71,7 @@ pub use openai::{
     STREAM_PIECE_CHARS, openai,
 };
 pub use server::{MockServer, ReceivedRequest};
+pub use webhook::{EscalationHook, SLOW_HOOK_DELAY};
 
 /// Largest request body the mocks accept: 64 MiB (axum's default limit is 2 MB); a larger one
 /// is answered `413 Payload Too Large`.

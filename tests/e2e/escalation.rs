@@ -4,69 +4,13 @@
 //! request waits (bounded) for the decision, without it the request is rejected and the
 //! webhook notified.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use agentgw_gateway::Config;
 use agentgw_gateway::stack::Stack;
-use axum::Router;
-use axum::body::Bytes;
-use axum::routing::post;
+use agentgw_test_support::EscalationHook;
 use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::Harness;
-
-/// A webhook that records the events it receives and decides by its path: `/allow`, `/deny`
-/// and `/slow` (answers after 30 s, far beyond the configured bound).
-struct Webhook {
-    base: String,
-    events: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Webhook {
-    async fn start() -> Webhook {
-        let events: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let seen = Arc::clone(&events);
-        let app = Router::new().route(
-            "/{mode}",
-            post(
-                move |axum::extract::Path(mode): axum::extract::Path<String>, body: Bytes| {
-                    let seen = Arc::clone(&seen);
-                    async move {
-                        seen.lock()
-                            .unwrap()
-                            .push(serde_json::from_slice(&body).unwrap());
-                        if mode == "slow" {
-                            tokio::time::sleep(Duration::from_secs(30)).await;
-                        }
-                        let decision = if mode == "deny" { "deny" } else { "allow" };
-                        axum::Json(json!({ "decision": decision }))
-                    }
-                },
-            ),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Webhook { base, events }
-    }
-
-    fn url(&self, mode: &str) -> String {
-        format!("{}/{mode}", self.base)
-    }
-
-    /// The events, once `n` have arrived (notifications are delivered in the background).
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
-        for _ in 0..500 {
-            if self.events.lock().unwrap().len() >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        self.events.lock().unwrap().clone()
-    }
-}
 
 /// An LLM route whose prompt guard escalates injections, and an MCP route whose tool security
 /// escalates reads of key files; both behind an API key, both escalating to `webhook`.
@@ -150,7 +94,7 @@ async fn read_file(h: &Harness, path: &str) -> Value {
 
 #[tokio::test]
 async fn pending_requests_wait_for_the_webhook_and_fail_closed() {
-    let webhook = Webhook::start().await;
+    let webhook = EscalationHook::start().await.unwrap();
 
     let h = Harness::start(&routes(&webhook.url("allow"), true)).await;
     let (status, body) = chat(&h, INJECTION).await;
@@ -205,7 +149,7 @@ async fn pending_requests_wait_for_the_webhook_and_fail_closed() {
 
 #[tokio::test]
 async fn without_block_pending_requests_are_rejected_and_the_webhook_notified() {
-    let webhook = Webhook::start().await;
+    let webhook = EscalationHook::start().await.unwrap();
     let h = Harness::start(&routes(&webhook.url("allow"), false)).await;
     let (status, body) = chat(&h, INJECTION).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
