@@ -82,6 +82,8 @@ impl DecodeLimits {
         }
     }
 
+    /// The most `decode` may produce from `encoded_len` bytes.
+    #[cfg(feature = "decompress")]
     fn cap(&self, encoded_len: usize) -> usize {
         let by_ratio = encoded_len
             .saturating_mul(self.max_ratio as usize)

@@ -98,6 +98,8 @@ pub mod ndjson;
 pub mod path;
 pub mod payload;
 pub mod percent;
+#[cfg(any(feature = "webhook", feature = "escalation"))]
+mod post_client;
 pub mod rejection;
 #[cfg(feature = "reload")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]

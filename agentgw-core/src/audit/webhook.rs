@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use tokio::sync::mpsc;
 
 use super::queue::{Queue, Worker, count_dropped};
@@ -53,10 +53,7 @@ impl Default for WebhookOptions {
 impl WebhookOptions {
     /// Adds a request header; an invalid name or value is an error naming it.
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, String> {
-        let name =
-            HeaderName::try_from(name).map_err(|e| format!("invalid header name `{name}`: {e}"))?;
-        let value = HeaderValue::try_from(value)
-            .map_err(|e| format!("invalid value of header `{name}`: {e}"))?;
+        let (name, value) = crate::post_client::header(name, value)?;
         self.headers.insert(name, value);
         Ok(self)
     }
@@ -65,17 +62,7 @@ impl WebhookOptions {
 impl WebhookSink {
     /// A sink POSTing to `url` (checked to be an absolute `http` or `https` URL).
     pub fn new(url: &str, options: WebhookOptions) -> Result<Self, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "the URL scheme must be http or https, not `{}`",
-                url.scheme()
-            ));
-        }
-        let client = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let (url, client) = crate::post_client::client(url, options.timeout)?;
         let queue_size = options.queue_size;
         let worker: Worker =
             Box::new(move |receiver| Box::pin(deliver(client, url, options, receiver)));

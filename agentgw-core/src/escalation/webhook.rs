@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -48,17 +48,7 @@ impl WebhookEscalator {
     ///
     /// A message saying what is wrong with the URL, or that the HTTP client cannot be built.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "the URL scheme must be http or https, not `{}`",
-                url.scheme()
-            ));
-        }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let (url, client) = crate::post_client::client(url, timeout)?;
         Ok(WebhookEscalator {
             client,
             url,
@@ -73,11 +63,7 @@ impl WebhookEscalator {
     ///
     /// An invalid name or value, named (never the value).
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, String> {
-        let name =
-            HeaderName::try_from(name).map_err(|e| format!("invalid header name `{name}`: {e}"))?;
-        let mut value = HeaderValue::try_from(value)
-            .map_err(|_| format!("invalid value of header `{name}`"))?;
-        value.set_sensitive(true);
+        let (name, value) = crate::post_client::header(name, value)?;
         self.headers.insert(name, value);
         Ok(self)
     }
