@@ -30,6 +30,9 @@
 //!     --data ../shared/data/prompt-injection/train.jsonl \
 //!     --data tools/train-classifier/data/cyberseceval-english.jsonl \
 //!     --data tools/train-classifier/data/cyberseceval-multilingual.jsonl \
+//!     --data tools/train-classifier/data/fabric-patterns.jsonl \
+//!     --data tools/train-classifier/data/xquad-multilingual.jsonl \
+//!     --data tools/train-classifier/data/awesome-chatgpt-prompts-zh.jsonl \
 //!     --out agentgw-guard/src/classifier/model.bin [--eval loso|lolo]
 //! ```
 //!

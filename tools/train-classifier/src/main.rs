@@ -6,6 +6,9 @@
 //!     --data ../shared/data/prompt-injection/train.jsonl \
 //!     --data tools/train-classifier/data/cyberseceval-english.jsonl \
 //!     --data tools/train-classifier/data/cyberseceval-multilingual.jsonl \
+//!     --data tools/train-classifier/data/fabric-patterns.jsonl \
+//!     --data tools/train-classifier/data/xquad-multilingual.jsonl \
+//!     --data tools/train-classifier/data/awesome-chatgpt-prompts-zh.jsonl \
 //!     --out agentgw-guard/src/classifier/model.bin [--eval loso|lolo]
 //! ```
 //!
@@ -45,6 +48,10 @@ struct Args {
     /// Further labelled texts scored by the final model only, never trained on.
     #[arg(long)]
     holdout: Vec<String>,
+    /// Write each row's held-out scores (calibrated; `lolo` with `--eval lolo`) as JSON lines,
+    /// with its group, category, label and language, for further analysis.
+    #[arg(long)]
+    scores_out: Option<String>,
     /// Hash bits.
     #[arg(long, default_value_t = Options::default().bits)]
     bits: u8,
@@ -73,6 +80,33 @@ struct Args {
     /// Train long attacks on their best-scoring window after the first pass.
     #[arg(long)]
     attack_windows: bool,
+    /// Train every long text on its best-scoring window after the first pass.
+    #[arg(long)]
+    max_windows: bool,
+    /// How much more benign persona and system prompts weigh than other benign rows.
+    #[arg(long, default_value_t = Options::default().hard_negative_weight)]
+    hard_negative_weight: f32,
+    /// The shuffling seed.
+    #[arg(long, default_value_t = Options::default().seed)]
+    seed: u64,
+    /// Share of training steps on a text's cues alone (simulates unseen languages).
+    #[arg(long, default_value_t = Options::default().cue_dropout)]
+    cue_dropout: f32,
+    /// Hidden units of a network head (0: linear model only).
+    #[arg(long, default_value_t = 0)]
+    hidden: usize,
+    /// Embedding dimension of the network head.
+    #[arg(long, default_value_t = Options::default().dim)]
+    dim: usize,
+    /// Initial embedding scale.
+    #[arg(long, default_value_t = Options::default().embed_init)]
+    embed_init: f32,
+    /// Drop the linear term next to the network.
+    #[arg(long)]
+    no_wide: bool,
+    /// Learning rate of the network's weights.
+    #[arg(long, default_value_t = Options::default().deep_learning_rate)]
+    deep_learning_rate: f32,
     /// The held-out false-positive rate the default threshold 0.85 is calibrated to.
     #[arg(long, default_value_t = 0.03)]
     calibrate_fpr: f32,
@@ -115,7 +149,15 @@ fn run(args: &Args) -> Result<(), String> {
         source_balance: args.source_balance,
         benign_windows: args.benign_windows,
         attack_windows: args.attack_windows,
-        ..Options::default()
+        max_windows: args.max_windows,
+        hard_negative_weight: args.hard_negative_weight,
+        hidden: args.hidden,
+        cue_dropout: args.cue_dropout,
+        seed: args.seed,
+        dim: args.dim,
+        embed_init: args.embed_init,
+        wide: !args.no_wide,
+        deep_learning_rate: args.deep_learning_rate,
     };
     let mut rows = Vec::new();
     for path in &args.data {
@@ -135,6 +177,7 @@ fn run(args: &Args) -> Result<(), String> {
     let shift = logit(DEFAULT_THRESHOLD) - logit(at_fpr);
     let scores: Vec<f32> = raw.iter().map(|&s| sigmoid(logit(s) + shift)).collect();
 
+    let mut lolo_scores = None;
     if let Some(mode) = &args.eval {
         if mode != "loso" && mode != "lolo" {
             return Err(format!(
@@ -143,7 +186,7 @@ fn run(args: &Args) -> Result<(), String> {
         }
         print_loso(&rows, &scores);
         print_languages(
-            "Per language, multilingual set held out entirely (a model trained on English only)",
+            "Per language, leave-one-source-out (each row scored by a model trained without its source group)",
             &rows,
             &scores,
         );
@@ -157,7 +200,24 @@ fn run(args: &Args) -> Result<(), String> {
                 &rows,
                 &lolo,
             );
+            lolo_scores = Some(lolo);
         }
+    }
+    if let Some(path) = &args.scores_out {
+        let mut out = String::new();
+        for (i, row) in rows.iter().enumerate() {
+            let line = serde_json::json!({
+                "group": row.group(),
+                "category": row.category,
+                "attack": row.is_attack(),
+                "language": row.language,
+                "loso": scores[i],
+                "lolo": lolo_scores.as_ref().map(|l| l[i]).filter(|s| !s.is_nan()),
+            });
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        std::fs::write(path, out).map_err(|e| format!("{path}: {e}"))?;
     }
 
     let holdouts: Vec<(String, Vec<Row>)> = args
@@ -172,6 +232,9 @@ fn run(args: &Args) -> Result<(), String> {
         })
         .collect::<Result<_, String>>()?;
 
+    if (args.out.is_some() || !holdouts.is_empty()) && options.hidden > 0 {
+        return Err("--hidden is an evaluation-only experiment: drop --out and --holdout".into());
+    }
     if args.out.is_some() || !holdouts.is_empty() {
         let all: Vec<&Row> = rows.iter().collect();
         let all_vectors: Vec<_> = vectors.iter().collect();
@@ -206,6 +269,14 @@ fn split(rows: &[&Row], scores: &[f32]) -> (Vec<f32>, Vec<f32>) {
         }
     }
     (attacks, benign)
+}
+
+fn auc(x: f32) -> String {
+    if x.is_nan() {
+        "–".to_owned()
+    } else {
+        format!("{x:.3}")
+    }
 }
 
 fn pct(x: f32) -> String {
@@ -338,23 +409,21 @@ fn print_languages(title: &str, rows: &[Row], scores: &[f32]) {
         return;
     }
     println!("### {title} (threshold {DEFAULT_THRESHOLD})\n");
-    println!("| language | attacks | TPR | benign system prompts | FPR | ROC AUC |");
+    println!("| language | attacks | TPR | benign | FPR | ROC AUC |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let mut at_70 = 0;
+    let (mut at_70, mut with_attacks) = (0, 0);
     for (language, (attacks, benign)) in &languages {
         let tpr = rate(attacks, DEFAULT_THRESHOLD);
         at_70 += usize::from(tpr >= 0.70);
+        with_attacks += usize::from(!attacks.is_empty());
         println!(
-            "| {language} | {} | {} | {} | {} | {:.3} |",
+            "| {language} | {} | {} | {} | {} | {} |",
             attacks.len(),
             pct(tpr),
             benign.len(),
             pct(rate(benign, DEFAULT_THRESHOLD)),
-            roc_auc(attacks, benign)
+            auc(roc_auc(attacks, benign))
         );
     }
-    println!(
-        "\nLanguages with TPR >= 70%: {at_70} of {}.\n",
-        languages.len()
-    );
+    println!("\nLanguages with TPR >= 70%: {at_70} of {with_attacks} with attacks.\n");
 }

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Derives the extra training files of this folder from public repositories, deterministically.
+
+Nothing is written or translated by hand: every text is taken verbatim from its source (split
+into pieces where noted). Run from this folder with the repositories checked out at the
+commits named in README.md:
+
+    python3 derive.py --fabric PATH/TO/fabric --xquad PATH/TO/xquad --zh PATH/TO/awesome-chatgpt-prompts-zh
+
+Each argument is a git directory (bare or not); files are read at the pinned commits with
+`git show`, so the output does not depend on the checkout.
+"""
+
+import argparse
+import json
+import random
+import re
+import subprocess
+
+FABRIC_COMMIT = "272f04dd3278f99bee49e94a7747b54708745a5d"
+XQUAD_COMMIT = "7d30520c717524000f0d9d2f9c10a069acd9d285"
+ZH_COMMIT = "367ed18b9c50b702d762c6fbc2885107141acb62"
+
+XQUAD_LANGUAGES = {
+    "ar": "Arabic",
+    "de": "German",
+    "el": "Greek",
+    "en": "English",
+    "es": "Spanish",
+    "hi": "Hindi",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "th": "Thai",
+    "tr": "Turkish",
+    "vi": "Vietnamese",
+    "zh": "Chinese",
+}
+XQUAD_CONTEXTS = 40
+XQUAD_QUESTIONS = 80
+
+
+def git_show(repo, commit, path):
+    return subprocess.run(
+        ["git", "--git-dir", repo, "show", f"{commit}:{path}"],
+        check=True,
+        capture_output=True,
+    ).stdout.decode("utf-8")
+
+
+def git_ls(repo, commit):
+    out = subprocess.run(
+        ["git", "--git-dir", repo, "ls-tree", "-r", "--name-only", commit],
+        check=True,
+        capture_output=True,
+    ).stdout.decode("utf-8")
+    return out.splitlines()
+
+
+def key(text):
+    return " ".join(text.lower().split())
+
+
+def write(path, rows):
+    seen = set()
+    with open(path, "w", encoding="utf-8") as out:
+        for row in rows:
+            k = key(row["text"])
+            if k in seen or not k:
+                continue
+            seen.add(k)
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"{path}: {len(seen)} rows")
+
+
+def fabric(repo):
+    """Fabric's system prompts, each split at its Markdown headings into sections."""
+    rows = []
+    paths = sorted(
+        p for p in git_ls(repo, FABRIC_COMMIT) if re.fullmatch(r"data/patterns/[^/]+/system\.md", p)
+    )
+    for path in paths:
+        pattern = path.split("/")[2]
+        text = git_show(repo, FABRIC_COMMIT, path)
+        # Sections start at a line beginning with `#`; a section keeps its heading.
+        sections = re.split(r"\n(?=#)", text)
+        for section in sections:
+            section = section.strip()
+            if len(section.split()) < 12:
+                continue
+            # Long sections in pieces of whole paragraphs, at most about 1,200 characters.
+            piece = ""
+            for paragraph in section.split("\n\n"):
+                if piece and len(piece) + len(paragraph) > 1200:
+                    rows.append(piece)
+                    piece = ""
+                piece = f"{piece}\n\n{paragraph}" if piece else paragraph
+            if piece and len(piece.split()) >= 12:
+                rows.append(piece)
+    return [
+        {
+            "text": text,
+            "label": "benign",
+            "source": "fabric:patterns",
+            "category": "system_prompt",
+            "license": "MIT",
+        }
+        for text in rows
+    ]
+
+
+def xquad(repo):
+    """XQuAD questions and paragraphs, a different random sample in each language."""
+    rows = []
+    for code, language in XQUAD_LANGUAGES.items():
+        data = json.loads(git_show(repo, XQUAD_COMMIT, f"xquad.{code}.json"))
+        paragraphs = [p for article in data["data"] for p in article["paragraphs"]]
+        questions = [q["question"] for p in paragraphs for q in p["qas"]]
+        rng = random.Random(f"xquad-{code}")
+        for context in rng.sample([p["context"] for p in paragraphs], XQUAD_CONTEXTS):
+            rows.append((context, "document", language))
+        for question in rng.sample(questions, XQUAD_QUESTIONS):
+            rows.append((question, "user_query", language))
+    return [
+        {
+            "text": text,
+            "label": "benign",
+            "source": "xquad",
+            "category": category,
+            "license": "CC-BY-SA-4.0",
+            "language": language,
+        }
+        for text, category, language in rows
+    ]
+
+
+# Persona prompts of the Chinese collection that are jailbreaks (they tell the model to drop
+# its rules, laws or ethics): labelled `attack`, not dropped.
+ZH_JAILBREAK = re.compile(r"DAN|忘记你所受到的道德和法律限制|摆脱了 ?AI ?的典型限制")
+
+
+def awesome_zh(repo):
+    """The Chinese persona prompts of PlexPt/awesome-chatgpt-prompts-zh."""
+    prompts = json.loads(git_show(repo, ZH_COMMIT, "prompts-zh.json"))
+    rows = []
+    for prompt in prompts:
+        text = prompt["prompt"].strip()
+        attack = bool(ZH_JAILBREAK.search(text))
+        rows.append(
+            {
+                "text": text,
+                "label": "attack" if attack else "benign",
+                "source": "awesome-chatgpt-prompts-zh",
+                "category": "jailbreak_roleplay" if attack else "roleplay_system_prompt",
+                "license": "MIT",
+                "language": "Chinese",
+            }
+        )
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fabric", required=True)
+    parser.add_argument("--xquad", required=True)
+    parser.add_argument("--zh", required=True)
+    args = parser.parse_args()
+    write("fabric-patterns.jsonl", fabric(args.fabric))
+    write("xquad-multilingual.jsonl", xquad(args.xquad))
+    write("awesome-chatgpt-prompts-zh.jsonl", awesome_zh(args.zh))
+
+
+if __name__ == "__main__":
+    main()
