@@ -73,6 +73,13 @@ pub enum MediaType {
 impl MediaType {
     /// Classifies one `Content-Type` value. See the [module docs](self).
     pub fn parse(value: &[u8]) -> MediaType {
+        // The usual spellings, answered without taking the value apart.
+        if value.eq_ignore_ascii_case(b"application/json") {
+            return MediaType::Json;
+        }
+        if value.eq_ignore_ascii_case(b"text/event-stream") {
+            return MediaType::EventStream;
+        }
         let Ok(value) = std::str::from_utf8(value) else {
             return MediaType::Ambiguous;
         };

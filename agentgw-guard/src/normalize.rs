@@ -167,11 +167,24 @@ pub(crate) fn normalize_into(text: &str, prev_space: bool, out: &mut String, map
     while i < bytes.len() {
         let b = bytes[i];
         if b < 0x80 && !is_ascii_space(b) {
-            // A run of ASCII that is not whitespace: copied and lower-cased in bulk.
-            let run_end = bytes[i..]
-                .iter()
-                .position(|&b| b >= 0x80 || is_ascii_space(b))
-                .map_or(bytes.len(), |n| i + n);
+            // A run of ASCII words with one space between two of them maps byte for byte:
+            // copied and lower-cased in bulk.
+            let mut run_end = i + 1;
+            while let Some(&c) = bytes.get(run_end) {
+                if c >= 0x80 {
+                    break;
+                }
+                if is_ascii_space(c) {
+                    match bytes.get(run_end + 1) {
+                        Some(&n) if c == b' ' && n < 0x80 && !is_ascii_space(n) => {
+                            run_end += 2;
+                            continue;
+                        }
+                        _ => break,
+                    }
+                }
+                run_end += 1;
+            }
             if need_segment {
                 map.linear(out.len() - base, i);
                 need_segment = false;
@@ -424,6 +437,35 @@ mod tests {
             let (sub, _) = skeleton(&text[os..oe]);
             let want = skel[s..e].trim();
             prop_assert!(sub.contains(want), "{:?} !~ {:?}", sub, want);
+        }
+
+        /// The bulk copy of ASCII runs gives the skeleton the character-by-character
+        /// definition gives.
+        #[test]
+        fn ascii_runs_normalize_like_single_characters(
+            text in "([a-zA-Z0-9.,!?]{0,6}[ \t\n\u{a0}\u{200b}é]{0,2}){0,8}",
+            prev_space in any::<bool>(),
+        ) {
+            let mut out = String::new();
+            let mut map = OffsetMap::default();
+            normalize_into(&text, prev_space, &mut out, &mut map);
+            let mut want = String::new();
+            let mut space = prev_space;
+            for c in text.chars() {
+                if c.is_ascii() && !c.is_ascii_whitespace() && c != '\u{b}' {
+                    want.push(c.to_ascii_lowercase());
+                    space = false;
+                } else if is_ignorable(c) {
+                } else if c.is_whitespace() {
+                    if !space {
+                        want.push(' ');
+                        space = true;
+                    }
+                } else {
+                    push_skeleton(c, &mut want, &mut space);
+                }
+            }
+            prop_assert_eq!(out, want);
         }
 
         #[test]

@@ -32,6 +32,20 @@ const MAX_KEYS: usize = 64;
 /// Longest integer whose text is the same after parsing (any 19 digits fit in a `u64`).
 const MAX_DIGITS: usize = 19;
 
+/// The bytes that end a string without escapes or control characters: `"`, `\` and the
+/// control characters below 0x20.
+const ENDS_PLAIN_STRING: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Whether `bytes` is a JSON document the guards would forward unchanged: read without a tree
 /// (see the [module docs](self)). `false` means "parse it and apply the guards".
 pub(crate) fn unchanged(bytes: &[u8], guards: &Guards) -> bool {
@@ -113,7 +127,7 @@ impl<'t, F: FnMut(&str) -> bool> Scan<'t, F> {
         let bytes = &self.text.as_bytes()[start..];
         let len = bytes
             .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            .position(|&b| ENDS_PLAIN_STRING[usize::from(b)])?;
         if bytes[len] != b'"' {
             return None;
         }

@@ -15,6 +15,11 @@
 //! hands over to the plain unanchored search after a few passes' worth of work, so the cost
 //! stays linear. The matches are exactly those of the plain search.
 //!
+//! Before an automaton runs over a text, one pass checks that the text holds the bytes its
+//! matches cannot do without (a digit for a card number, the `@` of an email address, each
+//! letter of a literal): most of a chat message holds no digit, and is not searched by the
+//! automaton of the digit builtins at all.
+//!
 //! Scanning reports non-overlapping matches, leftmost first; at the same position builtins win
 //! over custom patterns (builtins in [`Builtin::ALL`] order, then patterns in the order they
 //! were added), and the longer of a regex and a phrase match wins. A builtin candidate that
@@ -57,6 +62,7 @@
 //! ```
 
 mod hir;
+mod required;
 mod tracker;
 mod walk;
 
@@ -77,6 +83,7 @@ use crate::error::Error;
 use crate::normalize::{OffsetMap, normalize, normalize_into};
 use crate::stream::StreamMasker;
 
+use required::Needs;
 pub(crate) use tracker::Tracker;
 use walk::Walker;
 
@@ -175,9 +182,12 @@ pub(crate) struct Inner {
     /// no unbounded pattern matches is scanned with the bounded ones only, which keeps
     /// iterating over matches linear (a live `.*` thread that never matches would otherwise
     /// make every search run to the end of the text).
-    split: Option<(meta::Regex, Engines)>,
+    split: Option<(Engine, Engines)>,
     hirs: Vec<Hir>,
     phrases: Option<Phrases>,
+    /// What a match of any pattern needs (nothing when the set has phrases): a text without
+    /// it has no match, and is not searched at all.
+    needs: Needs,
     normalize: bool,
     max_match_len: Option<usize>,
     /// Field paths of the patterns of unbounded length.
@@ -202,7 +212,7 @@ struct PatternInfo {
 }
 
 /// A set of bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct ByteSet([u64; 4]);
 
 impl ByteSet {
@@ -229,6 +239,20 @@ impl ByteSet {
 
     fn contains(self, b: u8) -> bool {
         self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    /// The byte of a set of one byte.
+    fn single(&self) -> Option<u8> {
+        if self.len() != 1 {
+            return None;
+        }
+        let (word, bits) = self.0.iter().enumerate().find(|(_, w)| **w != 0)?;
+        u8::try_from(word * 64 + bits.trailing_zeros() as usize).ok()
+    }
+
+    /// How many bytes the set holds.
+    fn len(&self) -> u32 {
+        self.0.iter().map(|w| w.count_ones()).sum()
     }
 }
 
@@ -266,7 +290,14 @@ impl Engines {
                 .unzip();
             if !hirs.is_empty() {
                 let phone = phone.clone();
-                parts.push(Engine::build(&hirs, patterns, phone, path, walk && !alone)?);
+                parts.push(Engine::build(
+                    &hirs,
+                    patterns,
+                    phone,
+                    path,
+                    walk,
+                    walk && !alone,
+                )?);
             }
         }
         debug_assert!(parts.len() <= MAX_PARTS);
@@ -279,7 +310,16 @@ impl Engines {
         let mut best: Option<RawMatch> = None;
         for (engine, slot) in self.parts.iter().zip(found.iter_mut()) {
             if stale(&slot.found, from) {
-                slot.found = Some(engine.next(hay, from, &mut slot.spent));
+                // The first search of a text asks whether the text holds what a match needs;
+                // later ones start further on, in the same text.
+                let possible = *slot
+                    .possible
+                    .get_or_insert_with(|| engine.needs.met_in(&hay.as_bytes()[from..]));
+                slot.found = Some(if possible {
+                    engine.next(hay, from, &mut slot.spent)
+                } else {
+                    None
+                });
             }
             if let Some(Some(m)) = slot.found
                 && best.is_none_or(|b| (m.start, m.priority) < (b.start, b.priority))
@@ -299,14 +339,19 @@ struct Engine {
     patterns: Vec<PatternInfo>,
     /// The regions national phone numbers are validated in (with `PHONE_NUMBER`).
     phone: Option<PhoneRules>,
+    /// What a match needs: a text without it is not searched (see [`required`]).
+    needs: Needs,
 }
 
 impl Engine {
+    /// An automaton for `hirs`; with `prefilter`, texts without the bytes a match needs are
+    /// skipped, and with `walk`, bounded patterns are found by a [`Walker`].
     fn build(
         hirs: &[&Hir],
         patterns: Vec<PatternInfo>,
         phone: Option<PhoneRules>,
         path: &str,
+        prefilter: bool,
         walk: bool,
     ) -> Result<Engine, Error> {
         let config = meta::Config::new()
@@ -321,11 +366,17 @@ impl Engine {
                 message: e.to_string(),
             })?;
         let walker = if walk { Walker::new(hirs) } else { None };
+        let needs = if prefilter {
+            Needs::of(hirs)
+        } else {
+            Needs::NOTHING
+        };
         Ok(Engine {
             regex,
             walker,
             patterns,
             phone,
+            needs,
         })
     }
 
@@ -458,20 +509,31 @@ impl PatternSet {
 
     /// Iterates over the matches in `text`, leftmost first, without overlap.
     pub fn find_iter<'s, 't>(&'s self, text: &'t str) -> Matches<'s, 't> {
-        let normalized = self.inner.normalize.then(|| {
-            let mut skeleton = String::new();
-            let mut map = OffsetMap::default();
-            normalize_into(text, false, &mut skeleton, &mut map);
-            (skeleton, map)
-        });
-        Matches {
-            set: &self.inner,
+        let inner = &self.inner;
+        let mut matches = Matches {
+            set: inner,
             text,
-            normalized,
+            normalized: None,
             pos: 0,
             orig_end: 0,
             cursor: Cursor::default(),
+            exhausted: false,
+        };
+        // A text that lacks what every match needs is not searched (nor normalized, when it
+        // is ASCII: its skeleton's bytes are known without computing it).
+        if inner.normalize && text.is_ascii() {
+            matches.exhausted = !inner.needs.met_in_ascii_skeleton(text.as_bytes());
         }
+        if inner.normalize && !matches.exhausted {
+            let mut skeleton = String::new();
+            let mut map = OffsetMap::default();
+            normalize_into(text, false, &mut skeleton, &mut map);
+            matches.normalized = Some((skeleton, map));
+        }
+        if !inner.normalize {
+            matches.exhausted = !inner.needs.met_in(text.as_bytes());
+        }
+        matches
     }
 
     /// The first match in `text`, if any. Cheaper than collecting all matches.
@@ -579,6 +641,8 @@ type Found = Option<Option<RawMatch>>;
 #[derive(Default)]
 struct Slot {
     found: Found,
+    /// Whether the text holds what a match of the automaton needs (decided on first use).
+    possible: Option<bool>,
     /// Work done by the automaton's walker (see [`Engine::next`]).
     spent: usize,
 }
@@ -615,7 +679,11 @@ impl Inner {
         let engines = match &self.split {
             None => &self.regex,
             Some((unbounded, bounded)) => {
-                let full = *cursor.full.get_or_insert_with(|| unbounded.is_match(hay));
+                // A match at or after `from` lies in `hay[from..]`: without what the
+                // unbounded patterns need there, the bounded automata find the same matches.
+                let full = *cursor.full.get_or_insert_with(|| {
+                    unbounded.needs.met_in(&hay.as_bytes()[from..]) && unbounded.regex.is_match(hay)
+                });
                 if full { &self.regex } else { bounded }
             }
         };
@@ -682,12 +750,17 @@ pub struct Matches<'s, 't> {
     pos: usize,
     orig_end: usize,
     cursor: Cursor,
+    /// Nothing (more) to find: the text lacks what every match needs.
+    exhausted: bool,
 }
 
 impl Iterator for Matches<'_, '_> {
     type Item = Match;
 
     fn next(&mut self) -> Option<Match> {
+        if self.exhausted {
+            return None;
+        }
         let hay = match &self.normalized {
             Some((skeleton, _)) => skeleton.as_str(),
             None => self.text,
@@ -952,6 +1025,11 @@ impl PatternSetBuilder {
         let all: Vec<&Hir> = hirs.iter().collect();
         let walk = !self.single_engine;
         let regex = Engines::build(&all, &patterns, &phone, &self.path, walk)?;
+        let needs = if walk && phrases.is_none() {
+            Needs::of(&all)
+        } else {
+            Needs::NOTHING
+        };
         let split = if !unbounded.is_empty() {
             let (mut open, mut closed) = (Vec::new(), Vec::new());
             let mut closed_patterns = Vec::new();
@@ -963,7 +1041,7 @@ impl PatternSetBuilder {
                     open.push(hir);
                 }
             }
-            let open = Engine::build(&open, Vec::new(), None, &self.path, false)?.regex;
+            let open = Engine::build(&open, Vec::new(), None, &self.path, walk, false)?;
             let closed = Engines::build(&closed, &closed_patterns, &phone, &self.path, walk)?;
             Some((open, closed))
         } else {
@@ -977,6 +1055,7 @@ impl PatternSetBuilder {
                 split,
                 hirs,
                 phrases,
+                needs,
                 normalize: self.normalize,
                 max_match_len: max_len,
                 unbounded,

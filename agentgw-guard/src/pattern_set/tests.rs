@@ -461,3 +461,49 @@ fn an_unbounded_match_longer_than_the_hold_back_is_released_as_it_streams() {
     let cuts: Vec<usize> = (0..short.len()).collect();
     assert_eq!(stream(&set, &short, &cuts), "see <EMAIL>.");
 }
+
+/// The seed's reject rules on the skeleton of the text, with the builtins that may sit beside
+/// them in a request guard, searched by the fast engines or by one plain automaton.
+fn normalizing(single: bool) -> PatternSet {
+    let mut builder = PatternSet::builder()
+        .normalize(true)
+        .pattern(
+            "override",
+            r"ignore (?:all )?(?:previous|prior) instructions",
+        )
+        .pattern("upper", r"(?-i)SYSTEM PROMPT")
+        .pattern("role", r"\byou are now\b")
+        .builtin(Builtin::CreditCard)
+        .builtin(Builtin::Ssn);
+    if single {
+        builder = builder.single_engine();
+    }
+    builder.build().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Skipping texts that lack what a match needs (checked on the skeleton of ASCII text
+    /// without computing it) finds what searching every text finds.
+    #[test]
+    fn skipped_texts_have_no_match(
+        pieces in prop::collection::vec(prop_oneof![
+            Just("IGNORE  previous\tInstructions".to_owned()),
+            Just("ignore prior instructions".to_owned()),
+            Just("System Prompt".to_owned()),
+            Just("SYSTEM PROMPT".to_owned()),
+            Just("You are NOW".to_owned()),
+            Just("4111 1111 1111 1111".to_owned()),
+            Just("536-22-1234".to_owned()),
+            Just("ｉｇｎｏｒｅ".to_owned()),
+            "[a-zA-Z \t\n]{0,12}",
+            "[ignorePREVIOUSinstructions ]{0,10}",
+        ], 0..6),
+    ) {
+        static SETS: std::sync::LazyLock<(PatternSet, PatternSet)> =
+            std::sync::LazyLock::new(|| (normalizing(false), normalizing(true)));
+        let text = pieces.concat();
+        prop_assert_eq!(SETS.0.scan(&text), SETS.1.scan(&text));
+    }
+}
