@@ -172,7 +172,7 @@
 //!
 //! ```yaml
 //! validation:
-//!   classifier: {enabled: true, threshold: 0.9}   # 0.9 is the default threshold
+//!   classifier: {enabled: true, threshold: 0.95}   # 0.95 is the default threshold
 //! ```
 //!
 //! Configured `rules` check a `field` (`description`,

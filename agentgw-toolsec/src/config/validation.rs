@@ -42,7 +42,7 @@ pub struct ValidationConfig {
 ///
 /// ```yaml
 /// validation:
-///   classifier: {enabled: true, threshold: 0.9, model: builtin}
+///   classifier: {enabled: true, threshold: 0.95, model: builtin}
 /// ```
 ///
 /// Needs the cargo feature `classifier`; without it an enabled block is a configuration error.
@@ -63,9 +63,9 @@ pub struct DefinitionClassifierConfig {
 }
 
 impl DefinitionClassifierConfig {
-    /// The default `threshold`: at it, no definition of the benign set of public MCP servers'
-    /// tools in `tests/data/` fails.
-    pub const DEFAULT_THRESHOLD: f64 = 0.9;
+    /// The default `threshold`: at it, one definition of the 174 of public MCP servers' tools in
+    /// `tests/data/` fails (`tests/poisoning.rs`).
+    pub const DEFAULT_THRESHOLD: f64 = 0.95;
 
     /// Sets `enabled`.
     #[must_use]
