@@ -5,9 +5,8 @@
 use std::future::poll_fn;
 use std::time::Duration;
 
-use agentgw_core::body::{BodyLimit, RequestBody, collect};
-use agentgw_core::mcp::{self, Id, Message, ResponseKind, methods};
-use agentgw_core::sse::{Decoder, Frame};
+use agentgw_core::body::{BodyLimit, RequestBody};
+use agentgw_core::mcp::{self, AnswerError, Id, methods};
 use agentgw_core::{BoxError, Payload};
 use bytes::Bytes;
 use http::header::{
@@ -15,7 +14,6 @@ use http::header::{
 };
 use http::{Extensions, HeaderMap, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body::Body;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower_service::Service;
 
@@ -102,63 +100,15 @@ where
     if !response.status().is_success() {
         return Err("the upstream answered with an error status");
     }
-    let find = |envelope: mcp::Envelope| {
-        envelope
-            .into_messages()
-            .into_iter()
-            .find_map(|message| match message {
-                Message::Response {
-                    id: answered,
-                    result,
-                } if answered == *id => Some(Ok(result)),
-                Message::Error { id: answered, .. } if answered == *id => {
-                    Some(Err("the upstream answered tools/list with an error"))
-                }
-                _ => None,
-            })
-    };
-    match mcp::response_kind(response.headers()) {
-        ResponseKind::Json => {
-            let bytes = collect(response.into_body(), limit)
-                .await
-                .map_err(|_| "the upstream's answer could not be read")?;
-            let envelope =
-                mcp::parse(&bytes).map_err(|_| "the upstream's answer is not JSON-RPC")?;
-            find(envelope).unwrap_or(Err("the upstream did not answer tools/list"))
-        }
-        ResponseKind::EventStream => {
-            let mut body = std::pin::pin!(response.into_body());
-            let mut decoder = Decoder::new(limit.bytes());
-            let mut frames = Vec::new();
-            let mut read = 0usize;
-            while let Some(frame) = body.as_mut().frame().await {
-                let frame = frame.map_err(|_| "the upstream's answer could not be read")?;
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                read += data.len();
-                if read > limit.bytes() {
-                    return Err("the upstream's answer is too large");
-                }
-                decoder
-                    .decode(&data, &mut frames)
-                    .map_err(|_| "the upstream's event stream is malformed")?;
-                for frame in frames.drain(..) {
-                    let Frame::Event(event) = frame else {
-                        continue;
-                    };
-                    if let Ok(Some(envelope)) = mcp::parse_sse_data(&event.data)
-                        && let Some(answer) = find(envelope)
-                    {
-                        return answer;
-                    }
-                }
-            }
-            Err("the upstream did not answer tools/list")
-        }
-        ResponseKind::Untyped | ResponseKind::Unsupported => {
-            Err("the upstream's answer has a content type that cannot be inspected")
-        }
+    match mcp::read_answer(response, id, limit).await {
+        Ok(Some(Ok(result))) => Ok(result),
+        Ok(Some(Err(_))) => Err("the upstream answered tools/list with an error"),
+        Ok(None) => Err("the upstream did not answer tools/list"),
+        Err(AnswerError::Read(_)) => Err("the upstream's answer could not be read"),
+        Err(AnswerError::TooLarge { .. }) => Err("the upstream's answer is too large"),
+        Err(AnswerError::NotJsonRpc(_)) => Err("the upstream's answer is not JSON-RPC"),
+        Err(AnswerError::MalformedStream(_)) => Err("the upstream's event stream is malformed"),
+        Err(_) => Err("the upstream's answer has a content type that cannot be inspected"),
     }
 }
 

@@ -71,6 +71,7 @@
 //! # Ok::<(), mcp::McpError>(())
 //! ```
 
+mod answer;
 mod envelope;
 mod error;
 mod id;
@@ -86,6 +87,7 @@ pub mod methods;
 #[cfg(test)]
 mod test_util;
 
+pub use answer::{AnswerError, read_answer};
 pub use envelope::{Envelope, from_value, parse, parse_sse_data};
 pub use error::McpError;
 pub use id::Id;

@@ -14,10 +14,9 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agentgw_core::body::{BodyLimit, collect};
+use agentgw_core::body::BodyLimit;
 use agentgw_core::config::ConfigError as _;
-use agentgw_core::mcp::{self, Id, Message, ResponseKind};
-use agentgw_core::sse::{Decoder, Frame};
+use agentgw_core::mcp::{self, Id};
 use agentgw_toolsec::pins::{PinChange, PinFile};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
@@ -359,61 +358,10 @@ impl Client {
 /// The result of the answer to `id` in `response` (a JSON body or an event stream); `None`
 /// when the answer ends without it.
 async fn answer(response: Response<ResBody>, id: &Id) -> Result<Option<Value>, String> {
-    let find = |envelope: mcp::Envelope| {
-        envelope
-            .into_messages()
-            .into_iter()
-            .find_map(|message| match message {
-                Message::Response {
-                    id: answered,
-                    result,
-                } if answered == *id => Some(Ok(result)),
-                Message::Error {
-                    id: answered,
-                    error,
-                } if answered == *id => Some(Err(format!(
-                    "JSON-RPC error {}: {}",
-                    error.code, error.message
-                ))),
-                _ => None,
-            })
-    };
-    match mcp::response_kind(response.headers()) {
-        ResponseKind::Json => {
-            let bytes = collect(response.into_body(), BodyLimit::new(MAX_ANSWER_BYTES))
-                .await
-                .map_err(|e| format!("the answer could not be read: {e}"))?;
-            let envelope =
-                mcp::parse(&bytes).map_err(|e| format!("the answer is not JSON-RPC: {e}"))?;
-            find(envelope).transpose()
-        }
-        ResponseKind::EventStream => {
-            let mut body = std::pin::pin!(response.into_body());
-            let mut decoder = Decoder::new(MAX_ANSWER_BYTES);
-            let mut frames = Vec::new();
-            while let Some(frame) = body.as_mut().frame().await {
-                let frame = frame.map_err(|e| format!("the answer could not be read: {e}"))?;
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                decoder
-                    .decode(&data, &mut frames)
-                    .map_err(|e| format!("the event stream is malformed: {e}"))?;
-                for frame in frames.drain(..) {
-                    let Frame::Event(event) = frame else {
-                        continue;
-                    };
-                    if let Ok(Some(envelope)) = mcp::parse_sse_data(&event.data)
-                        && let Some(answer) = find(envelope)
-                    {
-                        return answer.map(Some);
-                    }
-                }
-            }
-            Ok(None)
-        }
-        ResponseKind::Untyped | ResponseKind::Unsupported => {
-            Err("the answer is neither JSON nor an event stream".to_owned())
-        }
+    match mcp::read_answer(response, id, BodyLimit::new(MAX_ANSWER_BYTES)).await {
+        Ok(Some(Ok(result))) => Ok(Some(result)),
+        Ok(Some(Err(error))) => Err(format!("JSON-RPC error {}: {}", error.code, error.message)),
+        Ok(None) => Ok(None),
+        Err(error) => Err(error.to_string()),
     }
 }
