@@ -11,7 +11,7 @@ use agentgw_core::mcp::{self, Envelope, ErrorObject, Id, Message, codes, methods
 use agentgw_core::metrics::{record_rejection, record_tool_call};
 use serde_json::{Value, json};
 
-use crate::audit::{Auditor, LAYER, mask_text, masked};
+use crate::audit::{Auditor, CLASSIFIER_SCORE, LAYER, mask_text, masked};
 use crate::denial::{Denial, rules};
 use crate::pin_store::SharedSnapshot;
 use crate::policy::{DefinitionOutcome, ListOutcome, Policy};
@@ -454,9 +454,24 @@ impl Exchange {
         let Message::Response { result, .. } = message else {
             return false;
         };
+        let classified = self.policy.classify_result(result);
+        if classified.rejected {
+            let denial = injection_refusal();
+            self.audit_call(
+                &call.tool,
+                Decision::Deny,
+                Some(&denial.rule),
+                "injection",
+                None,
+                |event| with_score(event, classified.highest),
+            );
+            record_rejection(LAYER, &denial.rule);
+            *message = error_message(id, &denial);
+            return true;
+        }
         let sanitized = self.policy.sanitize_result(result);
         if self.auditor.is_on() {
-            let decision = if sanitized.changed() {
+            let decision = if sanitized.changed() || classified.flagged() {
                 Decision::Modify
             } else {
                 Decision::Allow
@@ -470,8 +485,14 @@ impl Exchange {
                 .max_execution_time
                 .is_some_and(|max| self.started.elapsed() > max);
             let arguments = call.arguments;
-            self.audit_call(&call.tool, decision, None, "result", None, |mut event| {
-                event = event.with_detail("isError", is_error);
+            let rule = classified
+                .flagged()
+                .then_some(rules::PROMPT_INJECTION_CLASSIFIER);
+            self.audit_call(&call.tool, decision, rule, "result", None, |mut event| {
+                event = with_score(event, classified.highest).with_detail("isError", is_error);
+                if classified.removed > 0 {
+                    event = event.with_detail("classifierRemoved", classified.removed);
+                }
                 if sanitized.changed() {
                     event = event.with_detail(
                         "sanitized",
@@ -490,7 +511,7 @@ impl Exchange {
                 event
             });
         }
-        sanitized.changed()
+        sanitized.changed() || classified.flagged()
     }
 
     /// Errors for every call still waiting, because the time limit passed; the calls are
@@ -600,6 +621,9 @@ impl Exchange {
             if let Some(detail) = &finding.detail {
                 event = event.with_detail("detail", mask_text(detail));
             }
+            if let Some(score) = finding.score {
+                event = event.with_detail(CLASSIFIER_SCORE, score);
+            }
             self.auditor.record(&event);
         }
         let decision = match (&outcome.rejected, outcome.changed) {
@@ -637,6 +661,9 @@ impl Exchange {
             if !finding.name.is_empty() {
                 event = event.with_detail("name", mask_text(&finding.name));
             }
+            if let Some(score) = finding.score {
+                event = event.with_detail(CLASSIFIER_SCORE, score);
+            }
             self.auditor.record(&event);
         }
     }
@@ -668,6 +695,23 @@ fn case_variant_message(known: &str) -> String {
 /// The denial of an answer the layer cannot inspect.
 pub(crate) fn invalid_answer(message: &str) -> Denial {
     Denial::forbidden(rules::INVALID_RESPONSE, message).with_code(codes::INTERNAL_ERROR)
+}
+
+/// The denial of a `tools/call` result the prompt-injection classifier flagged
+/// (`responseSanitization.classifier.action: Reject`); never echoes the text.
+pub(crate) fn injection_refusal() -> Denial {
+    Denial::forbidden(
+        rules::PROMPT_INJECTION_CLASSIFIER,
+        "the tool result was withheld: the prompt-injection classifier flagged its text",
+    )
+}
+
+/// `event` with the detail `classifierScore`, when a text was scored.
+fn with_score(event: AuditEvent, score: Option<f32>) -> AuditEvent {
+    match score {
+        Some(score) => event.with_detail(CLASSIFIER_SCORE, score),
+        None => event,
+    }
 }
 
 /// The denial of `tools/call` output over `max` bytes.

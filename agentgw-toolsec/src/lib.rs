@@ -235,7 +235,43 @@
 //! `resources/read` contents, `prompts/get` messages, errors, and the server's requests such as
 //! `sampling/createMessage` and `elicitation/create`), base64 payloads excepted.
 //!
-//! **Other server texts**: the builtin detectors (and the classifier, when configured) also check the `initialize` instructions and
+//! # The prompt-injection classifier
+//!
+//! With the cargo feature `classifier`, `agentgw-guard`'s offline prompt-injection classifier
+//! ([`agentgw_guard::classifier`]: a linear model over hashed n-grams, shipped in the crate, no
+//! network) scores two kinds of text a model reads as trusted:
+//!
+//! - **Tool definitions and server texts** (`validation.classifier`, see
+//!   [`DefinitionClassifierConfig`](config::DefinitionClassifierConfig)): a definition with a
+//!   text at or above the threshold fails like under any other validation rule.
+//! - **Tool results** (`responseSanitization.classifier`, see
+//!   [`ResultClassifierConfig`](config::ResultClassifierConfig)): the text blocks and embedded
+//!   resource texts of each `tools/call` result, as the server sent them (before the
+//!   sanitization rules); a flagged text is replaced by a short placeholder (`action: Remove`,
+//!   default) or the call is answered with the JSON-RPC error of every refusal of the layer
+//!   (`action: Reject`, code -32003, `data.reason` `prompt-injection-classifier`).
+//!
+//! ```yaml
+//! validation:
+//!   classifier: {enabled: true, threshold: 0.95, model: builtin}
+//! responseSanitization:
+//!   classifier: {enabled: true, threshold: 0.95, action: Remove, model: builtin}
+//! ```
+//!
+//! Both score each text on its own, and apart from it the contents of its HTML and Markdown
+//! comments and `<details>` blocks; the model reads long texts in overlapping windows, so an
+//! instruction buried in a long document scores as it would alone. The rule is
+//! [`PROMPT_INJECTION_CLASSIFIER`](rules::PROMPT_INJECTION_CLASSIFIER). Every score is an
+//! observation of `agentgateway_guard_classifier_score{guard}` (`guard` is
+//! `toolSecurity.validation` or `toolSecurity.responseSanitization`). Audit events carry the
+//! score as the detail `classifierScore` (the name the guard uses), never the text: the
+//! `tool_validation` / `definition_validation` event of a definition the classifier removed,
+//! and the `tool_call` event of every scored result (with the rule when a text was flagged).
+//! Without the feature, an enabled block is a configuration error naming its path. The README
+//! lists the false alarms measured at each threshold.
+//!
+//! **Other server texts**: the builtin detectors (and the classifier, when configured) also
+//! check the `initialize` instructions and
 //! the entries of `prompts/list`, `resources/list` and `resources/templates/list`; what fails is
 //! removed (or the answer refused with `validation.action: Reject`).
 //!

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use crate::digest::Digest;
 use crate::schema::InputSchema;
 use crate::spoof::KnownName;
+use crate::validate::Broken;
 
 /// Entries kept in each digest-keyed cache before it is cleared.
 const CACHE_CAPACITY: usize = 4096;
@@ -39,7 +40,7 @@ pub(crate) struct State {
     pub(crate) upstreams: HashMap<Arc<str>, HashMap<String, ToolRecord>>,
     pub(crate) total: usize,
     schemas: HashMap<Digest, Result<InputSchema, Arc<str>>>,
-    verdicts: HashMap<Digest, Option<Arc<str>>>,
+    verdicts: HashMap<Digest, Option<Broken>>,
 }
 
 impl State {
@@ -69,7 +70,7 @@ impl State {
     }
 
     /// A cached verdict of the static definition checks.
-    pub(crate) fn verdict(&self, digest: &Digest) -> Option<Option<Arc<str>>> {
+    pub(crate) fn verdict(&self, digest: &Digest) -> Option<Option<Broken>> {
         self.verdicts.get(digest).cloned()
     }
 
@@ -115,7 +116,7 @@ impl Registry {
         &self,
         upstream: &Arc<str>,
         updates: Vec<Update>,
-        verdicts: Vec<(Digest, Option<Arc<str>>)>,
+        verdicts: Vec<(Digest, Option<Broken>)>,
         schemas: Vec<(Digest, Result<InputSchema, Arc<str>>)>,
     ) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());

@@ -18,7 +18,8 @@ pub const TOOL_SHADOWING: &str = "tool-shadowing";
 /// Builtin detector: shell commands or traversal in schema `default`/`examples`/`const`/`enum`.
 pub const SCHEMA_EXPLOITATION: &str = "schema-exploitation";
 /// `validation.classifier`: a text of the definition scores at or above the threshold of the
-/// built-in prompt-injection classifier (the same name as `agentgw-guard`'s classifier rule).
+/// built-in prompt-injection classifier; `responseSanitization.classifier`: a text of a tool
+/// result does (the same name as `agentgw-guard`'s classifier rule).
 pub const PROMPT_INJECTION_CLASSIFIER: &str = "prompt-injection-classifier";
 
 /// The tool is not in the allowlist.

@@ -16,6 +16,9 @@
 //! empties the texts that follow. Other strings (`structuredContent` must keep the shape of
 //! the tool's `outputSchema`) are cleaned but never truncated (use
 //! `sandbox.limits.maxOutputSize`).
+//!
+//! `responseSanitization.classifier` (cargo feature `classifier`, see `classify`) scores the
+//! primary texts of `tools/call` results only, before the rules, on the text as sent.
 
 use agentgw_guard::PatternSet;
 use serde_json::Value;
@@ -49,12 +52,32 @@ struct Truncate {
     message: String,
 }
 
+/// What the classifier (`responseSanitization.classifier`) did to one tool result.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Classified {
+    /// The highest score of the texts of the result (`None` when no text was scored).
+    pub(crate) highest: Option<f32>,
+    /// Texts replaced (`action: Remove`).
+    pub(crate) removed: usize,
+    /// The result must be refused (`action: Reject`).
+    pub(crate) rejected: bool,
+}
+
+impl Classified {
+    /// Whether a text was flagged.
+    pub(crate) fn flagged(&self) -> bool {
+        self.removed > 0 || self.rejected
+    }
+}
+
 /// The compiled sanitization rules.
 #[derive(Debug, Clone)]
 pub(crate) struct Sanitizer {
     remove: Option<PatternSet>,
     mask: Option<PatternSet>,
     truncate: Option<Truncate>,
+    #[cfg(feature = "classifier")]
+    classifier: Option<crate::classify::ResultClassifier>,
 }
 
 impl Sanitizer {
@@ -62,6 +85,13 @@ impl Sanitizer {
         config: &ResponseSanitizationConfig,
         base: &str,
     ) -> Result<Self, Error> {
+        #[cfg(not(feature = "classifier"))]
+        if config.classifier.as_ref().is_some_and(|c| c.enabled) {
+            return Err(Error::invalid(
+                format!("{base}.classifier"),
+                "needs agentgw-toolsec built with the cargo feature `classifier`",
+            ));
+        }
         let mut remove = PatternList::new(format!("{base}.rules"), true);
         let mut mask = PatternList::new(format!("{base}.rules"), false);
         let mut truncate = None;
@@ -151,7 +181,33 @@ impl Sanitizer {
             remove: remove.build()?,
             mask: mask.build()?,
             truncate,
+            #[cfg(feature = "classifier")]
+            classifier: match &config.classifier {
+                Some(classifier) => crate::classify::ResultClassifier::from_config(
+                    classifier,
+                    &format!("{base}.classifier"),
+                )?,
+                None => None,
+            },
         })
+    }
+
+    /// Scores the texts of a `tools/call` result with `responseSanitization.classifier` and
+    /// removes the flagged ones (`Remove`), or says the result must be refused (`Reject`).
+    /// Runs before [`sanitize_result`](Self::sanitize_result), on the text as the server sent
+    /// it.
+    #[cfg(feature = "classifier")]
+    pub(crate) fn classify_result(&self, result: &mut Value) -> Classified {
+        match &self.classifier {
+            Some(classifier) => classifier.classify(result),
+            None => Classified::default(),
+        }
+    }
+
+    /// Without the cargo feature `classifier` nothing is scored.
+    #[cfg(not(feature = "classifier"))]
+    pub(crate) fn classify_result(&self, _result: &mut Value) -> Classified {
+        Classified::default()
     }
 
     /// Sanitizes a result (or the params of a server message) in place: every string is
@@ -227,7 +283,7 @@ impl Sanitizer {
 /// Calls `f` with the primary texts of a result or of server message params, in order: the
 /// text of `content` blocks (an array, or one block) and of their embedded resources, the
 /// `contents[].text` of a resource read, and the content of each of `messages[]`.
-fn for_each_primary_text(value: &mut Value, f: &mut impl FnMut(&mut String)) {
+pub(crate) fn for_each_primary_text(value: &mut Value, f: &mut impl FnMut(&mut String)) {
     let Value::Object(map) = value else {
         return;
     };
@@ -402,6 +458,7 @@ mod tests {
                     max_length: Some(max),
                     truncation_message: Some("[cut]".into()),
                 }],
+                classifier: None,
             };
             let sanitizer = Sanitizer::from_config(&config, "r").unwrap();
             let blocks: Vec<Value> = texts.iter().map(|t| json!({"type": "text", "text": t})).collect();

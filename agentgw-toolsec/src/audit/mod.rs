@@ -4,8 +4,9 @@
 //!
 //! | event | when | decision | details |
 //! |---|---|---|---|
-//! | `tool_call` | a `tools/call` was refused, or its answer arrived (or timed out) | `deny` / `allow` / `modify` (result sanitized) | `upstream`, `outcome` (`result`, `error`, `denied`, `timeout`, `too_large`, `no_response`), `isError`, `sanitized`; with `level: full`, `arguments` and `response` (masked) |
-//! | `tool_validation` | a tool of a `tools/list` result was removed or flagged | `deny` (removed) / `allow` (flagged only) | `upstream`, `detail` |
+//! | `tool_call` | a `tools/call` was refused, or its answer arrived (or timed out) | `deny` / `allow` / `modify` (result sanitized) | `upstream`, `outcome` (`result`, `error`, `denied`, `timeout`, `too_large`, `injection`, `no_response`), `isError`, `sanitized`, `classifierScore` and `classifierRemoved` (`responseSanitization.classifier`); with `level: full`, `arguments` and `response` (masked) |
+//! | `tool_validation` | a tool of a `tools/list` result was removed or flagged | `deny` (removed) / `allow` (flagged only) | `upstream`, `detail`, `classifierScore` (rule `prompt-injection-classifier`) |
+//! | `definition_validation` | a prompt, resource, template or the `initialize` instructions were removed | `deny` | `upstream`, `kind`, `name`, `classifierScore` (rule `prompt-injection-classifier`) |
 //! | `tool_list` | a `tools/list` result was validated | `allow` / `modify` / `deny` | `upstream`, `listed`, `exposed`, `notAllowlisted` |
 //!
 //! Every event carries the identity (JWT subject, API key name or client certificate), the tool,
@@ -36,6 +37,9 @@ use crate::error::Error;
 
 /// The layer name in audit events and metrics.
 pub(crate) const LAYER: &str = "toolsec";
+
+/// The audit detail holding a prompt-injection classifier score (the name `agentgw-guard` uses).
+pub(crate) const CLASSIFIER_SCORE: &str = "classifierScore";
 
 /// Records audit events as configured.
 #[derive(Clone)]

@@ -66,6 +66,7 @@
 //!         allow:
 //!           - pattern: "^[a-z][a-z0-9-]*$"
 //!             name: valid-tool-name
+//!     classifier: {enabled: true, threshold: 0.95, model: builtin}   # cargo feature `classifier`
 //!   nameSpoofing:               # tools/list: names confusable with trusted or other servers' tools
 //!     trustedTools: [kubectl-get]
 //!   pinning:                    # tools/list: rug-pulls (a definition changed after first sight)
@@ -96,6 +97,12 @@
 //!       - action: Truncate
 //!         maxLength: 50000
 //!         truncationMessage: "[Response truncated for safety]"
+//!     classifier:               # cargo feature `classifier`: prompt injections in tool results
+//!       enabled: true
+//!       threshold: 0.95
+//!       action: Remove          # Remove the flagged text (default) | Reject the call
+//!       model: builtin
+//!       replacement: "[removed: suspected prompt injection]"
 //!   unlistedTools: Fetch        # tools/call of a tool no tools/list showed: Fetch | Deny | Allow
 //!   escalation:                 # where refusals of `action: Escalate` rules go (allowlist,
 //!     webhook: https://hooks.example.com/security   #   allowlist.tools[], inputValidation.rules[])
@@ -131,7 +138,10 @@ pub use escalation::{EscalationConfig, RuleAction};
 pub use input::{ArgumentRule, InputRule, InputValidationConfig};
 pub use pinning::{PinningConfig, RedisPinsConfig};
 pub use sandbox::{FileSystemAccess, STDIO_ONLY_LIMITS, SandboxConfig, SandboxLimits, SandboxMode};
-pub use sanitization::{ResponseSanitizationConfig, SanitizationAction, SanitizationRule};
+pub use sanitization::{
+    ResponseSanitizationConfig, ResultClassifierAction, ResultClassifierConfig, SanitizationAction,
+    SanitizationRule,
+};
 pub use spoofing::NameSpoofingConfig;
 pub use validation::{
     DefinitionClassifierConfig, NamedPattern, ValidationAction, ValidationConfig, ValidationRule,

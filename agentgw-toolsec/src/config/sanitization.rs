@@ -1,6 +1,6 @@
 //! `responseSanitization`: rewriting what the server sends before the client sees it.
 
-use agentgw_guard::Builtin;
+use agentgw_guard::{Builtin, ClassifierModel};
 use serde::Deserialize;
 
 use super::yes;
@@ -19,6 +19,10 @@ pub struct ResponseSanitizationConfig {
     /// Applied in order of action: `Remove`, then `Mask`, then `Truncate`.
     #[serde(default)]
     pub rules: Vec<SanitizationRule>,
+    /// Scores the texts of `tools/call` results with the built-in prompt-injection
+    /// classifier, before the rules (cargo feature `classifier`; default off).
+    #[serde(default)]
+    pub classifier: Option<ResultClassifierConfig>,
 }
 
 impl Default for ResponseSanitizationConfig {
@@ -26,6 +30,7 @@ impl Default for ResponseSanitizationConfig {
         Self {
             enabled: true,
             rules: Vec::new(),
+            classifier: None,
         }
     }
 }
@@ -44,6 +49,123 @@ impl ResponseSanitizationConfig {
         self.rules = rules.into_iter().collect();
         self
     }
+
+    /// Sets `classifier`.
+    #[must_use]
+    pub fn classifier(mut self, classifier: ResultClassifierConfig) -> Self {
+        self.classifier = Some(classifier);
+        self
+    }
+}
+
+/// `responseSanitization.classifier`: scores the prose of each `tools/call` result with
+/// `agentgw-guard`'s offline prompt-injection classifier, the way `validation.classifier`
+/// scores tool definitions.
+///
+/// The texts scored are the `text` of each text block of `content`, the `text` of each
+/// embedded resource, and, on their own, the contents of the HTML and Markdown comments and
+/// `<details>` blocks of these texts; base64 payloads (`data`, `blob`), `structuredContent`
+/// and annotations are not. A text scoring at or above `threshold` breaks the rule
+/// [`PROMPT_INJECTION_CLASSIFIER`](crate::rules::PROMPT_INJECTION_CLASSIFIER):
+///
+/// - `action: Remove` (default) replaces the whole text with `replacement`; the rest of the
+///   result is delivered.
+/// - `action: Reject` answers the `tools/call` with a JSON-RPC error (code `-32003`,
+///   `data: {status: 403, layer: "toolsec", reason: "prompt-injection-classifier"}`) instead of
+///   the result.
+///
+/// Every score is an observation of `agentgateway_guard_classifier_score{guard =
+/// "toolSecurity.responseSanitization"}`; the `tool_call` audit event of the result carries the
+/// highest score as `classifierScore` (and the rule when a text was flagged), never the text.
+///
+/// ```yaml
+/// responseSanitization:
+///   classifier: {enabled: true, threshold: 0.95, action: Remove, model: builtin}
+/// ```
+///
+/// Needs the cargo feature `classifier`; without it an enabled block is a configuration error.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ResultClassifierConfig {
+    /// On unless `false`.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The score, above 0 and at most 1, from which a text is flagged (default
+    /// [`DEFAULT_THRESHOLD`](Self::DEFAULT_THRESHOLD)).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// What happens to a result with a flagged text (default `Remove`).
+    #[serde(default)]
+    pub action: ResultClassifierAction,
+    /// The model (default `builtin`, the only one for now).
+    #[serde(default)]
+    pub model: ClassifierModel,
+    /// `Remove`: the text that replaces a flagged text (default
+    /// [`DEFAULT_REPLACEMENT`](Self::DEFAULT_REPLACEMENT)).
+    #[serde(default)]
+    pub replacement: Option<String>,
+}
+
+impl ResultClassifierConfig {
+    /// The default `threshold`; the false alarms it raises on benign tool output are measured
+    /// in `tests/result_classifier.rs` and listed in the crate README.
+    pub const DEFAULT_THRESHOLD: f64 = 0.95;
+
+    /// The default `replacement` of a flagged text.
+    pub const DEFAULT_REPLACEMENT: &'static str = "[removed: suspected prompt injection]";
+
+    /// Sets `enabled`.
+    #[must_use]
+    pub fn enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets `threshold`.
+    #[must_use]
+    pub fn threshold(mut self, threshold: f64) -> Self {
+        self.threshold = Some(threshold);
+        self
+    }
+
+    /// Sets `action`.
+    #[must_use]
+    pub fn action(mut self, action: ResultClassifierAction) -> Self {
+        self.action = action;
+        self
+    }
+
+    /// Sets `replacement`.
+    #[must_use]
+    pub fn replacement(mut self, replacement: impl Into<String>) -> Self {
+        self.replacement = Some(replacement.into());
+        self
+    }
+}
+
+impl Default for ResultClassifierConfig {
+    /// Enabled, `Remove` at the default threshold with the built-in model.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            threshold: None,
+            action: ResultClassifierAction::default(),
+            model: ClassifierModel::Builtin,
+            replacement: None,
+        }
+    }
+}
+
+/// What happens to a `tools/call` result with a text the classifier flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
+pub enum ResultClassifierAction {
+    /// The flagged text is replaced by the `replacement`; the rest of the result is delivered.
+    #[default]
+    Remove,
+    /// The call is answered with a JSON-RPC error instead of the result.
+    Reject,
 }
 
 /// One rule of `responseSanitization.rules`.
@@ -195,6 +317,37 @@ mod tests {
         assert_eq!(
             seed("responseSanitization: {}\n").response_sanitization,
             Some(ResponseSanitizationConfig::default())
+        );
+    }
+
+    #[test]
+    fn classifier_block_matches_the_builders() {
+        let parsed = seed(
+            "responseSanitization:\n  enabled: true\n  classifier: {enabled: true, threshold: 0.9, \
+             action: Reject, model: builtin}\n",
+        );
+        let built = ResponseSanitizationConfig::default().classifier(
+            ResultClassifierConfig::default()
+                .threshold(0.9)
+                .action(ResultClassifierAction::Reject),
+        );
+        assert_eq!(parsed.response_sanitization, Some(built));
+        let defaults = seed("responseSanitization:\n  classifier: {}\n")
+            .response_sanitization
+            .unwrap()
+            .classifier
+            .unwrap();
+        assert_eq!(defaults, ResultClassifierConfig::default());
+        assert_eq!(defaults.action, ResultClassifierAction::Remove);
+        assert_eq!(
+            ResultClassifierConfig::default()
+                .replacement("[x]")
+                .enabled(false),
+            ResultClassifierConfig {
+                enabled: false,
+                replacement: Some("[x]".into()),
+                ..ResultClassifierConfig::default()
+            }
         );
     }
 }

@@ -1,8 +1,6 @@
 //! The server texts other than tool definitions: `initialize` instructions and the entries of
 //! `prompts/list`, `resources/list` and `resources/templates/list`.
 
-use std::sync::Arc;
-
 use agentgw_core::mcp::codes;
 use agentgw_core::metrics::{TOOL_VALIDATION_REJECTED_TOTAL, labels};
 use serde_json::Value;
@@ -10,6 +8,7 @@ use serde_json::Value;
 use super::{DefinitionOutcome, Policy, TextFinding};
 use crate::config::ValidationAction;
 use crate::denial::{Denial, quoted, rules};
+use crate::validate::Broken;
 
 impl Policy {
     /// Checks the server texts of a result that is not a `tools/list` answer with the builtin
@@ -22,19 +21,20 @@ impl Policy {
         let (Some((rules, action)), Value::Object(map)) = (&self.validation, result) else {
             return outcome;
         };
-        let invalid: Arc<str> = rules::INVALID_DEFINITION.into();
+        let invalid = Broken::rule(rules::INVALID_DEFINITION);
         if let Some(instructions) = map.get("instructions") {
-            let rule = match instructions {
+            let broken = match instructions {
                 Value::String(_) => rules.check_server_text(instructions),
                 _ => Some(invalid.clone()),
             };
-            if let Some(rule) = rule {
+            if let Some(Broken { rule, score }) = broken {
                 map.remove("instructions");
                 outcome.changed = true;
                 outcome.findings.push(TextFinding {
                     kind: "instructions",
                     name: String::new(),
                     rule,
+                    score,
                 });
             }
         }
@@ -49,17 +49,18 @@ impl Policy {
                     let before = items.len();
                     items.retain(|item| {
                         let name = item.get("name").and_then(Value::as_str);
-                        let rule = match name {
+                        let broken = match name {
                             Some(_) => rules.check_server_text(item),
                             None => Some(invalid.clone()),
                         };
-                        let Some(rule) = rule else {
+                        let Some(Broken { rule, score }) = broken else {
                             return true;
                         };
                         outcome.findings.push(TextFinding {
                             kind,
                             name: name.unwrap_or_default().to_owned(),
                             rule,
+                            score,
                         });
                         false
                     });

@@ -17,6 +17,7 @@ use crate::pins::definition_digest;
 use crate::registry::{State, ToolRecord, ToolStatus, Update};
 use crate::schema::InputSchema;
 use crate::spoof::{KnownName, Siblings};
+use crate::validate::Broken;
 
 enum Verdict {
     Exposed(ToolRecord),
@@ -171,7 +172,7 @@ struct ListContext<'a> {
     state: &'a State,
     upstream: &'a Arc<str>,
     new_tools: usize,
-    new_verdicts: &'a mut Vec<(Digest, Option<Arc<str>>)>,
+    new_verdicts: &'a mut Vec<(Digest, Option<Broken>)>,
     new_schemas: &'a mut Vec<(Digest, Result<InputSchema, Arc<str>>)>,
     findings: &'a mut Vec<Finding>,
     shared: Option<&'a SharedSnapshot>,
@@ -221,9 +222,15 @@ impl ListContext<'_> {
                 self.new_verdicts.push((tool_digest, verdict.clone()));
                 verdict
             });
-            if let Some(rule) = static_rule.or_else(|| rules.check_shadowing(tool, shadow_names)) {
+            if let Some(Broken { rule, score }) =
+                static_rule.or_else(|| rules.check_shadowing(tool, shadow_names).map(Broken::rule))
+            {
                 let record = withheld_record(&rule);
-                return self.withhold(name, rule, record, None);
+                let verdict = self.withhold(name, rule, record, None);
+                if let Some(finding) = self.findings.last_mut() {
+                    finding.score = score;
+                }
+                return verdict;
             }
         }
 
@@ -357,6 +364,7 @@ impl ListContext<'_> {
             rule: rule.clone(),
             removed: true,
             detail,
+            score: None,
         });
         Verdict::Withheld { rule, record }
     }
@@ -367,6 +375,7 @@ impl ListContext<'_> {
             rule,
             removed: false,
             detail: Some(detail),
+            score: None,
         });
     }
 }

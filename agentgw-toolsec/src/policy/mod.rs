@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::input::InputValidator;
 use crate::pin_store::Pinning;
 use crate::registry::Registry;
-use crate::sanitize::{Sanitized, Sanitizer};
+use crate::sanitize::{Classified, Sanitized, Sanitizer};
 use crate::spoof::{KnownName, SpoofDetector};
 use crate::validate::DefinitionRules;
 
@@ -41,24 +41,28 @@ pub(crate) struct Limits {
 }
 
 /// A decision about one tool of a `tools/list` result worth auditing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Finding {
     pub(crate) tool: String,
     pub(crate) rule: Arc<str>,
     /// Whether the tool was removed (otherwise it was only flagged).
     pub(crate) removed: bool,
     pub(crate) detail: Option<String>,
+    /// The classifier's score, when the rule is the classifier's.
+    pub(crate) score: Option<f32>,
 }
 
 /// A server text withheld by the builtin detectors (or because it is not the type MCP
 /// defines): a prompt, a resource, a resource template or the `initialize` instructions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TextFinding {
     /// `prompt`, `resource`, `resourceTemplate` or `instructions`.
     pub(crate) kind: &'static str,
     /// The definition's `name` (empty for instructions and nameless entries).
     pub(crate) name: String,
     pub(crate) rule: Arc<str>,
+    /// The classifier's score, when the rule is the classifier's.
+    pub(crate) score: Option<f32>,
 }
 
 /// What checking the server texts of a result other than a `tools/list` did.
@@ -218,6 +222,15 @@ impl Policy {
         match &self.sanitizer {
             Some(sanitizer) => sanitizer.sanitize_result(result),
             None => Sanitized::default(),
+        }
+    }
+
+    /// Scores the texts of a `tools/call` result with `responseSanitization.classifier`,
+    /// removing the flagged ones or asking for the result to be refused.
+    pub(crate) fn classify_result(&self, result: &mut Value) -> Classified {
+        match &self.sanitizer {
+            Some(sanitizer) => sanitizer.classify_result(result),
+            None => Classified::default(),
         }
     }
 

@@ -176,6 +176,8 @@ impl ServerHandler for TestServer {
             )),
             "kubectl-logs" => text_result("log line 1\nlog line 2"),
             "read-file" => text_result(format!("contents of {}", text("path"))),
+            // Not in `tool_definitions`: a test that lists it answers with `text` verbatim.
+            "echo-text" => text_result(text("text")),
             "fetch-page" => text_result(INJECTED_PAGE),
             "customer-lookup" => {
                 text_result("Customer: Jo Smith, jo.smith@example.com, card 4111 1111 1111 1111")
