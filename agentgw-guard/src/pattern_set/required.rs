@@ -8,7 +8,8 @@
 //! number, each letter of a literal). One pass over the text records which bytes it holds; a
 //! pattern none of whose matches fits them is not searched, and when no pattern fits, the
 //! automaton is skipped. So is a text shorter than the shortest match (a JSON number `13`
-//! cannot be a card number).
+//! cannot be a card number), and, per pattern, a text with fewer ASCII digits than its matches
+//! hold (a model name `gpt-4o-mini` has one digit, a card number at least twelve).
 //!
 //! The sets are a necessary condition worked out conservatively from the parsed pattern: a
 //! byte is required only when every way of matching consumes it (a repetition that may match
@@ -45,11 +46,13 @@ enum Kind {
     Classes {
         classes: Box<[u64; 256]>,
         patterns: Vec<Vec<u64>>,
+        /// Per pattern, the fewest ASCII digits a match holds (a card number at least 12).
+        digits: Vec<usize>,
         /// The union of every pattern's most selective set: a text without any of these
         /// bytes meets no pattern's needs.
         any: u64,
-        /// When every pattern needs one particular byte (the `@` of an email address), those
-        /// bytes (at most three), for a vectorized search instead.
+        /// When every pattern needs one particular byte (the `@` of an email address) and no
+        /// digits, those bytes (at most three), for a vectorized search instead.
         single: Option<Vec<u8>>,
     },
 }
@@ -79,8 +82,9 @@ impl Needs {
             if sets.is_empty() {
                 return Kind::Nothing;
             }
-            // The most selective first: fewest bytes, then the rarest in text.
-            sets.sort_by_key(|s| (s.len(), commonness(s)));
+            // The most selective first: the rarest in text (a digit before a space), then the
+            // fewest bytes.
+            sets.sort_by_key(|s| (commonness(s), s.len()));
             let mut kept: Vec<ByteSet> = Vec::with_capacity(MAX_SETS);
             for set in sets {
                 if kept.len() < MAX_SETS && !kept.contains(&set) {
@@ -98,14 +102,18 @@ impl Needs {
             .collect();
         singles.sort_unstable();
         singles.dedup();
-        let single = (singles.len() <= 3 && patterns.iter().all(|sets| sets[0].single().is_some()))
-            .then_some(singles);
-        Needs::classes(&patterns, single)
+        let digits: Vec<usize> = hirs.iter().map(|hir| min_digits(hir)).collect();
+        // The vectorized search looks for the bytes only: not when digits are to be counted.
+        let single = (singles.len() <= 3
+            && patterns.iter().all(|sets| sets[0].single().is_some())
+            && digits.iter().all(|&d| d == 0))
+        .then_some(singles);
+        Needs::classes(&patterns, digits, single)
     }
 
     /// [`Kind::Classes`] for these sets, or [`Kind::Nothing`] when their bytes fall in more
     /// than 64 classes.
-    fn classes(patterns: &[Vec<ByteSet>], single: Option<Vec<u8>>) -> Kind {
+    fn classes(patterns: &[Vec<ByteSet>], digits: Vec<usize>, single: Option<Vec<u8>>) -> Kind {
         let all: Vec<&ByteSet> = patterns.iter().flatten().collect();
         let mut signatures: Vec<Vec<bool>> = Vec::new();
         let mut classes = Box::new([0u64; 256]);
@@ -139,6 +147,7 @@ impl Needs {
         Kind::Classes {
             classes,
             patterns,
+            digits,
             any,
             single,
         }
@@ -181,12 +190,13 @@ impl Needs {
         }
     }
 
-    /// Records the classes of `text`'s bytes (as `map` turns them) a chunk at a time, and
-    /// stops as soon as they meet some pattern's needs.
+    /// Records the classes of `text`'s bytes (as `map` turns them) and counts its ASCII digits,
+    /// a chunk at a time, and stops as soon as they meet some pattern's needs.
     fn met_by(&self, text: &[u8], map: impl Fn(u8) -> u8) -> bool {
         let Kind::Classes {
             classes,
             patterns,
+            digits,
             any,
             ..
         } = &self.kind
@@ -194,14 +204,17 @@ impl Needs {
             return true;
         };
         let mut present = 0u64;
+        let mut seen_digits = 0;
         for chunk in text.chunks(CHUNK) {
             for &b in chunk {
-                present |= classes[usize::from(map(b))];
+                let b = map(b);
+                present |= classes[usize::from(b)];
+                seen_digits += usize::from(b.is_ascii_digit());
             }
             if present & any != 0
-                && patterns
-                    .iter()
-                    .any(|sets| sets.iter().all(|&set| set & present != 0))
+                && patterns.iter().zip(digits).any(|(sets, &needed)| {
+                    seen_digits >= needed && sets.iter().all(|&set| set & present != 0)
+                })
             {
                 return true;
             }
@@ -249,13 +262,40 @@ fn required(hir: &Hir) -> Vec<ByteSet> {
             // A match holds a byte of one branch's most selective set: their union.
             let mut union = ByteSet::EMPTY;
             for sub in subs {
-                match required(sub).into_iter().min_by_key(ByteSet::len) {
+                match required(sub)
+                    .into_iter()
+                    .min_by_key(|s| (commonness(s), s.len()))
+                {
                     Some(set) => union.union(set),
                     None => return Vec::new(),
                 }
             }
             vec![union]
         }
+    }
+}
+
+/// The fewest ASCII digits (`0`-`9`) in any match of `hir`: a class counts when all its
+/// characters are ASCII digits, and an alternation counts its poorest branch.
+fn min_digits(hir: &Hir) -> usize {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => 0,
+        HirKind::Literal(lit) => lit.0.iter().filter(|b| b.is_ascii_digit()).count(),
+        HirKind::Class(class) => {
+            let set = class_bytes(class);
+            let only_digits =
+                set.len() > 0 && (0..=255u8).all(|b| !set.contains(b) || b.is_ascii_digit());
+            usize::from(only_digits)
+        }
+        HirKind::Repetition(rep) => {
+            let min = usize::try_from(rep.min).unwrap_or(usize::MAX);
+            min.saturating_mul(min_digits(&rep.sub))
+        }
+        HirKind::Capture(cap) => min_digits(&cap.sub),
+        HirKind::Concat(subs) => subs
+            .iter()
+            .fold(0, |sum: usize, sub| sum.saturating_add(min_digits(sub))),
+        HirKind::Alternation(subs) => subs.iter().map(min_digits).min().unwrap_or(0),
     }
 }
 
@@ -343,6 +383,36 @@ mod tests {
     }
 
     #[test]
+    fn texts_with_too_few_digits_are_skipped() {
+        // A card number: twelve digits at least, grouped by spaces or not. Prose has spaces,
+        // and a model name a digit, but neither has twelve digits.
+        let (card, _) = needs_of(&[r"[0-9]{12,19}|[0-9]{4}(?: [0-9]{4}){2,3}"]);
+        assert!(!card.met_in(b"Hello! I am doing well, thank you for asking."));
+        assert!(!card.met_in(b"gpt-4o-mini"));
+        assert!(!card.met_in(b"4111 1111 111"));
+        assert!(card.met_in(b"4111 1111 1111 1111"));
+        // `\d` is Unicode: its characters need not be ASCII digits, so none is counted.
+        let (unicode, _) = needs_of(&[r"\d{3}-\d{2}"]);
+        assert!(unicode.met_in("١٢٣-٤٥".as_bytes()));
+        let (ssn, _) = needs_of(&[r"[0-9]{3}-[0-9]{2}-[0-9]{4}"]);
+        assert!(!ssn.met_in(b"call 12-34-5678 now"));
+        assert!(ssn.met_in(b"call 123-45-6789 now"));
+        assert_eq!(min_digits_of(r"(?:1[ -]?)?[2-9][0-9]{2}(?:0|ab)"), 3);
+        assert_eq!(min_digits_of(r"x(?:12|3)+y{2}"), 1);
+        assert_eq!(min_digits_of(r"[0-9a]{4}"), 0);
+    }
+
+    fn min_digits_of(pattern: &str) -> usize {
+        min_digits(
+            &ParserBuilder::new()
+                .utf8(false)
+                .build()
+                .parse(pattern)
+                .unwrap(),
+        )
+    }
+
+    #[test]
     fn patterns_that_need_nothing_search_every_text() {
         for pattern in [r"a*", r"\b", r"(?:x|y?)z?", r"(?:ab|c*)d?"] {
             let (needs, _) = needs_of(&[pattern, r"\d+"]);
@@ -365,6 +435,8 @@ mod tests {
         let atom = prop_oneof![
             "[a-e]{1,3}",
             Just(r"\d".to_owned()),
+            Just("[0-9]".to_owned()),
+            Just("4[ -]?2".to_owned()),
             Just("[a-c]".to_owned()),
             Just("[^a]".to_owned()),
             Just(r"\b".to_owned()),
