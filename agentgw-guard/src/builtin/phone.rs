@@ -102,6 +102,16 @@ impl PhoneRules {
 
     /// Whether `digits` is a valid national number of one of the NANP regions (+1).
     fn nanp(&self, digits: &str) -> bool {
+        // NANP numbers are NXX-NXX-XXXX: no area code starts with 0 or 1. A Unix time in
+        // seconds (`"created": 1700000000` in every chat completion) is none, without running
+        // the regions' patterns.
+        if !digits
+            .as_bytes()
+            .first()
+            .is_some_and(|b| (b'2'..=b'9').contains(b))
+        {
+            return false;
+        }
         self.regions
             .iter()
             .filter(|r| r.country_code == 1)
@@ -560,6 +570,8 @@ mod tests {
         assert!(ten("4155552671", &r, || false));
         // A timestamp is no NANP number; after a phone word it may be a number elsewhere.
         assert!(!ten("1622767305", &r, || false));
+        assert!(!ten("1700000000", &r, || false));
+        assert!(!ten("0415555267", &r, || false));
         assert!(!ten("9876543210", &r, || false));
         assert!(ten("9876543210", &r, || true));
     }
