@@ -16,8 +16,9 @@ const GUARD_LABEL: &str = "toolSecurity.validation";
 /// The `guard` label of the tool result scores.
 pub(crate) const RESULT_GUARD_LABEL: &str = "toolSecurity.responseSanitization";
 
-/// The threshold of the block at `path`, checked to be in (0, 1].
-fn checked_threshold(threshold: f64, path: &str) -> Result<f32, Error> {
+/// The threshold of the block at `path` (`default` when unset), checked to be in (0, 1].
+fn checked_threshold(threshold: Option<f64>, default: f64, path: &str) -> Result<f32, Error> {
+    let threshold = threshold.unwrap_or(default);
     if !(threshold > 0.0 && threshold <= 1.0) {
         return Err(Error::invalid(
             format!("{path}.threshold"),
@@ -51,12 +52,13 @@ impl DefinitionClassifier {
         if !config.enabled {
             return Ok(None);
         }
-        let threshold = config
-            .threshold
-            .unwrap_or(DefinitionClassifierConfig::DEFAULT_THRESHOLD);
         Ok(Some(Self {
             model: builtin(),
-            threshold: checked_threshold(threshold, path)?,
+            threshold: checked_threshold(
+                config.threshold,
+                DefinitionClassifierConfig::DEFAULT_THRESHOLD,
+                path,
+            )?,
         }))
     }
 
@@ -100,10 +102,11 @@ impl ResultClassifier {
         if !config.enabled {
             return Ok(None);
         }
-        let threshold = config
-            .threshold
-            .unwrap_or(ResultClassifierConfig::DEFAULT_THRESHOLD);
-        let threshold = checked_threshold(threshold, path)?;
+        let threshold = checked_threshold(
+            config.threshold,
+            ResultClassifierConfig::DEFAULT_THRESHOLD,
+            path,
+        )?;
         if config.action == ResultClassifierAction::Reject && config.replacement.is_some() {
             return Err(Error::NoEffect {
                 path: format!("{path}.replacement"),
@@ -130,6 +133,9 @@ impl ResultClassifier {
             if classified.rejected {
                 return;
             }
+            if text.trim().is_empty() {
+                return;
+            }
             let mut highest = 0.0_f32;
             score_with_hidden(text, &mut |part| {
                 let score = self.model.score(part);
@@ -138,9 +144,6 @@ impl ResultClassifier {
                 highest = highest.max(score);
                 highest < self.threshold
             });
-            if text.trim().is_empty() {
-                return;
-            }
             classified.highest = Some(classified.highest.map_or(highest, |h| h.max(highest)));
             if highest < self.threshold {
                 return;

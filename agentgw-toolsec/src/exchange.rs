@@ -621,10 +621,7 @@ impl Exchange {
             if let Some(detail) = &finding.detail {
                 event = event.with_detail("detail", mask_text(detail));
             }
-            if let Some(score) = finding.score {
-                event = event.with_detail(CLASSIFIER_SCORE, score);
-            }
-            self.auditor.record(&event);
+            self.auditor.record(&with_score(event, finding.score));
         }
         let decision = match (&outcome.rejected, outcome.changed) {
             (Some(_), _) => Decision::Deny,
@@ -661,10 +658,7 @@ impl Exchange {
             if !finding.name.is_empty() {
                 event = event.with_detail("name", mask_text(&finding.name));
             }
-            if let Some(score) = finding.score {
-                event = event.with_detail(CLASSIFIER_SCORE, score);
-            }
-            self.auditor.record(&event);
+            self.auditor.record(&with_score(event, finding.score));
         }
     }
 
