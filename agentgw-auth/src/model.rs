@@ -268,10 +268,15 @@ fn apply<B>(rule: &Rule, req: &mut Request<RequestBody<B>>) -> Option<Rejection>
         // buffer_request always leaves one.
         return Some(missing(rule));
     };
-    let Ok(Value::Object(object)) = payload.json() else {
+    if !payload.is_object() {
         return Some(missing(rule));
-    };
-    let asked = object.get("model").and_then(Value::as_str);
+    }
+    // The model alone: a plain body is not parsed whole for it.
+    let asked = payload
+        .field("model")
+        .ok()
+        .flatten()
+        .and_then(Value::as_str);
     match rule {
         Rule::Allow(models) => match asked {
             Some(model) if models.iter().any(|allowed| allowed == model) => None,
@@ -282,6 +287,9 @@ fn apply<B>(rule: &Rule, req: &mut Request<RequestBody<B>>) -> Option<Rejection>
         },
         Rule::Pin(pinned) if asked == Some(pinned.as_str()) => None,
         Rule::Pin(pinned) => {
+            let Ok(Value::Object(object)) = payload.json() else {
+                return Some(missing(rule));
+            };
             let mut object = object.clone();
             object.insert("model".to_owned(), Value::String(pinned.clone()));
             replace_payload(req, Payload::from_json(Value::Object(object)));

@@ -194,8 +194,8 @@ where
 /// 3. a body that is meant to be JSON must be strict JSON ([`crate::json`]), or it is a 400: on
 ///    LLM and MCP routes (a [`RouteKind`] extension, or an LLM API path), with a JSON (or
 ///    ambiguous) `Content-Type`, or when the body starts like JSON (`{`, `[`, a byte-order mark,
-///    UTF-16). Such a body is never scanned as raw text and forwarded. The parsed value is
-///    cached in the [`Payload`]: nothing parses it twice.
+///    UTF-16). Such a body is never scanned as raw text and forwarded. The verdict and any
+///    parsed value are cached in the [`Payload`]: nothing parses it twice.
 ///
 /// See the [module docs](self) for an example.
 pub async fn buffer_request<B>(
@@ -240,8 +240,9 @@ where
             .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len() as u64));
     }
     let payload = Payload::new(bytes.clone());
+    // The verdict only: a plain body is not parsed into a tree until a layer needs one.
     if json_expected(&parts, &bytes)
-        && let Err(err) = payload.json()
+        && let Err(err) = payload.check()
     {
         return Err(not_strict_json(err));
     }

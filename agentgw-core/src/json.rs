@@ -39,6 +39,10 @@
 //! assert!(json::parse(br#"{} {}"#).is_err());
 //! ```
 //!
+//! [`plain`] reaches the same verdict on ordinary bodies without building the tree, and says
+//! where their top-level members are; [`crate::Payload`] uses it so that a layer reading one
+//! field, or only the verdict, does not pay for the whole parse.
+//!
 //! # serde_json features this crate turns on
 //!
 //! agentgw enables serde_json's `preserve_order` and `float_roundtrip` features, which cargo
@@ -47,6 +51,8 @@
 //! serialized again, and without them its members would be re-sorted by key and some numbers
 //! (`0.1` written with 17 digits, large exponents) re-printed differently from what the client
 //! sent, so the upstream could read a different document than the one inspected.
+
+pub mod plain;
 
 use std::fmt;
 

@@ -30,6 +30,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use serde_json::Value;
 
+use crate::json::plain;
 use crate::mcp;
 
 /// Why a payload has no JSON view: the body is not strict JSON (see [`crate::json`]).
@@ -45,6 +46,15 @@ struct Inner {
     bytes: Bytes,
     json: OnceLock<Result<Value, PayloadError>>,
     mcp: OnceLock<Option<mcp::Envelope>>,
+    /// The body read as a plain document ([`crate::json::plain`]), when it is one.
+    plain: OnceLock<Option<Plain>>,
+}
+
+/// A plain body's top-level members, each parsed alone on first use.
+struct Plain {
+    document: plain::Document,
+    /// One per member of `document` (none when it is not an object).
+    values: Box<[OnceLock<Option<Value>>]>,
 }
 
 impl Payload {
@@ -55,6 +65,7 @@ impl Payload {
                 bytes,
                 json: OnceLock::new(),
                 mcp: OnceLock::new(),
+                plain: OnceLock::new(),
             }),
         }
     }
@@ -75,6 +86,7 @@ impl Payload {
                 bytes,
                 json: json_cell,
                 mcp: OnceLock::new(),
+                plain: OnceLock::new(),
             }),
         }
     }
@@ -111,12 +123,107 @@ impl Payload {
             .as_ref()
     }
 
+    /// Whether the body is strict JSON, as [`json`](Self::json) decides, without building the
+    /// tree when the body is plain ([`crate::json::plain`]): the verdict a layer needs when it
+    /// reads the bytes itself or only some fields.
+    ///
+    /// ```
+    /// use agentgw_core::Payload;
+    ///
+    /// assert!(Payload::from_static(br#"{"model":"gpt-4o"}"#).check().is_ok());
+    /// let refused = Payload::from_static(br#"{"model":"a","Model":"b"}"#);
+    /// assert_eq!(refused.check().unwrap_err().reason(), "json_duplicate_key");
+    /// ```
+    pub fn check(&self) -> Result<(), &PayloadError> {
+        if let Some(json) = self.inner.json.get() {
+            return json.as_ref().map(drop);
+        }
+        if self.plain().is_some() {
+            return Ok(());
+        }
+        self.json().map(drop)
+    }
+
+    /// Whether the body is a strict JSON object (see [`check`](Self::check)).
+    pub fn is_object(&self) -> bool {
+        if let Some(json) = self.inner.json.get() {
+            return json.as_ref().is_ok_and(Value::is_object);
+        }
+        match self.plain() {
+            Some(plain) => plain.document.is_object(),
+            None => self.json().is_ok_and(Value::is_object),
+        }
+    }
+
+    /// The top-level member `name` of the body, when the body is a strict JSON object that has
+    /// it (`Ok(None)` when it is strict JSON but not an object or has no such member). A plain
+    /// body ([`crate::json::plain`]) is not parsed whole: the member alone is, on first use, and
+    /// cached. The value is the one [`json`](Self::json) would hold.
+    ///
+    /// ```
+    /// use agentgw_core::Payload;
+    ///
+    /// let payload = Payload::from_static(br#"{"model":"gpt-4o","messages":[]}"#);
+    /// assert_eq!(payload.field("model").unwrap().unwrap(), "gpt-4o");
+    /// assert!(payload.field("tools").unwrap().is_none());
+    /// assert!(Payload::from_static(b"{not json").field("model").is_err());
+    /// ```
+    pub fn field(&self, name: &str) -> Result<Option<&Value>, &PayloadError> {
+        if let Some(json) = self.inner.json.get() {
+            return json.as_ref().map(|json| json.get(name));
+        }
+        let Some(plain) = self.plain() else {
+            return self.json().map(|json| json.get(name));
+        };
+        let Some(members) = plain.document.members() else {
+            return Ok(None);
+        };
+        let bytes = &self.inner.bytes;
+        let Some(i) = plain.document.member(bytes, name.as_bytes()) else {
+            return Ok(None);
+        };
+        let value = plain.values[i]
+            .get_or_init(|| serde_json::from_slice(&bytes[members[i].1.clone()]).ok());
+        match value {
+            Some(value) => Ok(Some(value)),
+            // A plain member always parses; should it not, the whole body decides.
+            None => self.json().map(|json| json.get(name)),
+        }
+    }
+
+    fn plain(&self) -> Option<&Plain> {
+        self.inner
+            .plain
+            .get_or_init(|| {
+                let text = std::str::from_utf8(&self.inner.bytes).ok()?;
+                let document = plain::read(text, true, &mut plain::NoVisit)?;
+                let members = document.members().map_or(0, <[_]>::len);
+                Some(Plain {
+                    values: (0..members).map(|_| OnceLock::new()).collect(),
+                    document,
+                })
+            })
+            .as_ref()
+    }
+
     /// The body as a JSON-RPC envelope (an MCP message or batch), or `None` when the body is not
     /// JSON-RPC. Computed once from the cached JSON.
     pub fn mcp(&self) -> Option<&mcp::Envelope> {
         self.inner
             .mcp
             .get_or_init(|| {
+                // An object without a `jsonrpc` member is no JSON-RPC message: a plain one (a
+                // chat request) need not be parsed whole to know.
+                if self.inner.json.get().is_none()
+                    && let Some(plain) = self.plain()
+                    && plain.document.is_object()
+                    && plain
+                        .document
+                        .member(&self.inner.bytes, b"jsonrpc")
+                        .is_none()
+                {
+                    return None;
+                }
                 let json = self.json().ok()?;
                 mcp::from_value(json).ok()
             })
@@ -188,6 +295,57 @@ mod tests {
     }
 
     #[test]
+    fn fields_and_verdict_agree_with_the_whole_parse() {
+        for body in [
+            &br#"{"model":"gpt-4o","messages":[{"role":"user","content":"a\nb"}],"n":1.5}"#[..],
+            br#"{"mod\u0065l":"x","messages":[]}"#,
+            br#"{"model":"\ud800"}"#,
+            br#"{"model":"a","Model":"b"}"#,
+            br#"{"model":1e400}"#,
+            br#"{"model":{"a":[1,2,{"b":null}]}}"#,
+            br#"["model"]"#,
+            br#""model""#,
+            b"{not json",
+            b"",
+        ] {
+            let lazy = Payload::new(Bytes::from_static(body));
+            let whole = Payload::new(Bytes::from_static(body));
+            let shown = String::from_utf8_lossy(body);
+            let expected = whole.json();
+            assert_eq!(lazy.check().is_ok(), expected.is_ok(), "{shown}");
+            assert_eq!(
+                lazy.is_object(),
+                expected.is_ok_and(Value::is_object),
+                "{shown}"
+            );
+            for name in ["model", "messages", "n", "absent"] {
+                assert_eq!(
+                    lazy.field(name).ok(),
+                    expected.ok().map(|json| json.get(name)),
+                    "{shown} {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_body_is_never_parsed_whole_for_a_field() {
+        let payload = Payload::from_static(
+            br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
+        );
+        assert!(payload.check().is_ok());
+        assert_eq!(payload.field("model").unwrap().unwrap(), "gpt-4o");
+        assert_eq!(
+            payload.field("messages").unwrap().unwrap()[0]["content"],
+            "hi"
+        );
+        assert!(payload.inner.json.get().is_none());
+        // Once parsed whole, fields come from the tree.
+        assert_eq!(payload.json().unwrap()["model"], "gpt-4o");
+        assert_eq!(payload.field("model").unwrap().unwrap(), "gpt-4o");
+    }
+
+    #[test]
     fn mcp_view_only_for_json_rpc() {
         let rpc = Payload::from_static(
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#,
@@ -195,5 +353,11 @@ mod tests {
         assert!(rpc.mcp().is_some());
         let chat = Payload::from_static(br#"{"model":"gpt-4","messages":[]}"#);
         assert!(chat.mcp().is_none());
+        // A plain object without `jsonrpc` is answered without parsing it whole.
+        let plain_chat = Payload::from_static(br#"{"model":"m","messages":[]}"#);
+        assert!(plain_chat.mcp().is_none());
+        assert!(plain_chat.inner.json.get().is_none());
+        let plain_rpc = Payload::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        assert!(plain_rpc.mcp().is_some());
     }
 }

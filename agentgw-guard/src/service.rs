@@ -207,16 +207,15 @@ fn guard_payload(
     payload: &Payload,
     format: Option<Format>,
 ) -> Result<Option<Payload>, Denial> {
+    // Nothing any guard matches, in a plain document the strict parser accepts as written:
+    // the walk would change and refuse nothing, and the body need not be parsed (see
+    // `guard::lexical`). Classifier guards score the text segments: they take the walk.
+    if shared.request.classifiers.is_empty()
+        && crate::guard::lexical::request_unchanged(payload.bytes(), &shared.request)
+    {
+        return Ok(None);
+    }
     match payload.json() {
-        // Nothing any guard matches, in a document whose bytes are what the parser read: the
-        // walk would change and refuse nothing (see `guard::lexical`). Classifier guards score
-        // the text segments: they take the walk.
-        Ok(_)
-            if shared.request.classifiers.is_empty()
-                && crate::guard::lexical::unchanged(payload.bytes(), &shared.request) =>
-        {
-            Ok(None)
-        }
         Ok(json) => shared
             .request
             .apply_json(json, format, Direction::Request)

@@ -10,6 +10,9 @@
 //!    result has two keys equal ignoring ASCII case.
 //! 3. `content::MediaType::parse` never panics.
 //! 4. `decode::decode` never yields more than its limit, whatever the coding.
+//! 5. `json::plain::read` calls plain only what the strict parser accepts (with and without
+//!    the rule on field spelling), and each top-level member's text parses to the member the
+//!    strict parser reads.
 #![no_main]
 
 use agentgw_core::body::BodyLimit;
@@ -65,6 +68,30 @@ fuzz_target!(|data: &[u8]| {
         let plain: Value = serde_json::from_slice(data).expect("strict JSON is JSON");
         assert_eq!(value, plain);
         assert!(no_folded_duplicates(&value));
+    }
+
+    if let Ok(text) = std::str::from_utf8(data) {
+        for field_case in [true, false] {
+            let Some(document) = json::plain::read(text, field_case, &mut json::plain::NoVisit)
+            else {
+                continue;
+            };
+            let strict = if field_case {
+                json::parse(data)
+            } else {
+                json::parse_unique_keys(data)
+            }
+            .expect("a plain document is strict JSON");
+            assert_eq!(document.is_object(), strict.is_object());
+            if let (Some(members), Value::Object(object)) = (document.members(), &strict) {
+                assert_eq!(members.len(), object.len());
+                for ((key, value), (strict_key, strict_value)) in members.iter().zip(object) {
+                    assert_eq!(&text[key.clone()], strict_key.as_str());
+                    let member: Value = serde_json::from_str(&text[value.clone()]).unwrap();
+                    assert_eq!(&member, strict_value);
+                }
+            }
+        }
     }
 
     let _ = MediaType::parse(data);

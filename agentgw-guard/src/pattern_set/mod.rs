@@ -509,36 +509,36 @@ impl PatternSet {
 
     /// Iterates over the matches in `text`, leftmost first, without overlap.
     pub fn find_iter<'s, 't>(&'s self, text: &'t str) -> Matches<'s, 't> {
+        self.matches(text, self.inner.may_match(text))
+    }
+
+    /// The matches in `text`; none at all when `possible` is false (see [`Inner::may_match`]).
+    fn matches<'s, 't>(&'s self, text: &'t str, possible: bool) -> Matches<'s, 't> {
         let inner = &self.inner;
-        let mut matches = Matches {
-            set: inner,
-            text,
-            normalized: None,
-            pos: 0,
-            orig_end: 0,
-            cursor: Cursor::default(),
-            exhausted: false,
-        };
-        // A text that lacks what every match needs is not searched (nor normalized, when it
-        // is ASCII: its skeleton's bytes are known without computing it).
-        if inner.normalize && text.is_ascii() {
-            matches.exhausted = !inner.needs.met_in_ascii_skeleton(text.as_bytes());
-        }
-        if inner.normalize && !matches.exhausted {
+        let normalized = (inner.normalize && possible).then(|| {
             let mut skeleton = String::new();
             let mut map = OffsetMap::default();
             normalize_into(text, false, &mut skeleton, &mut map);
-            matches.normalized = Some((skeleton, map));
+            (skeleton, map)
+        });
+        Matches {
+            set: inner,
+            text,
+            normalized,
+            pos: 0,
+            orig_end: 0,
+            cursor: Cursor::default(),
+            exhausted: !possible,
         }
-        if !inner.normalize {
-            matches.exhausted = !inner.needs.met_in(text.as_bytes());
-        }
-        matches
     }
 
-    /// The first match in `text`, if any. Cheaper than collecting all matches.
+    /// The first match in `text`, if any. Cheaper than collecting all matches, and cheapest
+    /// for a text that lacks what every match needs: nothing is set up to search it.
     pub fn find(&self, text: &str) -> Option<Match> {
-        self.find_iter(text).next()
+        if !self.inner.may_match(text) {
+            return None;
+        }
+        self.matches(text, true).next()
     }
 
     /// Whether any rule matches `text`.
@@ -666,6 +666,17 @@ pub(crate) struct Cursor {
 }
 
 impl Inner {
+    /// Whether `text` may hold a match: false when it lacks what every match needs. A text
+    /// that lacks it is not searched, nor normalized when it is ASCII (its skeleton's bytes are
+    /// known without computing it); a non-ASCII text is normalized and its skeleton searched.
+    fn may_match(&self, text: &str) -> bool {
+        if self.normalize {
+            !text.is_ascii() || self.needs.met_in_ascii_skeleton(text.as_bytes())
+        } else {
+            self.needs.met_in(text.as_bytes())
+        }
+    }
+
     pub(crate) fn normalizes(&self) -> bool {
         self.normalize
     }

@@ -194,11 +194,16 @@ impl Attr {
                 if vars.listing.is_some() {
                     return Err(EvalError::Unknown("request.body"));
                 }
-                Value::from_json(
-                    attrs
-                        .body_json()
-                        .ok_or(EvalError::Missing("request.body"))?,
-                )
+                let body = attrs.body().ok_or(EvalError::Missing("request.body"))?;
+                if body.is_object() {
+                    // Members are parsed as the expression reads them.
+                    Value::Map(Map::from_body(body))
+                } else {
+                    Value::from_json(
+                        body.json()
+                            .map_err(|_| EvalError::Missing("request.body"))?,
+                    )
+                }
             }
             Attr::Jwt => Value::Map(
                 attrs

@@ -457,11 +457,31 @@ fn values_borrow_from_the_request() {
     let Value::String(s) = &value else {
         panic!("{value:?}")
     };
-    let body_model = payload.json().unwrap()["model"].as_str().unwrap();
+    // A view into the member the payload parsed (alone: the body is plain), not a copy.
+    let body_model = payload.field("model").unwrap().unwrap().as_str().unwrap();
     assert!(
         std::ptr::eq(s.as_str(), body_model),
-        "the value is a view into the parsed body"
+        "the value is a view into the parsed member"
     );
+    // Expressions that need every member see the whole body.
+    let attrs = Attributes::new(&req);
+    for (expr, expected) in [
+        ("size(request.body) == 2", true),
+        (
+            "'messages' in request.body && !('tools' in request.body)",
+            true,
+        ),
+        ("has(request.body.model) && !has(request.body.tools)", true),
+        ("request.body.messages[0].role == 'user'", true),
+        (
+            "request.body == {'model': 'gpt-4o', 'messages': [{'role': 'user'}]}",
+            true,
+        ),
+        ("request.body.all(k, k in ['model', 'messages'])", true),
+    ] {
+        let value = Expression::compile(expr).unwrap().evaluate(&attrs).unwrap();
+        assert_eq!(value, Value::Bool(expected), "{expr}");
+    }
     assert_eq!(expr.result_type(), None);
     assert_eq!(
         Expression::compile("request.path").unwrap().result_type(),

@@ -318,6 +318,9 @@ pub struct Map<'a>(MapRepr<'a>);
 #[derive(Clone)]
 enum MapRepr<'a> {
     Json(&'a serde_json::Map<String, Json>),
+    /// A request body that is a JSON object: a member is parsed alone when it is read
+    /// ([`agentgw_core::Payload::field`]); anything that needs every member parses the body.
+    Body(&'a agentgw_core::Payload),
     Headers(&'a HeaderMap),
     Values(Arc<[(Value<'a>, Value<'a>)]>),
 }
@@ -331,6 +334,22 @@ impl<'a> Map<'a> {
     /// A view of a JSON object.
     pub fn from_json(map: &'a serde_json::Map<String, Json>) -> Self {
         Map(MapRepr::Json(map))
+    }
+
+    /// A view of a request body that is a JSON object ([`Payload::is_object`]): reading one
+    /// member (`request.body.model`) parses that member alone when the body is plain.
+    ///
+    /// [`Payload::is_object`]: agentgw_core::Payload::is_object
+    pub fn from_body(payload: &'a agentgw_core::Payload) -> Self {
+        Map(MapRepr::Body(payload))
+    }
+
+    /// The body's members, parsed whole (once, then cached by the payload).
+    fn whole(payload: &'a agentgw_core::Payload) -> &'a serde_json::Map<String, Json> {
+        match payload.json() {
+            Ok(Json::Object(map)) => map,
+            _ => &EMPTY_JSON_MAP,
+        }
     }
 
     /// A view of HTTP headers: keys are lower-case names, a value is the header's values
@@ -362,6 +381,7 @@ impl<'a> Map<'a> {
     pub fn len(&self) -> usize {
         match &self.0 {
             MapRepr::Json(map) => map.len(),
+            MapRepr::Body(payload) => Map::whole(payload).len(),
             MapRepr::Headers(headers) => headers.keys_len(),
             MapRepr::Values(entries) => entries.len(),
         }
@@ -376,6 +396,7 @@ impl<'a> Map<'a> {
     pub fn get_str(&self, key: &str) -> Option<Value<'a>> {
         match &self.0 {
             MapRepr::Json(map) => json_get(map, key).map(Value::from_json),
+            MapRepr::Body(payload) => payload.field(key).ok().flatten().map(Value::from_json),
             MapRepr::Headers(headers) => {
                 let name = http::header::HeaderName::from_bytes(key.as_bytes()).ok()?;
                 header_value(headers, &name)
@@ -403,6 +424,7 @@ impl<'a> Map<'a> {
     pub fn contains_key(&self, key: &Value<'_>) -> bool {
         match (&self.0, key) {
             (MapRepr::Json(map), Value::String(s)) => map.contains_key(s.as_str()),
+            (MapRepr::Body(_), Value::String(s)) => self.contains_str(s),
             (MapRepr::Headers(headers), Value::String(s)) => headers.contains_key(s.as_str()),
             (MapRepr::Values(entries), key) => entries.iter().any(|(k, _)| key_eq(k, key)),
             _ => false,
@@ -413,6 +435,7 @@ impl<'a> Map<'a> {
     pub fn contains_str(&self, key: &str) -> bool {
         match &self.0 {
             MapRepr::Json(map) => json_get(map, key).is_some(),
+            MapRepr::Body(payload) => payload.field(key).is_ok_and(|v| v.is_some()),
             MapRepr::Headers(headers) => headers.contains_key(key),
             MapRepr::Values(entries) => entries
                 .iter()
@@ -427,6 +450,7 @@ impl<'a> Map<'a> {
                 .keys()
                 .map(|k| Value::String(Str::borrowed(k)))
                 .collect(),
+            MapRepr::Body(payload) => Map::from_json(Map::whole(payload)).keys(),
             MapRepr::Headers(headers) => headers
                 .keys()
                 .map(|k| Value::String(Str::borrowed(k.as_str())))
@@ -442,6 +466,7 @@ impl<'a> Map<'a> {
                 .iter()
                 .map(|(k, v)| (Value::String(Str::borrowed(k)), Value::from_json(v)))
                 .collect(),
+            MapRepr::Body(payload) => Map::from_json(Map::whole(payload)).entries(),
             MapRepr::Headers(headers) => headers
                 .keys()
                 .map(|k| {
