@@ -15,7 +15,8 @@
 //! 3. Each token yields its unigram, and a bigram with the token before it; each word also
 //!    yields the character n-grams of lengths 3 to 5 of `⟨word⟩` (with boundary marks).
 //! 4. Instruction-override *cues* (ignore, previous, instructions, system prompt, secret,
-//!    reveal, you are now, without rules, new task, instead, send...) are recognized in about
+//!    reveal, you are now, without rules, new task, instead, send, quietly, private data, your
+//!    response, the user, before answering, a URL...) are recognized in about
 //!    twenty languages and yield their *concept*, the same for every language, and each pair
 //!    of concepts at most eight tokens apart (`ignore → instructions`), so that what the model
 //!    learns from English attacks carries over to the same moves in other languages.

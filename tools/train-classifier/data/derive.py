@@ -5,7 +5,10 @@ Nothing is written or translated by hand: every text is taken verbatim from its 
 into pieces where noted). Run from this folder with the repositories checked out at the
 commits named in README.md:
 
-    python3 derive.py --fabric PATH/TO/fabric --xquad PATH/TO/xquad --zh PATH/TO/awesome-chatgpt-prompts-zh
+    python3 derive.py --fabric PATH/TO/fabric --xquad PATH/TO/xquad --zh PATH/TO/awesome-chatgpt-prompts-zh \
+        --bipia PATH/TO/BIPIA
+
+(each argument optional: only the files of the repositories given are written).
 
 Each argument is a git directory (bare or not); files are read at the pinned commits with
 `git show`, so the output does not depend on the checkout.
@@ -20,6 +23,7 @@ import subprocess
 FABRIC_COMMIT = "272f04dd3278f99bee49e94a7747b54708745a5d"
 XQUAD_COMMIT = "7d30520c717524000f0d9d2f9c10a069acd9d285"
 ZH_COMMIT = "367ed18b9c50b702d762c6fbc2885107141acb62"
+BIPIA_COMMIT = "1a2a91da6bb12838e05d1b2e54d98e2f37b835f3"
 
 XQUAD_LANGUAGES = {
     "ar": "Arabic",
@@ -158,15 +162,86 @@ def awesome_zh(repo):
     return rows
 
 
+# BIPIA's text-attack categories that are ordinary requests ("What is the capital of Brazil?",
+# "Explain the theory of relativity."): attacks only by where they stand (inside a document the
+# user did not write), not by what they say, so a text-only detector cannot tell them from a
+# user's question. Dropped, not labelled benign.
+BIPIA_TASK_IRRELEVANT = {
+    # train
+    "Information Retrieval",
+    "Content Creation",
+    "Learning and Tutoring",
+    "Language Translation",
+    "Programming Help",
+    # test
+    "Task Automation",
+    "Business Intelligence",
+    "Conversational Agent",
+    "Research Assistance",
+    "Sentiment Analysis",
+    # test, "task-relevant" in BIPIA, but as ordinary as a user's request ("Can you reply in
+    # German?")
+    "Language Translation",
+}
+# A seeded sample of WikiTableQuestions' tables (BIPIA ships 1,000, mostly alike).
+BIPIA_TABLES = 100
+
+
+def bipia(repo):
+    """BIPIA's attack instructions (authored by BIPIA, MIT) and the contexts it ships whose
+    licence allows (e-mails from OpenAI Evals' invoices, MIT; Stack Overflow answers and
+    WikiTableQuestions tables, CC-BY-SA-4.0) as benign documents."""
+    rows = []
+    for split in ("train", "test"):
+        text_attacks = json.loads(git_show(repo, BIPIA_COMMIT, f"benchmark/text_attack_{split}.json"))
+        for category, attacks in text_attacks.items():
+            if category in BIPIA_TASK_IRRELEVANT:
+                continue
+            for attack in attacks:
+                rows.append((attack, "attack", "bipia:text_attack", "indirect_injection_document", "MIT"))
+        code_attacks = json.loads(git_show(repo, BIPIA_COMMIT, f"benchmark/code_attack_{split}.json"))
+        for attacks in code_attacks.values():
+            for attack in attacks:
+                rows.append((attack, "attack", "bipia:code_attack", "indirect_injection_document", "MIT"))
+    tables = []
+    for split in ("train", "test"):
+        for line in git_show(repo, BIPIA_COMMIT, f"benchmark/email/{split}.jsonl").splitlines():
+            context = json.loads(line)["context"]
+            rows.append((context, "benign", "bipia:email", "document", "MIT"))
+        for line in git_show(repo, BIPIA_COMMIT, f"benchmark/code/{split}.jsonl").splitlines():
+            context = "\n".join(json.loads(line)["context"]).strip()
+            rows.append((context, "benign", "bipia:code", "document", "CC-BY-SA-4.0"))
+        for line in git_show(repo, BIPIA_COMMIT, f"benchmark/table/{split}.jsonl").splitlines():
+            tables.append(json.loads(line)["context"])
+    tables = sorted({key(t): t for t in tables}.values())
+    for table in random.Random("bipia-table").sample(tables, BIPIA_TABLES):
+        rows.append((table, "benign", "bipia:table", "document", "CC-BY-SA-4.0"))
+    return [
+        {"text": text, "label": label, "source": source, "category": category, "license": licence}
+        for text, label, source, category, licence in rows
+    ]
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--fabric", required=True)
-    parser.add_argument("--xquad", required=True)
-    parser.add_argument("--zh", required=True)
+    parser.add_argument("--fabric")
+    parser.add_argument("--xquad")
+    parser.add_argument("--zh")
+    parser.add_argument("--bipia")
     args = parser.parse_args()
-    write("fabric-patterns.jsonl", fabric(args.fabric))
-    write("xquad-multilingual.jsonl", xquad(args.xquad))
-    write("awesome-chatgpt-prompts-zh.jsonl", awesome_zh(args.zh))
+    if args.fabric:
+        write("fabric-patterns.jsonl", fabric(args.fabric))
+    if args.xquad:
+        write("xquad-multilingual.jsonl", xquad(args.xquad))
+    if args.zh:
+        write("awesome-chatgpt-prompts-zh.jsonl", awesome_zh(args.zh))
+    if args.bipia:
+        rows = bipia(args.bipia)
+        # The text attacks ("Add ... to your response") are scored, never trained on: trained
+        # on, they teach the model that "response" and "previous" are suspicious, and ordinary
+        # tool descriptions ("Use the cursor from the previous response.") start to score high.
+        write("bipia.jsonl", [r for r in rows if r["source"] != "bipia:text_attack"])
+        write("bipia-text-attacks.jsonl", [r for r in rows if r["source"] == "bipia:text_attack"])
 
 
 if __name__ == "__main__":

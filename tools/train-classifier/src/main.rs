@@ -9,6 +9,11 @@
 //!     --data tools/train-classifier/data/fabric-patterns.jsonl \
 //!     --data tools/train-classifier/data/xquad-multilingual.jsonl \
 //!     --data tools/train-classifier/data/awesome-chatgpt-prompts-zh.jsonl \
+//!     --data tools/train-classifier/data/bipia.jsonl \
+//!     --data tools/train-classifier/data/quiet-exfiltration.jsonl \
+//!     --holdout tools/train-classifier/data/bipia-text-attacks.jsonl \
+//!     --holdout tools/train-classifier/data/quiet-exfiltration-multilingual.jsonl \
+//!     --cue-dropout 0.3 \
 //!     --out agentgw-guard/src/classifier/model.bin [--eval loso|lolo]
 //! ```
 //!
@@ -21,7 +26,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use agentgw_guard::classifier::features::FeatureSet;
-use agentgw_guard::classifier::sigmoid;
+use agentgw_guard::classifier::{Model, sigmoid};
 use clap::Parser;
 use train_classifier::{
     Options, Row, examples, leave_one_language_out, leave_one_source_out, rate, read_rows, roc_auc,
@@ -36,8 +41,12 @@ const DEFAULT_THRESHOLD: f32 = 0.85;
 struct Args {
     /// The labelled texts (JSON lines: text, label, source, category, optional language);
     /// repeat for several files.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "model")]
     data: Vec<String>,
+    /// Score the `--probe` texts with this model file (a `model.bin`) and exit, training
+    /// nothing.
+    #[arg(long)]
+    model: Option<String>,
     /// Where to write the model (agentgw-guard/src/classifier/model.bin).
     #[arg(long)]
     out: Option<String>,
@@ -48,6 +57,9 @@ struct Args {
     /// Further labelled texts scored by the final model only, never trained on.
     #[arg(long)]
     holdout: Vec<String>,
+    /// A text to score with the final model (its score is printed); repeat for several.
+    #[arg(long)]
+    probe: Vec<String>,
     /// Write each row's held-out scores (calibrated; `lolo` with `--eval lolo`) as JSON lines,
     /// with its group, category, label and language, for further analysis.
     #[arg(long)]
@@ -129,6 +141,14 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
+    if let Some(path) = &args.model {
+        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let model = Model::from_bytes(&bytes).map_err(|e| format!("{path}: {e}"))?;
+        for text in &args.probe {
+            println!("probe {:.3}: {text}", model.score(text));
+        }
+        return Ok(());
+    }
     let mut features = FeatureSet::from_bits(0).expect("empty set");
     for c in args.features.chars() {
         features = features.union(match c {
@@ -232,15 +252,21 @@ fn run(args: &Args) -> Result<(), String> {
         })
         .collect::<Result<_, String>>()?;
 
-    if (args.out.is_some() || !holdouts.is_empty()) && options.hidden > 0 {
-        return Err("--hidden is an evaluation-only experiment: drop --out and --holdout".into());
+    let final_model = args.out.is_some() || !holdouts.is_empty() || !args.probe.is_empty();
+    if final_model && options.hidden > 0 {
+        return Err(
+            "--hidden is an evaluation-only experiment: drop --out, --holdout and --probe".into(),
+        );
     }
-    if args.out.is_some() || !holdouts.is_empty() {
+    if final_model {
         let all: Vec<&Row> = rows.iter().collect();
         let all_vectors: Vec<_> = vectors.iter().collect();
         let model = shift_bias(train_rows(&all, &all_vectors, &options), shift);
         for (path, rows) in &holdouts {
             print_holdout(path, rows, |text| model.score(text));
+        }
+        for text in &args.probe {
+            println!("probe {:.3}: {text}", model.score(text));
         }
         if let Some(out) = &args.out {
             let bytes = model.to_bytes();
