@@ -1,4 +1,5 @@
-//! The shared interpretation of a request: strict JSON against plain serde_json, the canonical
+//! The shared interpretation of a request: strict JSON against plain serde_json and the plain
+//! reader's verdict without a tree, the canonical
 //! path, and decoding a compressed body, each next to its baseline in the same run.
 //!
 //! Run with `cargo bench -p agentgw-core --bench interpret`.
@@ -45,6 +46,20 @@ fn strict_json(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("strict", size), &body, |b, body| {
             b.iter(|| black_box(json::parse(black_box(body)).unwrap()))
+        });
+        // The verdict and the top-level members without a tree, then one member parsed alone:
+        // what `Payload::check` and `Payload::field("model")` cost on a plain body.
+        group.bench_with_input(BenchmarkId::new("plain_verdict", size), &body, |b, body| {
+            b.iter(|| {
+                let text = std::str::from_utf8(black_box(body)).unwrap();
+                black_box(json::plain::read(text, true, &mut json::plain::NoVisit).unwrap())
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("plain_field", size), &body, |b, body| {
+            b.iter(|| {
+                let payload = agentgw_core::Payload::new(bytes::Bytes::copy_from_slice(body));
+                black_box(payload.field("model").unwrap().is_some())
+            })
         });
     }
     group.finish();
