@@ -71,19 +71,20 @@ impl Document {
     }
 
     /// The index in [`members`](Self::members) of the top-level member `key` of `text` (the
-    /// text this document was read from). Keys are unique (see the module docs), so there is
-    /// at most one.
+    /// text this document was read from; with another text the answer means nothing, but
+    /// nothing panics). Keys are unique (see the module docs), so there is at most one.
     pub fn member(&self, text: impl AsRef<[u8]>, key: impl AsRef<[u8]>) -> Option<usize> {
         let (text, key) = (text.as_ref(), key.as_ref());
         self.members()?
             .iter()
-            .position(|(k, _)| &text[k.clone()] == key)
+            .position(|(k, _)| text.get(k.clone()) == Some(key))
     }
 
-    /// The text of the value of the top-level member `key` of `text`, as written.
+    /// The text of the value of the top-level member `key` of `text` (the text this document
+    /// was read from), as written.
     pub fn value<'t>(&self, text: &'t str, key: &str) -> Option<&'t str> {
         let i = self.member(text, key)?;
-        Some(&text[self.members()?[i].1.clone()])
+        text.get(self.members()?[i].1.clone())
     }
 }
 
@@ -462,6 +463,9 @@ mod tests {
         assert_eq!(document.value(body, "stream"), Some("false"));
         assert_eq!(document.value(body, "absent"), None);
         assert_eq!(document.member(body, "messages"), Some(1));
+        // Another (shorter) text: no answer that means anything, and no panic.
+        let _ = document.member("{}", "messages");
+        assert_eq!(document.value("{}", "model"), None);
         let keys: Vec<&str> = document
             .members()
             .unwrap()
