@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`method`](Attributes::method), [`path`](Attributes::path), [`host`](Attributes::host), [`query`](Attributes::query) | `request.method`, `request.path`, `request.host`, `request.query` |
 //! | [`header`](Attributes::header) (case-insensitive) | `request.headers["x-api-key"]` |
-//! | [`body_json`](Attributes::body_json) | `request.body` |
+//! | [`body`](Attributes::body) ([`Payload::field`] for one member, [`body_json`](Attributes::body_json) for the whole tree) | `request.body` |
 //! | [`source`](Attributes::source), [`peer`](Attributes::peer) | `source.ip`, `source.port`, `source.identity` |
 //! | [`jwt`](Attributes::jwt) | `jwt.*` |
 //! | [`api_key`](Attributes::api_key) | `apiKey.*` |

@@ -268,8 +268,7 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
                 return Err(de::Error::custom("duplicate key"));
             }
             if self.field_case
-                && let Some(field) = FIELDS.iter().find(|field| field.eq_ignore_ascii_case(&key))
-                && key != *field
+                && let Some(field) = miscased_field(&key)
             {
                 *self.violation = Some(JsonError::FieldCase {
                     key: truncate(&key),
@@ -291,6 +290,15 @@ impl<'de> Visitor<'de> for StrictSeed<'_> {
         }
         Ok(Value::Object(object))
     }
+}
+
+/// The field of [`FIELDS`] that `key` folds to in ASCII case, when it is spelled otherwise.
+pub(crate) fn miscased_field(key: &str) -> Option<&'static str> {
+    FIELDS
+        .iter()
+        .find(|field| field.eq_ignore_ascii_case(key))
+        .copied()
+        .filter(|field| key != *field)
 }
 
 /// Keys are echoed in errors; keep them short.

@@ -207,7 +207,8 @@ impl Payload {
     }
 
     /// The body as a JSON-RPC envelope (an MCP message or batch), or `None` when the body is not
-    /// JSON-RPC. Computed once from the cached JSON.
+    /// JSON-RPC. Computed once from the cached JSON; a plain object without a `jsonrpc` member
+    /// is answered `None` without parsing it whole.
     pub fn mcp(&self) -> Option<&mcp::Envelope> {
         self.inner
             .mcp

@@ -39,7 +39,7 @@
 
 use std::ops::Range;
 
-use super::FIELDS;
+use super::miscased_field;
 
 /// Deepest nesting read; deeper documents are left to the strict parser (which allows 128).
 pub const MAX_DEPTH: usize = 64;
@@ -51,7 +51,7 @@ pub const MAX_KEYS: usize = 64;
 pub const MAX_NUMBER_DIGITS: usize = 17;
 
 /// What [`read`] found: a strict JSON document, and the members of its top-level object.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Document {
     /// Key and value ranges of the top-level object's members, in order; `None` when the
     /// document is not an object.
@@ -406,11 +406,7 @@ impl<'t, V: Visit<'t>> Reader<'t, '_, V> {
                 if keys.len() == MAX_KEYS || keys.iter().any(|k| k.eq_ignore_ascii_case(key)) {
                     return None;
                 }
-                if self.field_case
-                    && FIELDS
-                        .iter()
-                        .any(|field| field.eq_ignore_ascii_case(key) && key != *field)
-                {
+                if self.field_case && miscased_field(key).is_some() {
                     return None;
                 }
                 self.keys.push(key);
