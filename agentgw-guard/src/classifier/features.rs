@@ -94,6 +94,12 @@ impl FeatureSet {
 pub trait FeatureSink {
     /// One feature hash (a feature that occurs twice is delivered twice).
     fn feature(&mut self, hash: u64);
+    /// A cue feature (a concept or a pair of concepts, family [`CUES`](FeatureSet::CUES)):
+    /// by default delivered as any other [`feature`](Self::feature); a model with a
+    /// [cue head](super::Model::cue_head) also scores these apart.
+    fn cue(&mut self, hash: u64) {
+        self.feature(hash);
+    }
     /// The features of one token have all been delivered.
     fn token_end(&mut self) {}
 }
@@ -223,11 +229,11 @@ impl Extractor {
     }
 
     fn cue(&mut self, concept: u8, sink: &mut impl FeatureSink) {
-        sink.feature(finish(u64::from(concept), KIND_CUE));
+        sink.cue(finish(u64::from(concept), KIND_CUE));
         if let Some((prev, at)) = self.prev_cue
             && self.tokens - at <= CUE_PAIR_TOKENS
         {
-            sink.feature(finish(
+            sink.cue(finish(
                 u64::from(prev) << 8 | u64::from(concept),
                 KIND_CUE_PAIR,
             ));

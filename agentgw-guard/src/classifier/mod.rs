@@ -1,8 +1,9 @@
 //! A built-in, offline prompt-injection classifier (cargo feature `classifier`).
 //!
 //! A linear model over hashed word and character n-grams of the normalized text
-//! ([`features`]), scored in pure Rust with no network and no runtime besides this crate: the
-//! weights ship inside it (`model.bin`, 512 KiB) and are decoded on first use. A request
+//! ([`features`]), with a second head over its multilingual cues alone ([`CueHead`]), scored in
+//! pure Rust with no network and no runtime besides this crate: the weights ship inside it
+//! (`model.bin`, 520 KiB) and are decoded on first use. A request
 //! guard with a `classifier` block scores every text segment it inspects (the same scopes as
 //! `regex` rules: messages, tool definitions, tool results) and rejects or escalates the
 //! request when a segment scores at or above the threshold:
@@ -37,7 +38,8 @@
 //!     --data tools/train-classifier/data/quiet-exfiltration.jsonl \
 //!     --holdout tools/train-classifier/data/bipia-text-attacks.jsonl \
 //!     --holdout tools/train-classifier/data/quiet-exfiltration-multilingual.jsonl \
-//!     --cue-dropout 0.3 \
+//!     --holdout tools/train-classifier/data/garak-multilingual.jsonl \
+//!     --cue-dropout 0.3 --cue-head-bits 12 \
 //!     --out agentgw-guard/src/classifier/model.bin [--eval loso|lolo]
 //! ```
 //!
@@ -93,7 +95,7 @@ mod model;
 
 use std::sync::LazyLock;
 
-pub use model::{Model, ModelError, sigmoid};
+pub use model::{CueHead, Model, ModelError, sigmoid};
 
 /// The histogram of classifier scores, one observation per scored text segment, labelled
 /// `guard`.
@@ -133,7 +135,8 @@ mod tests {
         }
     }
 
-    /// Innocent uses of trigger words stay well below it.
+    /// Innocent uses of trigger words stay well below it (a lone cue does not wake the cue
+    /// head).
     #[test]
     fn benign_trigger_words_score_low() {
         let model = builtin();
@@ -179,9 +182,11 @@ mod tests {
         let document = format!("{filler}{attack} {filler}");
         assert!(model.score(&filler) < 0.3, "{}", model.score(&filler));
         assert!(model.score(&document) > 0.7, "{}", model.score(&document));
-        // Scored whole, the same document would look benign.
+        // Scored whole, the same document would pass the default threshold (the main head is
+        // diluted; the cue head, normalized by the whole document's features, gives little
+        // more than its bias).
         let whole = Model::from_bytes(&with_window(model, 1 << 20)).unwrap();
-        assert!(whole.score(&document) < 0.3, "{}", whole.score(&document));
+        assert!(whole.score(&document) < 0.8, "{}", whole.score(&document));
     }
 
     /// The model's bytes with another window length.
@@ -195,6 +200,10 @@ mod tests {
     fn builtin_model_loads() {
         let model = builtin();
         assert_eq!(model.features(), features::FeatureSet::ALL);
+        assert!(
+            model.cue_head().is_some(),
+            "the built-in model has a cue head"
+        );
         assert!(BUILTIN_BYTES.len() <= 8 << 20, "model over the 8 MB budget");
     }
 }

@@ -6,7 +6,7 @@ into pieces where noted). Run from this folder with the repositories checked out
 commits named in README.md:
 
     python3 derive.py --fabric PATH/TO/fabric --xquad PATH/TO/xquad --zh PATH/TO/awesome-chatgpt-prompts-zh \
-        --bipia PATH/TO/BIPIA
+        --bipia PATH/TO/BIPIA --garak-multilingual PATH/TO/garak_multilingual-0.1.0-py3-none-any.whl
 
 (each argument optional: only the files of the repositories given are written).
 
@@ -222,12 +222,51 @@ def bipia(repo):
     ]
 
 
+GARAK_ML_LANGUAGES = {
+    "tr": "Turkish", "de": "German", "es": "Spanish", "ru": "Russian", "ar": "Arabic",
+    "zh": "Chinese", "fr": "French", "fa": "Persian",
+}
+
+
+def garak_multilingual(wheel):
+    """The payloads of the garak-multilingual probe pack (PyPI, 0.1.0): native Turkish
+    injections and jailbreaks, and injections in seven more languages. Held out only."""
+    import importlib.util
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as z:
+        source = z.read("garak_multilingual/payloads.py").decode("utf-8")
+    spec = importlib.util.spec_from_loader("payloads", loader=None)
+    payloads = importlib.util.module_from_spec(spec)
+    exec(compile(source, "payloads.py", "exec"), payloads.__dict__)
+    lists = [
+        ("TURKISH_INJECTION", "tr", "direct_injection"),
+        ("TURKISH_JAILBREAK", "tr", "jailbreak_roleplay"),
+        ("TURKISH_CASEFOLD_EVASION", "tr", "direct_injection"),
+        ("MULTILINGUAL_INJECTION", None, "direct_injection"),
+    ]
+    rows = []
+    for name, lang, category in lists:
+        for payload in getattr(payloads, name):
+            code = lang or payload["lang"]
+            rows.append({
+                "text": payload["prompt"],
+                "label": "attack",
+                "source": f"garak-multilingual:{code}",
+                "category": category,
+                "license": "Apache-2.0",
+                "language": GARAK_ML_LANGUAGES[code],
+            })
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--fabric")
     parser.add_argument("--xquad")
     parser.add_argument("--zh")
     parser.add_argument("--bipia")
+    parser.add_argument("--garak-multilingual")
     args = parser.parse_args()
     if args.fabric:
         write("fabric-patterns.jsonl", fabric(args.fabric))
@@ -242,6 +281,8 @@ def main():
         # tool descriptions ("Use the cursor from the previous response.") start to score high.
         write("bipia.jsonl", [r for r in rows if r["source"] != "bipia:text_attack"])
         write("bipia-text-attacks.jsonl", [r for r in rows if r["source"] == "bipia:text_attack"])
+    if args.garak_multilingual:
+        write("garak-multilingual.jsonl", garak_multilingual(args.garak_multilingual))
 
 
 if __name__ == "__main__":

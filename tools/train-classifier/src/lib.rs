@@ -268,6 +268,26 @@ pub(crate) fn row_weights(rows: &[&Row], alpha: f32, hard_negative_weight: f32) 
 /// The cue features of `text` alone, normalized by the count of all its features (as a text
 /// in a language the model never saw reads: only its cues carry learned weights).
 fn cues_only(text: &str, options: &Options) -> Sparse {
+    cues_in_buckets(text, options, options.bits)
+}
+
+/// The training examples of a cue head with `2^bits` weights: each row's cue features,
+/// normalized by the count of all its features (`options.features`), as the guard's
+/// [`CueHead`](agentgw_guard::classifier::CueHead) scores a window.
+pub fn cue_head_examples(rows: &[Row], options: &Options, bits: u8) -> Vec<Vec<Sparse>> {
+    rows.iter()
+        .map(|row| vec![cues_in_buckets(&row.text, options, bits)])
+        .collect()
+}
+
+/// A cue head's score of a text: the guard's model with a main head that never wins.
+pub fn cue_head_scorer(head: Model, options: &Options) -> impl Fn(&str) -> f32 + use<> {
+    let silent = Model::from_weights(8, options.features, options.window, -1e4, &[0.0; 256])
+        .with_cue_head(head.into_cue_head());
+    move |text| silent.score(text)
+}
+
+fn cues_in_buckets(text: &str, options: &Options, bits: u8) -> Sparse {
     let mut all = Buckets {
         bits: options.bits,
         out: Vec::new(),
@@ -275,7 +295,7 @@ fn cues_only(text: &str, options: &Options) -> Sparse {
     };
     extract(text, options.features, &mut all);
     let mut cues = Buckets {
-        bits: options.bits,
+        bits,
         out: Vec::new(),
         token_ends: Vec::new(),
     };
@@ -467,6 +487,15 @@ pub fn fit_scorer(
 /// Leave-one-source-out scores: each row scored by a model trained on every group but its
 /// own. Returns the held-out score of each row.
 pub fn leave_one_source_out(rows: &[Row], vectors: &[Vec<Sparse>], options: &Options) -> Vec<f32> {
+    leave_one_source_out_with(rows, vectors, |r, v| fit_scorer(r, v, options))
+}
+
+/// [`leave_one_source_out`] with another way to fit a scorer.
+pub fn leave_one_source_out_with(
+    rows: &[Row],
+    vectors: &[Vec<Sparse>],
+    fit: impl Fn(&[&Row], &[&Vec<Sparse>]) -> Box<dyn Fn(&str) -> f32>,
+) -> Vec<f32> {
     let groups: Vec<&str> = {
         let mut g: Vec<&str> = rows.iter().map(Row::group).collect();
         g.sort_unstable();
@@ -480,7 +509,7 @@ pub fn leave_one_source_out(rows: &[Row], vectors: &[Vec<Sparse>], options: &Opt
             .zip(vectors)
             .filter(|(row, _)| row.group() != group)
             .unzip();
-        let model = fit_scorer(&held_in, &held_in_vectors, options);
+        let model = fit(&held_in, &held_in_vectors);
         for (row, score) in rows.iter().zip(&mut scores) {
             if row.group() == group {
                 *score = model(&row.text);
@@ -498,6 +527,15 @@ pub fn leave_one_language_out(
     vectors: &[Vec<Sparse>],
     options: &Options,
 ) -> Vec<f32> {
+    leave_one_language_out_with(rows, vectors, |r, v| fit_scorer(r, v, options))
+}
+
+/// [`leave_one_language_out`] with another way to fit a scorer.
+pub fn leave_one_language_out_with(
+    rows: &[Row],
+    vectors: &[Vec<Sparse>],
+    fit: impl Fn(&[&Row], &[&Vec<Sparse>]) -> Box<dyn Fn(&str) -> f32>,
+) -> Vec<f32> {
     let mut languages: Vec<&str> = rows.iter().filter_map(|r| r.language.as_deref()).collect();
     languages.sort_unstable();
     languages.dedup();
@@ -508,7 +546,7 @@ pub fn leave_one_language_out(
             .zip(vectors)
             .filter(|(row, _)| row.language.as_deref() != Some(language))
             .unzip();
-        let model = fit_scorer(&held_in, &held_in_vectors, options);
+        let model = fit(&held_in, &held_in_vectors);
         for (row, score) in rows.iter().zip(&mut scores) {
             if row.language.as_deref() == Some(language) {
                 *score = model(&row.text);

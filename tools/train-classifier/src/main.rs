@@ -29,8 +29,9 @@ use agentgw_guard::classifier::features::FeatureSet;
 use agentgw_guard::classifier::{Model, sigmoid};
 use clap::Parser;
 use train_classifier::{
-    Options, Row, examples, leave_one_language_out, leave_one_source_out, rate, read_rows, roc_auc,
-    shift_bias, threshold_at_fpr, train_rows,
+    Options, Row, Sparse, cue_head_examples, cue_head_scorer, examples, leave_one_language_out,
+    leave_one_language_out_with, leave_one_source_out, leave_one_source_out_with, rate, read_rows,
+    roc_auc, shift_bias, threshold_at_fpr, train_rows,
 };
 
 /// The threshold the default configuration uses.
@@ -119,6 +120,10 @@ struct Args {
     /// Learning rate of the network's weights.
     #[arg(long, default_value_t = Options::default().deep_learning_rate)]
     deep_learning_rate: f32,
+    /// Hash bits of a cue head: a second linear model over the cue features alone, whose
+    /// logit a window takes when it is the higher (0: no cue head).
+    #[arg(long, default_value_t = 0)]
+    cue_head_bits: u8,
     /// The held-out false-positive rate the default threshold 0.85 is calibrated to.
     #[arg(long, default_value_t = 0.03)]
     calibrate_fpr: f32,
@@ -185,16 +190,58 @@ fn run(args: &Args) -> Result<(), String> {
         rows.extend(read_rows(&data).map_err(|e| format!("{path}: {e}"))?);
     }
     let vectors = examples(&rows, &options);
+    if args.cue_head_bits > 0 && !(8..=24).contains(&args.cue_head_bits) {
+        return Err("--cue-head-bits: 0, or 8 to 24".into());
+    }
+    if args.cue_head_bits > 0 && options.hidden > 0 {
+        return Err("--cue-head-bits and --hidden do not combine".into());
+    }
+    let cue_options = (args.cue_head_bits > 0).then(|| Options {
+        bits: args.cue_head_bits,
+        features: FeatureSet::CUES,
+        cue_dropout: 0.0,
+        ..options.clone()
+    });
+    let cue_vectors = cue_options
+        .as_ref()
+        .map(|_| cue_head_examples(&rows, &options, args.cue_head_bits));
+    let fit_cue_head = |o: &Options| {
+        let o = o.clone();
+        let main = options.clone();
+        move |r: &[&Row], v: &[&Vec<Sparse>]| -> Box<dyn Fn(&str) -> f32> {
+            Box::new(cue_head_scorer(train_rows(r, v, &o), &main))
+        }
+    };
 
-    let raw = leave_one_source_out(&rows, &vectors, &options);
-    let benign: Vec<f32> = rows
-        .iter()
-        .zip(&raw)
-        .filter(|(r, _)| !r.is_attack())
-        .map(|(_, s)| *s)
-        .collect();
-    let at_fpr = threshold_at_fpr(&benign, args.calibrate_fpr);
-    let shift = logit(DEFAULT_THRESHOLD) - logit(at_fpr);
+    // Each head is calibrated on its held-out scores, then the higher of the two calibrated
+    // logits is calibrated again: the shipped model folds the shifts into the heads' biases.
+    let calibrate = |raw: &[f32]| -> f32 {
+        let benign: Vec<f32> = rows
+            .iter()
+            .zip(raw)
+            .filter(|(r, _)| !r.is_attack())
+            .map(|(_, s)| *s)
+            .collect();
+        logit(DEFAULT_THRESHOLD) - logit(threshold_at_fpr(&benign, args.calibrate_fpr))
+    };
+    let main_raw = leave_one_source_out(&rows, &vectors, &options);
+    let main_shift = calibrate(&main_raw);
+    let cue_raw = cue_options
+        .as_ref()
+        .zip(cue_vectors.as_ref())
+        .map(|(o, v)| leave_one_source_out_with(&rows, v, fit_cue_head(o)));
+    let cue_shift = cue_raw.as_deref().map_or(0.0, calibrate);
+    let combine = |main: &[f32], cue: Option<&[f32]>| -> Vec<f32> {
+        main.iter()
+            .enumerate()
+            .map(|(i, &m)| {
+                let m = logit(m) + main_shift;
+                sigmoid(cue.map_or(m, |c| m.max(logit(c[i]) + cue_shift)))
+            })
+            .collect()
+    };
+    let raw = combine(&main_raw, cue_raw.as_deref());
+    let shift = calibrate(&raw);
     let scores: Vec<f32> = raw.iter().map(|&s| sigmoid(logit(s) + shift)).collect();
 
     let mut lolo_scores = None;
@@ -211,7 +258,12 @@ fn run(args: &Args) -> Result<(), String> {
             &scores,
         );
         if mode == "lolo" {
-            let lolo: Vec<f32> = leave_one_language_out(&rows, &vectors, &options)
+            let main_lolo = leave_one_language_out(&rows, &vectors, &options);
+            let cue_lolo = cue_options
+                .as_ref()
+                .zip(cue_vectors.as_ref())
+                .map(|(o, v)| leave_one_language_out_with(&rows, v, fit_cue_head(o)));
+            let lolo: Vec<f32> = combine(&main_lolo, cue_lolo.as_deref())
                 .iter()
                 .map(|&s| sigmoid(logit(s) + shift))
                 .collect();
@@ -261,7 +313,12 @@ fn run(args: &Args) -> Result<(), String> {
     if final_model {
         let all: Vec<&Row> = rows.iter().collect();
         let all_vectors: Vec<_> = vectors.iter().collect();
-        let model = shift_bias(train_rows(&all, &all_vectors, &options), shift);
+        let mut model = shift_bias(train_rows(&all, &all_vectors, &options), main_shift + shift);
+        if let (Some(o), Some(v)) = (&cue_options, &cue_vectors) {
+            let all_cue_vectors: Vec<_> = v.iter().collect();
+            let head = shift_bias(train_rows(&all, &all_cue_vectors, o), cue_shift + shift);
+            model = model.with_cue_head(head.into_cue_head());
+        }
         for (path, rows) in &holdouts {
             print_holdout(path, rows, |text| model.score(text));
         }
