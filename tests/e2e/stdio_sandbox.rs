@@ -427,3 +427,73 @@ fn stdio_keys_warn_on_http_upstreams_only_and_bad_paths_fail_with_their_path() {
         "{errors}"
     );
 }
+
+/// `agentgw pin` reaches a stdio route's server the way the gateway does (started in the
+/// route's sandbox) and pins its tools; a gateway loading the file passes them, and withholds
+/// a tool once its pin no longer matches.
+#[tokio::test]
+async fn a_stdio_routes_tools_are_pinned_and_the_pins_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let pins_path = dir.path().join("pins.yaml");
+    let pinning = format!(
+        "          pinning:\n            file: {}\n            reloadInterval: 0s\n",
+        pins_path.display()
+    );
+    let text = route("probe", "{networkAccess: false}", "").replace(
+        "          sandbox:\n",
+        &format!("{pinning}          sandbox:\n"),
+    );
+    let config = config(std::slice::from_ref(&text));
+
+    let report = agentgw_gateway::pin::pin(&config, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.path, pins_path);
+    for tool in ["echo", "connect", "read-file", "write-file"] {
+        assert!(report.pins.get("probe", tool).is_some(), "{tool} pinned");
+    }
+
+    let listed = |gw: &RunningGateway| {
+        let uri = format!("http://{}/probe", gw.addr());
+        async move {
+            let client = ().serve(StreamableHttpClientTransport::from_uri(uri)).await.unwrap();
+            let tools = client.list_all_tools().await.unwrap();
+            tools
+                .iter()
+                .map(|t| serde_json::to_value(t).unwrap())
+                .collect::<Vec<Value>>()
+        }
+    };
+    let names = |tools: &[Value]| -> Vec<String> {
+        let mut names: Vec<String> = tools
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let gw = agentgw_gateway::start(config.clone(), None).await.unwrap();
+    let definitions = listed(&gw).await;
+    let pinned: Vec<String> = report
+        .pins
+        .tools("probe")
+        .map(|(n, _)| n.to_owned())
+        .collect();
+    assert_eq!(names(&definitions), pinned);
+    drop(gw);
+
+    // A reviewed file where `echo`'s pin is of another definition: the gateway withholds it
+    // and passes the rest.
+    let mut changed = definitions.clone();
+    for tool in &mut changed {
+        if tool["name"] == "echo" {
+            tool["description"] = json!("Returns the text, and more.");
+        }
+    }
+    let mut pins = agentgw_toolsec::pins::PinFile::new();
+    pins.pin_upstream("probe", &changed);
+    std::fs::write(&pins_path, pins.to_yaml()).unwrap();
+    let gw = agentgw_gateway::start(config, None).await.unwrap();
+    let expected: Vec<String> = pinned.into_iter().filter(|n| n != "echo").collect();
+    assert_eq!(names(&listed(&gw).await), expected);
+}

@@ -2,8 +2,8 @@
 //! the live upstreams.
 //!
 //! Every `kind: mcp` route's backend is reached the way the gateway reaches it (its URL, TLS
-//! settings and `authToken`): `initialize`, `notifications/initialized`, then `tools/list`
-//! page by page. Each tool is pinned under the route's name with the digest the tool security
+//! settings and `authToken`; a `stdio` server started in the route's sandbox, as the gateway
+//! starts it): `initialize`, `notifications/initialized`, then `tools/list` page by page. Each tool is pinned under the route's name with the digest the tool security
 //! layer computes ([`agentgw_toolsec::pins`]), and the file is written sorted, so that a review
 //! diff shows exactly what changed; the changes against the file already there are returned
 //! for printing. An unreachable upstream or a refused listing fails the whole run and no file
@@ -26,7 +26,7 @@ use tower::ServiceExt;
 
 use crate::config::{Config, Route, RouteKind};
 use crate::proxy::{Upstream, UpstreamOptions};
-use crate::stack::{RouteService, with_secrets_dir, wrap};
+use crate::stack::{RouteService, boxed, stdio_backend, with_secrets_dir, wrap};
 use crate::{ReqBody, ResBody};
 
 /// The most `tools/list` pages read from one upstream.
@@ -185,8 +185,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })
 }
 
-/// The route's backend as the gateway reaches it: URL, TLS and credentials, no policy layer.
+/// The route's backend as the gateway reaches it: URL, TLS and credentials, or its stdio
+/// server in the route's sandbox; no policy layer.
 fn backend(config: &Config, route: &Route, index: usize) -> Result<RouteService, PinError> {
+    if let Some(stdio) = &route.backend.stdio {
+        // The gateway reports the sandbox's warnings when it starts; pinning only lists tools.
+        let mut warnings = Vec::new();
+        let server = stdio_backend(config, route, index, stdio, &mut warnings).map_err(|e| {
+            PinError::Config {
+                path: e.path,
+                reason: e.message,
+            }
+        })?;
+        return Ok(boxed(server));
+    }
     let path = format!("routes[{index}].backend");
     let fail = |field: &str, reason: String| PinError::Config {
         path: format!("{path}.{field}"),

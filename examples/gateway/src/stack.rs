@@ -404,7 +404,7 @@ pub(crate) fn with_secrets_dir(
 /// The stdio server of `route`, in the sandbox of the route's `ai.toolSecurity.sandbox` (else
 /// the global block's), each request bounded by the backend's `timeout` (a `tools/call` by
 /// `maxExecutionTime`, when set).
-fn stdio_backend(
+pub(crate) fn stdio_backend(
     config: &Config,
     route: &Route,
     index: usize,
