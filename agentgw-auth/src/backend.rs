@@ -243,7 +243,7 @@ impl BackendAuthLayer {
         Ok(BackendAuthLayer {
             injection: Arc::new(Some(Injection {
                 header: name,
-                source: secret.describe(),
+                source: secret.describe(crate::DEFAULT_SECRET_KEY),
                 value,
             })),
         })

@@ -2,108 +2,18 @@
 //! from the file when it changes.
 
 use std::ops::Deref;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentgw_core::config::SecretName;
 use agentgw_core::reload::{self, Reloading};
-use serde::Deserialize;
 
 use crate::error::Error;
 
-/// Where a secret is read from.
-///
-/// In YAML: `{env: OPENAI_API_KEY}`, `{file: /var/run/secrets/openai/api-key}`, or a Kubernetes
-/// Secret by name as the seed writes it, `{name: openai-secret}` or `{name: openai-secret, key:
-/// api-key}`: the file `SECRETS_DIR/openai-secret/KEY`, where Kubernetes mounts the Secret
-/// (see [`SecretName`]; `SECRETS_DIR` is [`DEFAULT_SECRETS_DIR`](crate::DEFAULT_SECRETS_DIR) unless set with
-/// [`SecretRef::in_dir`], and `KEY` is [`DEFAULT_SECRET_KEY`], `Authorization`, unless given).
-/// A file is re-read when it changes (a rotated Kubernetes or External Secrets mount takes
-/// effect without a restart); surrounding whitespace, such as the trailing newline, is not part
-/// of the secret. The variable name, the Secret's name and the path are not secret and appear
-/// in errors; the value never does.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "RawSecretRef")]
-pub enum SecretRef {
-    /// An environment variable of the gateway process, read once at start-up.
-    Env(String),
-    /// A file, re-read when it changes.
-    File(PathBuf),
-    /// A Kubernetes Secret mounted as a directory of files, re-read when it changes.
-    Kubernetes(SecretName),
-}
+pub use agentgw_core::config::SecretRef;
 
 /// The key of a Kubernetes Secret read when `secretRef` names none: `Authorization`, the key
 /// kgateway reads a Backend's token from (and the one the seed's ExternalSecret writes).
 pub const DEFAULT_SECRET_KEY: &str = "Authorization";
-
-/// The YAML shape of a [`SecretRef`]: exactly one of `env`, `file`, `name` (with `key`).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawSecretRef {
-    #[serde(default)]
-    env: Option<String>,
-    #[serde(default)]
-    file: Option<PathBuf>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    key: Option<String>,
-}
-
-impl TryFrom<RawSecretRef> for SecretRef {
-    type Error = String;
-
-    fn try_from(raw: RawSecretRef) -> Result<Self, String> {
-        match raw {
-            RawSecretRef {
-                env: Some(env),
-                file: None,
-                name: None,
-                key: None,
-            } => Ok(SecretRef::Env(env)),
-            RawSecretRef {
-                env: None,
-                file: Some(file),
-                name: None,
-                key: None,
-            } => Ok(SecretRef::File(file)),
-            RawSecretRef {
-                env: None,
-                file: None,
-                name: Some(name),
-                key,
-            } => Ok(SecretRef::Kubernetes(SecretName {
-                name,
-                key,
-                dir: None,
-            })),
-            RawSecretRef {
-                key: Some(_),
-                name: None,
-                ..
-            } => Err("`key` needs the Secret's `name`".to_owned()),
-            _ => Err(
-                "a secretRef is exactly one of {env: VARIABLE}, {file: PATH} or {name: SECRET, \
-                 key: KEY}"
-                    .to_owned(),
-            ),
-        }
-    }
-}
-
-impl SecretRef {
-    /// The same reference with a Kubernetes Secret read from `dir` (the directory the Secrets
-    /// are mounted in) instead of [`DEFAULT_SECRETS_DIR`](crate::DEFAULT_SECRETS_DIR); other references are unchanged.
-    #[must_use]
-    pub fn in_dir(self, dir: impl Into<PathBuf>) -> SecretRef {
-        match self {
-            SecretRef::Kubernetes(secret) => SecretRef::Kubernetes(secret.in_dir(dir)),
-            other => other,
-        }
-    }
-}
 
 /// A value derived from a secret: fixed (from the environment) or following a file.
 pub(crate) enum Loaded<T> {
@@ -188,20 +98,6 @@ impl<T> Loaded<T> {
     }
 }
 
-impl SecretRef {
-    /// Where the secret comes from, for logs and `Debug` (never the value).
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            SecretRef::Env(name) => format!("env:{name}"),
-            SecretRef::File(path) => format!("file:{}", path.display()),
-            SecretRef::Kubernetes(secret) => match secret.path(DEFAULT_SECRET_KEY) {
-                Ok(path) => format!("secret:{} ({})", secret.name, path.display()),
-                Err(_) => format!("secret:{}", secret.name),
-            },
-        }
-    }
-}
-
 fn trim(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
 }
@@ -210,6 +106,7 @@ fn trim(bytes: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     use agentgw_core::ConfigError as _;
+    use agentgw_core::config::SecretName;
 
     fn text(bytes: &[u8]) -> Result<String, String> {
         String::from_utf8(bytes.to_vec()).map_err(|_| "not UTF-8".to_owned())

@@ -258,6 +258,169 @@ impl SecretName {
     }
 }
 
+/// Where a secret named in configuration is read from: an environment variable, a file, or a
+/// Kubernetes Secret by name ([`SecretName`]).
+///
+/// In YAML: `{env: OPENAI_API_KEY}`, `{file: /var/run/secrets/openai/api-key}`, or, as the seed
+/// writes it, `{name: openai-secret}` or `{name: openai-secret, key: api-key}`: the file
+/// `SECRETS_DIR/openai-secret/KEY`, where Kubernetes mounts the Secret (`SECRETS_DIR` is
+/// [`DEFAULT_SECRETS_DIR`] unless set with [`SecretRef::in_dir`]; each use has its default
+/// `KEY`). The variable name, the Secret's name and the path are not secret and may appear in
+/// errors; the value never does. Surrounding whitespace, such as a file's trailing newline, is
+/// not part of the secret.
+///
+/// Every crate of the family takes secrets in this one shape. agentgw-auth keeps credentials
+/// current when their file changes; a setting read once at start-up (a Redis URL with its
+/// password) uses [`read`](Self::read).
+///
+/// ```
+/// use agentgw_core::config::SecretRef;
+///
+/// let secret: SecretRef = serde_saphyr::from_str("{name: redis-secret, key: url}").unwrap();
+/// let dir = std::env::temp_dir().join(format!("agentgw-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(dir.join("redis-secret")).unwrap();
+/// std::fs::write(dir.join("redis-secret/url"), "redis://:pw@redis:6379/0\n").unwrap();
+/// assert_eq!(secret.in_dir(&dir).read("url").unwrap(), "redis://:pw@redis:6379/0");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(try_from = "RawSecretRef")]
+pub enum SecretRef {
+    /// An environment variable of the process.
+    Env(String),
+    /// A file.
+    File(std::path::PathBuf),
+    /// A Kubernetes Secret mounted as a directory of files.
+    Kubernetes(SecretName),
+}
+
+/// The YAML shape of a [`SecretRef`]: exactly one of `env`, `file`, `name` (with `key`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSecretRef {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+impl TryFrom<RawSecretRef> for SecretRef {
+    type Error = String;
+
+    fn try_from(raw: RawSecretRef) -> Result<Self, String> {
+        match raw {
+            RawSecretRef {
+                env: Some(env),
+                file: None,
+                name: None,
+                key: None,
+            } => Ok(SecretRef::Env(env)),
+            RawSecretRef {
+                env: None,
+                file: Some(file),
+                name: None,
+                key: None,
+            } => Ok(SecretRef::File(file)),
+            RawSecretRef {
+                env: None,
+                file: None,
+                name: Some(name),
+                key,
+            } => Ok(SecretRef::Kubernetes(SecretName {
+                name,
+                key,
+                dir: None,
+            })),
+            RawSecretRef {
+                key: Some(_),
+                name: None,
+                ..
+            } => Err("`key` needs the Secret's `name`".to_owned()),
+            _ => Err(
+                "a secretRef is exactly one of {env: VARIABLE}, {file: PATH} or {name: SECRET, \
+                 key: KEY}"
+                    .to_owned(),
+            ),
+        }
+    }
+}
+
+impl SecretRef {
+    /// The same reference with a Kubernetes Secret read from `dir` (the directory the Secrets
+    /// are mounted in) instead of [`DEFAULT_SECRETS_DIR`]; other references are unchanged.
+    #[must_use]
+    pub fn in_dir(self, dir: impl Into<std::path::PathBuf>) -> SecretRef {
+        match self {
+            SecretRef::Kubernetes(secret) => SecretRef::Kubernetes(secret.in_dir(dir)),
+            other => other,
+        }
+    }
+
+    /// Where the secret comes from, for logs, errors and `Debug` (never the value):
+    /// `env:NAME`, `file:PATH`, `secret:NAME (PATH)`; a Secret without a key reads
+    /// `default_key`.
+    pub fn describe(&self, default_key: &str) -> String {
+        match self {
+            SecretRef::Env(name) => format!("env:{name}"),
+            SecretRef::File(path) => format!("file:{}", path.display()),
+            SecretRef::Kubernetes(secret) => match secret.path(default_key) {
+                Ok(path) => format!("secret:{} ({})", secret.name, path.display()),
+                Err(_) => format!("secret:{}", secret.name),
+            },
+        }
+    }
+
+    /// The sub-field of a `secretRef` block that names the source (`env`, `file` or `name`),
+    /// for error paths.
+    pub fn field(&self) -> &'static str {
+        match self {
+            SecretRef::Env(_) => "env",
+            SecretRef::File(_) => "file",
+            SecretRef::Kubernetes(_) => "name",
+        }
+    }
+
+    /// Reads the secret once, without surrounding whitespace (a Secret without a key reads
+    /// `default_key`).
+    ///
+    /// # Errors
+    ///
+    /// An unset or empty variable, an unreadable or empty file, a value that is not UTF-8, or
+    /// a Secret name or key that could leave the secrets directory. The message names the
+    /// source, never the value.
+    pub fn read(&self, default_key: &str) -> Result<String, String> {
+        let (bytes, source) = match self {
+            SecretRef::Env(name) => (
+                std::env::var(name)
+                    .map_err(|e| format!("environment variable {name}: {e}"))?
+                    .into_bytes(),
+                format!("environment variable {name}"),
+            ),
+            SecretRef::File(path) => (
+                std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+                path.display().to_string(),
+            ),
+            SecretRef::Kubernetes(secret) => {
+                let path = secret.path(default_key)?;
+                (
+                    std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+                    path.display().to_string(),
+                )
+            }
+        };
+        let text = String::from_utf8(bytes).map_err(|_| format!("{source}: not UTF-8"))?;
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(format!("{source}: empty"));
+        }
+        Ok(trimmed.to_owned())
+    }
+}
+
 /// Parses a duration: humantime units (`500ms`, `30s`, `1h 30m`) or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
@@ -459,6 +622,51 @@ pub mod option_byte_size {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_ref_is_one_source_and_reads_trimmed() {
+        let parse = |yaml: &str| serde_saphyr::from_str::<SecretRef>(yaml);
+        assert_eq!(
+            parse("{env: REDIS_URL}").unwrap(),
+            SecretRef::Env("REDIS_URL".into())
+        );
+        assert!(parse("{env: A, file: /b}").is_err());
+        assert!(parse("{key: url}").is_err());
+        assert!(parse("{}").is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        std::fs::write(&file, "  redis://:pw@h:6379/0\n").unwrap();
+        assert_eq!(
+            SecretRef::File(file.clone()).read("x").unwrap(),
+            "redis://:pw@h:6379/0"
+        );
+        std::fs::write(&file, "\n").unwrap();
+        let empty = SecretRef::File(file.clone()).read("x").unwrap_err();
+        assert!(empty.contains("empty"), "{empty}");
+        // The value never appears in an error; the source does.
+        std::fs::write(&file, [0xff, b'p', b'w']).unwrap();
+        let bad = SecretRef::File(file.clone()).read("x").unwrap_err();
+        assert!(bad.contains("not UTF-8") && bad.contains("url"), "{bad}");
+
+        std::fs::create_dir(dir.path().join("redis")).unwrap();
+        std::fs::write(dir.path().join("redis/url"), "redis://k8s\n").unwrap();
+        let secret = SecretRef::Kubernetes(SecretName::new("redis")).in_dir(dir.path());
+        assert_eq!(secret.read("url").unwrap(), "redis://k8s");
+        assert!(secret.describe("url").starts_with("secret:redis ("));
+        assert_eq!(secret.field(), "name");
+        let missing = secret.read("password").unwrap_err();
+        assert!(missing.contains("password"), "{missing}");
+        let escaping = SecretRef::Kubernetes(SecretName::new("../etc")).in_dir(dir.path());
+        assert!(escaping.read("url").is_err());
+        let unset = SecretRef::Env("AGENTGW_TEST_SURELY_UNSET_VARIABLE".into())
+            .read("x")
+            .unwrap_err();
+        assert!(
+            unset.contains("AGENTGW_TEST_SURELY_UNSET_VARIABLE"),
+            "{unset}"
+        );
+    }
 
     #[test]
     fn durations_in_every_form() {

@@ -168,8 +168,24 @@ fn shared(config: &crate::config::RedisPinsConfig) -> Result<PinStore, Error> {
         .key_prefix
         .clone()
         .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
-    let pins = crate::shared_pins::RedisPins::new(&config.url, prefix, timeout)
-        .map_err(|reason| Error::invalid("pinning.redis.url", reason))?;
+    let (url, field) = match (&config.url, &config.secret_ref) {
+        (Some(url), None) => (url.clone(), "pinning.redis.url".to_owned()),
+        (None, Some(secret)) => {
+            let field = format!("pinning.redis.secretRef.{}", secret.field());
+            let url = secret
+                .read(crate::config::REDIS_SECRET_KEY)
+                .map_err(|reason| Error::invalid(field.clone(), reason))?;
+            (url, field)
+        }
+        _ => {
+            return Err(Error::invalid(
+                "pinning.redis",
+                "exactly one of url and secretRef",
+            ));
+        }
+    };
+    let pins = crate::shared_pins::RedisPins::new(&url, prefix, timeout)
+        .map_err(|reason| Error::invalid(field, reason))?;
     Ok(PinStore::Shared(Arc::new(pins)))
 }
 

@@ -193,8 +193,16 @@ async fn replicas_agree_on_the_first_pin_and_a_rug_pull_is_caught_by_every_repli
         ToolPin::of(&definition(&state, "get-weather")).sha256()
     );
 
-    // Replica B, started later, agrees: the same tools, nothing new to pin.
-    let b = replica(&state, &yaml).await;
+    // Replica B, started later, agrees: the same tools, nothing new to pin. It reads the
+    // Redis URL from a secret (`secretRef`), as a deployment with a password would.
+    let secrets = tempfile::tempdir().unwrap();
+    let url_file = secrets.path().join("url");
+    std::fs::write(&url_file, format!("{}\n", redis.url())).unwrap();
+    let yaml_b = format!(
+        "pinning:\n  redis: {{secretRef: {{file: \"{}\"}}, keyPrefix: \"agree:\", timeout: 2s}}\n",
+        url_file.display()
+    );
+    let b = replica(&state, &yaml_b).await;
     let client_b = client(&b.url).await;
     assert_eq!(tool_names(&client_b).await, BENIGN);
     assert!(

@@ -11,6 +11,7 @@ mod gateway;
 mod mcp;
 mod parity;
 mod prompt_leak;
+mod secrets;
 mod seed_000;
 mod stdio_sandbox;
 mod tls;

@@ -136,7 +136,7 @@ pub use allowlist::{AllowedTool, AllowlistConfig, ArgumentConstraint};
 pub use audit::{AuditConfig, AuditDestination, AuditLevel, DestinationKind, SyslogProtocol};
 pub use escalation::{EscalationConfig, RuleAction};
 pub use input::{ArgumentRule, InputRule, InputValidationConfig};
-pub use pinning::{PinningConfig, RedisPinsConfig};
+pub use pinning::{PinningConfig, REDIS_SECRET_KEY, RedisPinsConfig};
 pub use sandbox::{FileSystemAccess, STDIO_ONLY_LIMITS, SandboxConfig, SandboxLimits, SandboxMode};
 pub use sanitization::{
     ResponseSanitizationConfig, ResultClassifierAction, ResultClassifierConfig, SanitizationAction,

@@ -61,6 +61,9 @@ pub struct PinningConfig {
     pub redis: Option<RedisPinsConfig>,
 }
 
+/// The key of a Kubernetes Secret holding the Redis URL when `secretRef` names none.
+pub const REDIS_SECRET_KEY: &str = "url";
+
 /// `pinning.redis`: where the shared pins live.
 ///
 /// ```yaml
@@ -70,13 +73,29 @@ pub struct PinningConfig {
 ///     keyPrefix: "agentgw:pins:"                  # one hash per upstream: PREFIX + route name
 ///     timeout: 1s                                 # after it, tools are withheld (fail closed)
 /// ```
+///
+/// A URL with a password belongs in a secret, not in the configuration: `secretRef` instead
+/// of `url` reads it once at start-up from an environment variable, a file, or a Kubernetes
+/// Secret (key `url` unless given), as every secret of the family is named
+/// ([`SecretRef`](agentgw_core::config::SecretRef)):
+///
+/// ```yaml
+/// pinning:
+///   redis:
+///     secretRef: {name: redis-pins, key: url}     # SECRETS_DIR/redis-pins/url
+/// ```
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RedisPinsConfig {
     /// The Redis URL (`redis://[user:password@]host:port/db`, `rediss://` for TLS). Its
-    /// password, if any, is not printed by `Debug`.
-    pub url: String,
+    /// password, if any, is not printed by `Debug`. Exactly one of `url` and `secretRef`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Where the Redis URL is read from, once, when the layer is built (a Kubernetes Secret's
+    /// default key is `url`). Exactly one of `url` and `secretRef`.
+    #[serde(default)]
+    pub secret_ref: Option<agentgw_core::config::SecretRef>,
     /// The prefix of the hash of each upstream (default `agentgw:pins:`).
     #[serde(default)]
     pub key_prefix: Option<String>,
@@ -90,10 +109,30 @@ impl RedisPinsConfig {
     /// Shared pins at `url`, with the default prefix and timeout.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            url: Some(url.into()),
+            secret_ref: None,
             key_prefix: None,
             timeout: None,
         }
+    }
+
+    /// Shared pins at the URL `secret` holds (read when the layer is built), with the default
+    /// prefix and timeout.
+    pub fn from_secret(secret: agentgw_core::config::SecretRef) -> Self {
+        Self {
+            url: None,
+            secret_ref: Some(secret),
+            key_prefix: None,
+            timeout: None,
+        }
+    }
+
+    /// The same settings with a Kubernetes Secret read from `dir` (the directory the Secrets
+    /// are mounted in); see [`SecretRef::in_dir`](agentgw_core::config::SecretRef::in_dir).
+    #[must_use]
+    pub fn secrets_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.secret_ref = self.secret_ref.map(|secret| secret.in_dir(dir));
+        self
     }
 
     /// Sets `keyPrefix`.
@@ -114,12 +153,19 @@ impl RedisPinsConfig {
 impl std::fmt::Debug for RedisPinsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `scheme://user:password@host`: everything before the `@` may be a credential.
-        let url = match self.url.rsplit_once('@') {
+        let url = self.url.as_ref().map(|url| match url.rsplit_once('@') {
             Some((_, host)) => format!("<redacted>@{host}"),
-            None => self.url.clone(),
-        };
+            None => url.clone(),
+        });
         f.debug_struct("RedisPinsConfig")
             .field("url", &url)
+            .field(
+                "secret_ref",
+                &self
+                    .secret_ref
+                    .as_ref()
+                    .map(|secret| secret.describe(REDIS_SECRET_KEY)),
+            )
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .finish()
@@ -228,6 +274,24 @@ mod tests {
         assert!(
             !printed.contains("hunter2") && printed.contains("redis:6379"),
             "{printed}"
+        );
+
+        // The URL from a secret instead: the builder, the YAML and what `Debug` shows.
+        let secret = agentgw_core::config::SecretRef::Kubernetes(
+            agentgw_core::config::SecretName::new("redis-pins"),
+        );
+        let built = PinningConfig::default().redis(RedisPinsConfig::from_secret(secret.clone()));
+        let parsed = seed("pinning: {redis: {secretRef: {name: redis-pins}}}\n");
+        assert_eq!(parsed.pinning, Some(built));
+        let printed = format!("{parsed:?}");
+        assert!(
+            printed.contains("secret:redis-pins (/var/run/secrets/agentgw/redis-pins/url)"),
+            "{printed}"
+        );
+        let moved = RedisPinsConfig::from_secret(secret).secrets_dir("/etc/agentgw/secrets");
+        assert!(
+            format!("{moved:?}").contains("/etc/agentgw/secrets/redis-pins/url"),
+            "{moved:?}"
         );
     }
 }

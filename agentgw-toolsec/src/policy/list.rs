@@ -598,6 +598,29 @@ mod tests {
                 err("pinning: {redis: {url: \"redis://h\", timeout: 0s}}\n").path(),
                 "pinning.redis.timeout"
             );
+            // Exactly one of url and secretRef; a secret that cannot be read names its field
+            // and its file, never a value.
+            assert_eq!(err("pinning: {redis: {}}\n").path(), "pinning.redis");
+            assert_eq!(
+                err("pinning: {redis: {url: \"redis://h\", secretRef: {env: X}}}\n").path(),
+                "pinning.redis"
+            );
+            let missing = err("pinning: {redis: {secretRef: {file: /nonexistent/redis-url}}}\n");
+            assert_eq!(missing.path(), "pinning.redis.secretRef.file");
+            assert!(
+                missing.reason().contains("/nonexistent/redis-url"),
+                "{}",
+                missing.reason()
+            );
+            let dir = tempfile::tempdir().unwrap();
+            let bad = dir.path().join("url");
+            std::fs::write(&bad, "http://:hunter2@h\n").unwrap();
+            let bad = err(&format!(
+                "pinning: {{redis: {{secretRef: {{file: {}}}}}}}\n",
+                bad.display()
+            ));
+            assert_eq!(bad.path(), "pinning.redis.secretRef.file");
+            assert!(!bad.reason().contains("hunter2"), "{}", bad.reason());
         }
         let missing = err("pinning: {file: /nonexistent/pins.yaml}\n");
         assert_eq!(missing.path(), "pinning.file");

@@ -344,6 +344,7 @@ fn build_route(
                 route_kind: route.kind,
                 audit,
                 stdio: route.backend.stdio.is_some(),
+                secrets_dir: &config.secrets_dir,
             };
             service = apply(kind, service, policies, &target, &mut errors, found);
         }
@@ -460,27 +461,33 @@ pub(crate) fn stdio_backend(
         .map_err(|e| ConfigError::new(join(&block, e.path()), e.reason()))
 }
 
-/// `config` for the tool security layer of a route: on a stdio route, the sandbox keys that
-/// restrict the server's process are the stdio backend's (see `stdio_backend`), and the layer
-/// does not see them (nor warn that they do not apply to an HTTP upstream).
-fn without_stdio_limits(
-    config: &agentgw_toolsec::ToolSecurityConfig,
+/// `config` for the tool security layer of a route: its Redis URL secret read from the
+/// gateway's `secretsDir`; and on a stdio route, the sandbox keys that restrict the server's
+/// process are the stdio backend's (see `stdio_backend`), so the layer does not see them (nor
+/// warn that they do not apply to an HTTP upstream).
+fn tool_security_config<'c>(
+    config: &'c agentgw_toolsec::ToolSecurityConfig,
     stdio: bool,
-) -> std::borrow::Cow<'_, agentgw_toolsec::ToolSecurityConfig> {
-    match &config.sandbox {
-        Some(sandbox) if stdio => {
-            let mut config = config.clone();
-            let mut sandbox = sandbox.clone();
-            sandbox.limits.network_access = None;
-            sandbox.limits.file_system_access = None;
-            sandbox.limits.max_memory = None;
-            sandbox.limits.max_cpu_time = None;
-            sandbox.limits.max_open_files = None;
-            config.sandbox = Some(sandbox);
-            std::borrow::Cow::Owned(config)
-        }
-        _ => std::borrow::Cow::Borrowed(config),
+    secrets_dir: &std::path::Path,
+) -> std::borrow::Cow<'c, agentgw_toolsec::ToolSecurityConfig> {
+    let mut config = std::borrow::Cow::Borrowed(config);
+    if let Some(sandbox) = config.sandbox.as_ref().filter(|_| stdio) {
+        let mut sandbox = sandbox.clone();
+        sandbox.limits.network_access = None;
+        sandbox.limits.file_system_access = None;
+        sandbox.limits.max_memory = None;
+        sandbox.limits.max_cpu_time = None;
+        sandbox.limits.max_open_files = None;
+        config.to_mut().sandbox = Some(sandbox);
     }
+    let redis = config.pinning.as_ref().and_then(|p| p.redis.as_ref());
+    if let Some(redis) = redis.filter(|r| r.secret_ref.is_some()) {
+        let redis = redis.clone().secrets_dir(secrets_dir);
+        if let Some(pinning) = config.to_mut().pinning.as_mut() {
+            pinning.redis = Some(redis);
+        }
+    }
+    config
 }
 
 /// Reads the request body into a [`agentgw_core::Payload`] before `service` sees it (a
@@ -548,6 +555,8 @@ struct Target<'a> {
     audit: Option<&'a Arc<dyn AuditSink>>,
     /// The route's backend is a stdio server: the sandbox keys for stdio servers apply.
     stdio: bool,
+    /// Where Kubernetes Secrets named by a policy block are mounted (`secretsDir`).
+    secrets_dir: &'a std::path::Path,
 }
 
 /// `$layer` with the gateway's audit sink, when `audit` is configured.
@@ -581,7 +590,7 @@ fn apply(
     match kind {
         LayerKind::ToolSecurity => match &policies.ai.tool_security {
             Some(config) => match agentgw_toolsec::ToolSecurityLayer::from_config(
-                &without_stdio_limits(config, target.stdio),
+                &tool_security_config(config, target.stdio, target.secrets_dir),
             ) {
                 Ok(layer) => {
                     let block = format!("{path}.ai.toolSecurity");
