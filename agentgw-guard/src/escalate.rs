@@ -13,15 +13,15 @@ use std::cell::RefCell;
 use agentgw_core::escalation::{Direction as EscalationDirection, EscalationEvent};
 use agentgw_core::llm::Direction;
 
-use crate::guard::LAYER;
+use crate::guard::{GuardId, LAYER};
 
 thread_local! {
     /// The rules approved for the guarded work running on this thread: (guard index, rule).
-    static APPROVED: RefCell<Vec<(usize, String)>> = const { RefCell::new(Vec::new()) };
+    static APPROVED: RefCell<Vec<(GuardId, String)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A rule a decision allowed: the guard's index (or `LEAK_GUARD`) and the rule's name.
-pub(crate) type Approval = (usize, String);
+/// A rule a decision allowed: the guard and the rule's name.
+pub(crate) type Approval = (GuardId, String);
 
 /// Runs `work` with `approved` rules skipped by the guards.
 pub(crate) fn with_approved<R>(approved: &[Approval], work: impl FnOnce() -> R) -> R {
@@ -42,12 +42,12 @@ pub(crate) fn with_approved<R>(approved: &[Approval], work: impl FnOnce() -> R) 
 }
 
 /// Whether guard `guard` has an approved rule in the work running on this thread.
-pub(crate) fn guard_has_approvals(guard: usize) -> bool {
+pub(crate) fn guard_has_approvals(guard: GuardId) -> bool {
     APPROVED.with_borrow(|approved| approved.iter().any(|(g, _)| *g == guard))
 }
 
 /// Whether `rule` of guard `guard` is approved.
-pub(crate) fn is_approved(guard: usize, rule: &str) -> bool {
+pub(crate) fn is_approved(guard: GuardId, rule: &str) -> bool {
     APPROVED.with_borrow(|approved| approved.iter().any(|(g, r)| *g == guard && r == rule))
 }
 
@@ -86,17 +86,20 @@ mod tests {
 
     #[test]
     fn approvals_are_scoped_to_the_work() {
-        assert!(!is_approved(0, "injection"));
-        with_approved(&[(0, "injection".to_owned())], || {
-            assert!(is_approved(0, "injection"));
-            assert!(guard_has_approvals(0));
-            assert!(!is_approved(1, "injection"));
-            assert!(!is_approved(0, "other"));
-            with_approved(&[(2, "x".to_owned())], || {
-                assert!(!is_approved(0, "injection"))
+        let (first, second) = (GuardId::Rules(0), GuardId::Rules(1));
+        assert!(!is_approved(first, "injection"));
+        with_approved(&[(first, "injection".to_owned())], || {
+            assert!(is_approved(first, "injection"));
+            assert!(guard_has_approvals(first));
+            assert!(!is_approved(second, "injection"));
+            assert!(!is_approved(GuardId::Classifier(0), "injection"));
+            assert!(!is_approved(first, "other"));
+            with_approved(&[(GuardId::Leak, "x".to_owned())], || {
+                assert!(!is_approved(first, "injection"));
+                assert!(guard_has_approvals(GuardId::Leak));
             });
-            assert!(is_approved(0, "injection"), "restored");
+            assert!(is_approved(first, "injection"), "restored");
         });
-        assert!(!guard_has_approvals(0));
+        assert!(!guard_has_approvals(first));
     }
 }

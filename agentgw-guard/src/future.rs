@@ -25,7 +25,7 @@ use agentgw_core::escalation::{self, EscalationEvent, VerdictFuture};
 use crate::audit::{self, Audit, Tally};
 use crate::body::{GuardBody, GuardStream};
 use crate::escalate::{Approval, Origin, with_approved};
-use crate::guard::{Denial, LAYER, LEAK_GUARD, rewrite_strings};
+use crate::guard::{Denial, GuardId, LAYER, rewrite_strings};
 use crate::layer::Shared;
 use crate::leak::LeakCheck;
 use crate::service::{Pending, Verdict, guard_request};
@@ -362,7 +362,7 @@ where
                     }
                     collected.approved.push((denial.guard, denial.rule));
                     // An approved leak guard is not asked again.
-                    let leak = match collected.approved.iter().any(|(g, _)| *g == LEAK_GUARD) {
+                    let leak = match collected.approved.iter().any(|(g, _)| *g == GuardId::Leak) {
                         true => None,
                         false => leak.as_deref_mut(),
                     };

@@ -79,7 +79,7 @@ use http::StatusCode;
 
 use crate::config::{Action, SystemPromptLeakConfig};
 use crate::error::Error;
-use crate::guard::{Denial, LAYER, LEAK_GUARD};
+use crate::guard::{Denial, GuardId, LAYER};
 use crate::normalize::{is_ignorable, push_skeleton};
 
 /// Words per shingle: the shortest run of words that counts as reproduced.
@@ -708,7 +708,7 @@ impl LeakCheck {
                 self.guard.record();
             }
             return Err(Denial {
-                guard: LEAK_GUARD,
+                guard: GuardId::Leak,
                 rule: RULE.to_owned(),
             });
         }
