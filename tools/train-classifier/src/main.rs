@@ -13,13 +13,17 @@
 //!     --data tools/train-classifier/data/quiet-exfiltration.jsonl \
 //!     --holdout tools/train-classifier/data/bipia-text-attacks.jsonl \
 //!     --holdout tools/train-classifier/data/quiet-exfiltration-multilingual.jsonl \
-//!     --cue-dropout 0.3 \
+//!     --holdout tools/train-classifier/data/garak-multilingual.jsonl \
+//!     --cue-dropout 0.3 --cue-head-bits 12 \
 //!     --out agentgw-guard/src/classifier/model.bin [--eval loso|lolo]
 //! ```
 //!
 //! Every run first scores each source group with a model trained on the other groups, and
 //! shifts the final model's bias so that the default threshold 0.85 sits where those
-//! held-out scores have a 3% false-positive rate. `--eval loso` prints the figures as
+//! held-out scores have a 3% false-positive rate. With `--cue-head-bits`, a cue head (a linear
+//! model over the cue features alone) is fitted and held out the same way; each head is
+//! calibrated on its own held-out scores, then the higher of the two is calibrated again, and
+//! the shifts are folded into the heads' biases. `--eval loso` prints the figures as
 //! Markdown tables (per held-out group, per category, threshold trade-off).
 
 use std::collections::BTreeMap;
