@@ -394,10 +394,11 @@ impl SecretRef {
     /// source, never the value.
     pub fn read(&self, default_key: &str) -> Result<String, String> {
         let (bytes, source) = match self {
+            // Not `VarError`'s message: for a value that is not Unicode it prints the value.
             SecretRef::Env(name) => (
-                std::env::var(name)
-                    .map_err(|e| format!("environment variable {name}: {e}"))?
-                    .into_bytes(),
+                std::env::var_os(name)
+                    .ok_or_else(|| format!("environment variable {name}: not set"))?
+                    .into_encoded_bytes(),
                 format!("environment variable {name}"),
             ),
             SecretRef::File(path) => (

@@ -153,7 +153,8 @@ impl CueHead {
         self.bits
     }
 
-    /// The bias (the logit of a window without cues).
+    /// The bias (the head's logit before its cue weights; a window with fewer than two cues
+    /// and their pair does not consult the head).
     pub fn bias(&self) -> f32 {
         self.bias
     }

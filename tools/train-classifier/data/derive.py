@@ -231,14 +231,35 @@ GARAK_ML_LANGUAGES = {
 def garak_multilingual(wheel):
     """The payloads of the garak-multilingual probe pack (PyPI, 0.1.0): native Turkish
     injections and jailbreaks, and injections in seven more languages. Held out only."""
-    import importlib.util
+    import ast
     import zipfile
 
     with zipfile.ZipFile(wheel) as z:
         source = z.read("garak_multilingual/payloads.py").decode("utf-8")
-    spec = importlib.util.spec_from_loader("payloads", loader=None)
-    payloads = importlib.util.module_from_spec(spec)
-    exec(compile(source, "payloads.py", "exec"), payloads.__dict__)
+    # The module is read as data, never run: its top-level assignments are literals, strings
+    # joined with `+`, and names of strings assigned before (CANARY).
+    names = {}
+
+    def value(node):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return value(node.left) + value(node.right)
+        if isinstance(node, ast.Name) and isinstance(names.get(node.id), str):
+            return names[node.id]
+        if isinstance(node, ast.List):
+            return [value(e) for e in node.elts]
+        if isinstance(node, ast.Dict):
+            return {value(k): value(v) for k, v in zip(node.keys, node.values)}
+        return ast.literal_eval(node)
+
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                try:
+                    names[target.id] = value(node.value)
+                except ValueError:
+                    pass  # not data (PAYLOAD_SETS refers to lists by name, and so on)
+    payloads = names
     lists = [
         ("TURKISH_INJECTION", "tr", "direct_injection"),
         ("TURKISH_JAILBREAK", "tr", "jailbreak_roleplay"),
@@ -247,7 +268,7 @@ def garak_multilingual(wheel):
     ]
     rows = []
     for name, lang, category in lists:
-        for payload in getattr(payloads, name):
+        for payload in payloads[name]:
             code = lang or payload["lang"]
             rows.append({
                 "text": payload["prompt"],

@@ -200,15 +200,17 @@ fn run(args: &Args) -> Result<(), String> {
     if args.cue_head_bits > 0 && options.hidden > 0 {
         return Err("--cue-head-bits and --hidden do not combine".into());
     }
-    let cue_options = (args.cue_head_bits > 0).then(|| Options {
-        bits: args.cue_head_bits,
-        features: FeatureSet::CUES,
-        cue_dropout: 0.0,
-        ..options.clone()
+    // The cue head's training options and examples.
+    let cue_head = (args.cue_head_bits > 0).then(|| {
+        let cue_options = Options {
+            bits: args.cue_head_bits,
+            features: FeatureSet::CUES,
+            cue_dropout: 0.0,
+            ..options.clone()
+        };
+        let examples = cue_head_examples(&rows, &options, args.cue_head_bits);
+        (cue_options, examples)
     });
-    let cue_vectors = cue_options
-        .as_ref()
-        .map(|_| cue_head_examples(&rows, &options, args.cue_head_bits));
     let fit_cue_head = |o: &Options| {
         let o = o.clone();
         let main = options.clone();
@@ -230,9 +232,8 @@ fn run(args: &Args) -> Result<(), String> {
     };
     let main_raw = leave_one_source_out(&rows, &vectors, &options);
     let main_shift = calibrate(&main_raw);
-    let cue_raw = cue_options
+    let cue_raw = cue_head
         .as_ref()
-        .zip(cue_vectors.as_ref())
         .map(|(o, v)| leave_one_source_out_with(&rows, v, fit_cue_head(o)));
     let cue_shift = cue_raw.as_deref().map_or(0.0, calibrate);
     let combine = |main: &[f32], cue: Option<&[f32]>| -> Vec<f32> {
@@ -263,9 +264,8 @@ fn run(args: &Args) -> Result<(), String> {
         );
         if mode == "lolo" {
             let main_lolo = leave_one_language_out(&rows, &vectors, &options);
-            let cue_lolo = cue_options
+            let cue_lolo = cue_head
                 .as_ref()
-                .zip(cue_vectors.as_ref())
                 .map(|(o, v)| leave_one_language_out_with(&rows, v, fit_cue_head(o)));
             let lolo: Vec<f32> = combine(&main_lolo, cue_lolo.as_deref())
                 .iter()
@@ -318,7 +318,7 @@ fn run(args: &Args) -> Result<(), String> {
         let all: Vec<&Row> = rows.iter().collect();
         let all_vectors: Vec<_> = vectors.iter().collect();
         let mut model = shift_bias(train_rows(&all, &all_vectors, &options), main_shift + shift);
-        if let (Some(o), Some(v)) = (&cue_options, &cue_vectors) {
+        if let Some((o, v)) = &cue_head {
             let all_cue_vectors: Vec<_> = v.iter().collect();
             let head = shift_bias(train_rows(&all, &all_cue_vectors, o), cue_shift + shift);
             model = model.with_cue_head(head.into_cue_head());
